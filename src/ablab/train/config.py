@@ -1,0 +1,174 @@
+"""The training config: one typed dataclass, every field documented, validated on construction.
+
+All hyper-parameters of a run live here (with units in the comments), so a run is fully described by
+``config.to_dict()`` — that dict is what checkpoints, the run store and study files hold. Layer and
+optimizer names are strings so the config serializes to JSON/TOML unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ablab.errors import UserError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+DROPOUT_PLACEMENTS = ("fc", "conv", "all")
+TRAIN_METRICS = ("running", "clean")
+
+
+class ConfigError(UserError, ValueError):
+    """A training config with an unknown key, a wrong type or an impossible value."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines one training run (besides the code version)."""
+
+    # --- what to train, on what
+    model: str = "lenet5"  # preset name (lenet5, lenet5-modern, cifar-lenet, mlp:H1,...,OUT), spec string or file
+    dataset: str = "fashion-mnist"  # registry name of ablab.data (fashion-mnist, mnist, cifar10, synthetic)
+    data_dir: str | None = None  # explicit data folder; None: ABLAB_DATA, cache, system locations
+    val_fraction: float = 0.1  # share of the official training set held out for validation (0.1 = 90/10)
+    split_seed: int = 0  # seed of the train/validation split (kept fixed across a study's seeds)
+    stratified: bool = False  # stratify the validation split by class
+    limit: int | None = None  # keep only N training samples (quick runs / tests); None = all
+
+    # --- optimization
+    epochs: int = 12  # passes over the training split
+    batch_size: int = 64  # samples per step
+    optimizer: str = "adam"  # sgd | adam | adamw
+    lr: float = 1e-3  # (peak) learning rate
+    momentum: float = 0.0  # SGD momentum (0 = plain SGD)
+    nesterov: bool = False  # SGD Nesterov momentum (needs momentum > 0)
+    beta1: float = 0.9  # Adam/AdamW first-moment decay
+    beta2: float = 0.999  # Adam/AdamW second-moment decay
+    schedule: str = "constant"  # constant | step | cosine | onecycle (stepped per batch for cosine/onecycle)
+    step_epochs: int = 5  # step schedule: multiply lr by step_gamma every step_epochs epochs
+    step_gamma: float = 0.1  # step schedule factor
+    warmup_fraction: float = 0.3  # onecycle: fraction of steps spent increasing the lr
+
+    # --- regularization (see ablab.train.variants for the named transforms)
+    weight_decay: float = 0.0  # L2 via the optimizer: coupled (grad += wd*w) for sgd/adam, decoupled for adamw
+    l2_penalty: float = 0.0  # L2 as an explicit loss term: loss += l2_penalty/2 * sum(w**2) over weights
+    dropout: float = 0.0  # dropout rate inserted by the transform (0 = none)
+    dropout_placement: str = "fc"  # fc: after hidden linear activations; conv: after conv blocks; all: both
+    batchnorm: bool = False  # insert batch norm after each hidden conv/linear, before its activation
+    augment: bool = False  # random crop (pad 4) + horizontal flip on training batches
+    label_smoothing: float = 0.0  # cross-entropy label smoothing in [0, 1)
+    early_stopping: int = 0  # patience in epochs on validation accuracy (0 = off); best-val weights kept
+
+    # --- measurement
+    train_metrics: str = "running"  # running: average over the epoch's batches as trained; clean: extra pass
+    eval_batch_size: int = 1000  # samples per evaluation batch (does not change results)
+
+    # --- reproducibility and resources
+    seed: int = 0  # master seed; the three below derive from it when left None
+    init_seed: int | None = None  # weight initialization
+    data_seed: int | None = None  # shuffling order and augmentation
+    dropout_seed: int | None = None  # dropout masks
+    threads: int | None = None  # torch intra-op threads; None = all cores (1 per run when runs go in parallel)
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        checks: list[tuple[bool, str, str]] = [
+            (0 <= self.val_fraction < 1, "val_fraction", "a fraction in [0, 1)"),
+            (self.limit is None or self.limit >= 1, "limit", "a positive integer or none"),
+            (self.epochs >= 1, "epochs", "a positive integer"),
+            (self.batch_size >= 1, "batch_size", "a positive integer"),
+            (self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}"),
+            (self.lr > 0, "lr", "a positive number"),
+            (0 <= self.momentum < 1, "momentum", "a number in [0, 1)"),
+            (not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0), "nesterov",
+             "only with optimizer = sgd and momentum > 0"),
+            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", "numbers in [0, 1)"),
+            (self.schedule in SCHEDULES, "schedule", f"one of {', '.join(SCHEDULES)}"),
+            (self.step_epochs >= 1, "step_epochs", "a positive integer"),
+            (0 < self.step_gamma <= 1, "step_gamma", "a number in (0, 1]"),
+            (0 < self.warmup_fraction < 1, "warmup_fraction", "a number in (0, 1)"),
+            (self.weight_decay >= 0, "weight_decay", "a number >= 0"),
+            (self.l2_penalty >= 0, "l2_penalty", "a number >= 0"),
+            (0 <= self.dropout < 1, "dropout", "a rate in [0, 1)"),
+            (self.dropout_placement in DROPOUT_PLACEMENTS, "dropout_placement",
+             f"one of {', '.join(DROPOUT_PLACEMENTS)}"),
+            (0 <= self.label_smoothing < 1, "label_smoothing", "a number in [0, 1)"),
+            (self.early_stopping >= 0, "early_stopping", "a patience in epochs >= 0"),
+            (self.early_stopping == 0 or self.val_fraction > 0, "early_stopping",
+             "a validation split (val_fraction > 0)"),
+            (self.train_metrics in TRAIN_METRICS, "train_metrics", f"one of {', '.join(TRAIN_METRICS)}"),
+            (self.eval_batch_size >= 1, "eval_batch_size", "a positive integer"),
+            (self.threads is None or self.threads >= 1, "threads", "a positive integer or none"),
+        ]
+        for ok, key, expected in checks:
+            if not ok:
+                raise ConfigError(f"{key}: expected {expected}, got {getattr(self, key.split('/')[0])!r}")
+
+    # --- seeds: one master seed, three independent streams that a study can vary one at a time
+    @property
+    def seeds(self) -> dict[str, int]:
+        """The recorded seeds of initialization, data order (and augmentation) and dropout."""
+        return {
+            "init": self.init_seed if self.init_seed is not None else self.seed,
+            "data": self.data_seed if self.data_seed is not None else self.seed + 1_000_003,
+            "dropout": self.dropout_seed if self.dropout_seed is not None else self.seed + 2_000_003,
+        }
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        unknown = set(changes) - set(FIELDS)
+        if unknown:
+            raise ConfigError(_unknown_message(sorted(unknown)[0]))
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> TrainConfig:
+        """Build from a plain dict; unknown keys and wrong types name the key (prefixed by ``where``)."""
+        for k in d:
+            if k not in FIELDS:
+                raise ConfigError(f"{where}: {_unknown_message(k)}")
+        try:
+            return cls(**d)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+
+    def config_hash(self) -> str:
+        """SHA-256 of the canonical JSON of the config: equal configs, equal hashes."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _unknown_message(key: str) -> str:
+    close = difflib.get_close_matches(key, list(FIELDS), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown key '{key}'{hint}"
+
+
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    """Reject wrong types by name (bools are not ints here; ints are accepted for floats)."""
+    for name, f in FIELDS.items():
+        v = getattr(cfg, name)
+        ann = str(f.type).replace(" ", "")
+        optional = ann.endswith("|None")
+        base = ann.removesuffix("|None")
+        if v is None:
+            if not optional:
+                raise ConfigError(f"{name}: expected {base}, got none")
+            continue
+        ok = isinstance(v, _TYPES[base]) and not (base != "bool" and isinstance(v, bool))
+        if not ok:
+            raise ConfigError(f"{name}: expected {base}, got {type(v).__name__} {v!r}")
+        if base == "float":
+            object.__setattr__(cfg, name, float(v))
