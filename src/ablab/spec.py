@@ -80,7 +80,7 @@ class Layer:
         fields = dataclasses.fields(self)
         required = {f.name for f in fields if _field_default(f) is dataclasses.MISSING}
         ref = type(self)(**{n: getattr(self, n) for n in required})  # the defaults, normalized alike
-        args = []
+        args: list[str] = []
         for f in fields:
             v = getattr(self, f.name)
             if f.name in required and self.positional.index(f.name) == len(args):
@@ -125,7 +125,8 @@ def _ntuple(value: Any, n: int, name: str, minimum: int) -> tuple[int, ...]:
     if not (isinstance(value, tuple | list) and len(value) == n and all(
         isinstance(x, int) and not isinstance(x, bool) for x in value
     )):
-        raise SpecError(f"{name}: expected an integer or {n} integers, got {_fmt(value) if isinstance(value, tuple) else value!r}")
+        got = _fmt(value) if isinstance(value, tuple) else repr(value)
+        raise SpecError(f"{name}: expected an integer or {n} integers, got {got}")
     if any(x < minimum for x in value):
         raise SpecError(f"{name}: every value must be >= {minimum}, got {_fmt(tuple(value))}")
     return tuple(value)
@@ -180,9 +181,9 @@ class _ConvBase(Layer):
             raise SpecError(f"out_channels: expected a positive integer, got {self.out_channels!r}")
         set_ = object.__setattr__
         set_(self, "kernel_size", _ntuple(self.kernel_size, n, "kernel_size", 1))
-        set_(self, "stride", _ntuple(self.stride or 1, n, "stride", 1))
+        set_(self, "stride", _ntuple(1 if self.stride == () else self.stride, n, "stride", 1))
         set_(self, "padding", _padding(0 if self.padding == () else self.padding, n))
-        set_(self, "dilation", _ntuple(self.dilation or 1, n, "dilation", 1))
+        set_(self, "dilation", _ntuple(1 if self.dilation == () else self.dilation, n, "dilation", 1))
         if not isinstance(self.groups, int) or self.groups < 1:
             raise SpecError(f"groups: expected a positive integer, got {self.groups!r}")
         if self.out_channels % self.groups:
@@ -245,7 +246,7 @@ class _PoolBase(Layer):
         n = self.ndim
         set_ = object.__setattr__
         set_(self, "kernel_size", _ntuple(self.kernel_size, n, "kernel_size", 1))
-        set_(self, "stride", _ntuple(self.stride or self.kernel_size, n, "stride", 1))
+        set_(self, "stride", _ntuple(self.kernel_size if self.stride == () else self.stride, n, "stride", 1))
         pad = _padding(0 if self.padding == () else self.padding, n)
         if pad == "same":
             raise SpecError("padding: pooling takes an integer or a tuple (or 'valid'), not 'same'")

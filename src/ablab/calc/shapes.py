@@ -103,8 +103,8 @@ def _layer_out(layer: Layer, shape: Shape, where: str) -> tuple[Shape, Pairs]:
             eff = tuple((k - 1) * d + 1 for k, d in zip(layer.kernel_size, layer.dilation, strict=True))
             padded = tuple(s + a + b for s, (a, b) in zip(spatial, pads, strict=True))
             raise SpecError(f"{where}: the (dilated) kernel {fmt_shape(eff)} is larger than its padded input "
-                            f"{fmt_shape(padded)} (input {fmt_shape(shape)}): the output size would be "
-                            f"{fmt_shape(sizes)}")
+                            f"{fmt_shape(padded)} (input {fmt_shape(shape)}): no output is left "
+                            f"(size {fmt_shape(tuple(max(x, 0) for x in sizes))})")
         return (layer.out_channels, *sizes), pads
     if isinstance(layer, _PoolBase):
         n = layer.ndim

@@ -46,7 +46,7 @@ def _module(r: Resolved) -> tuple[nn.Module | None, nn.Module]:
         else:
             # F.pad order is last axis first: (left, right, top, bottom)
             flat = tuple(x for pair in reversed(pads) for x in pair)
-            pad_mod = nn.ZeroPad2d(flat) if isinstance(layer, Conv2d) else nn.ConstantPad1d(flat, 0.0)
+            pad_mod = nn.ZeroPad2d(flat) if isinstance(layer, Conv2d) else nn.ConstantPad1d(flat, 0.0)  # type: ignore[arg-type]
             padding = (0,) * len(pads)
         cls = nn.Conv2d if isinstance(layer, Conv2d) else nn.Conv1d
         conv = cls(in_shape[0], layer.out_channels, layer.kernel_size, stride=layer.stride,  # type: ignore[arg-type]
