@@ -1,0 +1,62 @@
+"""``ablab summary``: parse the flags, call ``ablab.calc.summary.summary``, print a table or JSON.
+
+No torch import on this path: a spec, a preset or a spec file is sized up in pure Python.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ablab.calc.costs import DOT_CONVENTIONS
+from ablab.calc.memory import DTYPE_BYTES, OPTIMIZER_STATES
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model")
+@click.option("--input", "-i", "input_shape", metavar="CxHxW",
+              help="Input shape without the batch axis (1x28x28, 3x32x32, 784). Default: the spec's/preset's.")
+@click.option("--batch", "-b", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Batch size: MACs, FLOPs and memory are for the whole batch.")
+@click.option("--dtype", default="float32", show_default=True, type=click.Choice(list(DTYPE_BYTES)),
+              help="Element type of activations, parameters, gradients and optimizer state.")
+@click.option("--optimizer", default="sgd", show_default=True, type=click.Choice(list(OPTIMIZER_STATES)),
+              help="Optimizer state in training memory: sgd none, momentum 1x, adam 2x the parameters.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in docs/summary.md) instead of a table.")
+@click.option("--explain", is_flag=True, help="Print each layer's formulas with the numbers substituted.")
+@click.option("--dot", default="2n", show_default=True, type=click.Choice(list(DOT_CONVENTIONS)),
+              help="FLOPs of a dot product of length n (2n: FLOPs = 2*MACs; 2n-1: the first add is free).")
+@click.option("--bias-flops/--no-bias-flops", default=False, show_default=True,
+              help="Count one FLOP per output element for the bias add.")
+@click.option("--pool-flops/--no-pool-flops", default=False, show_default=True,
+              help="Count pooling: max k-1 comparisons, avg k per output element.")
+@click.option("--act-flops", default=0, show_default=True, type=click.IntRange(min=0), metavar="N",
+              help="FLOPs per element charged to every activation.")
+@click.option("--norm-flops/--no-norm-flops", default=False, show_default=True,
+              help="Count batch norm as 2 FLOPs per element (inference).")
+def summary(model: str, input_shape: str | None, batch: int, dtype: str, optimizer: str, as_json: bool,
+            explain: bool, dot: str, bias_flops: bool, pool_flops: bool, act_flops: int, norm_flops: bool) -> None:
+    """Size up a network: shapes, parameters, MACs/FLOPs, memory, receptive field, lint.
+
+    MODEL is a preset (lenet5, lenet5-modern, cifar-lenet, mlp:H1,...,OUT), a spec file (.json or spec
+    text) or a spec string. The conventions in force are printed under the table.
+
+    \b
+    Example:
+      ablab summary lenet5 --input 1x28x28
+      ablab summary "conv(32,3,s=2,pad=same) relu conv(64,3,s=2,pad=same) relu flatten linear(10)" \\
+          --input 3x200x300 --batch 50 --optimizer adam
+      ablab summary mlp:256,10 --input 784 --json
+    """
+    from ablab.calc.costs import Conventions
+    from ablab.calc.summary import summary as size_up
+
+    conv = Conventions(dot=dot, bias=bias_flops, pooling=pool_flops, activation=act_flops, norm=norm_flops)
+    result = size_up(model, input_shape, batch=batch, dtype=dtype, optimizer=optimizer, conventions=conv)
+    if as_json:
+        click.echo(result.to_json())
+        return
+    from rich.console import Console
+
+    from ablab.calc.render import print_summary
+
+    print_summary(result, Console(highlight=False), explain=explain)
