@@ -1,0 +1,161 @@
+"""``ablab train`` and ``ablab eval``: thin wrappers over ablab.train.fit / evaluate_checkpoint.
+
+torch is imported inside the commands so ``ablab --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ablab.train.config import FIELDS, ConfigError, TrainConfig
+
+
+def accuracy_line(acc: float | None, n: int) -> str:
+    """The line both commands end with, so `train` and `eval` can be compared by eye (or by diff)."""
+    if acc is None:
+        return "test accuracy: n/a (empty test split)"
+    return f"test accuracy: {acc:.4f} ({round(acc * n)}/{n})"
+
+
+def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
+    """``--set key=value`` pairs; values are parsed as JSON when they can be (numbers, true, null)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise ConfigError(f"--set {item}: expected KEY=VALUE")
+        if key not in FIELDS:
+            raise ConfigError(f"--set {item}: unknown key '{key}' (see TrainConfig fields in docs/train.md)")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key] = value
+    return out
+
+
+@click.command("train")
+@click.argument("model")
+@click.option("--data", "dataset", default="fashion-mnist", show_default=True,
+              help="Dataset: fashion-mnist, mnist, cifar10, synthetic.")
+@click.option("--variant", "variants", multiple=True, metavar="NAME[=VALUE]",
+              help="Regularization variant (repeatable): baseline, dropout, l2, adamw, l2-penalty, bn, augment, "
+                   "label-smoothing, early-stopping. E.g. --variant bn --variant dropout=0.3")
+@click.option("--epochs", type=int, default=12, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Master seed (init/data/dropout derive from it).")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="(Peak) learning rate.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default="adam", show_default=True)
+@click.option("--momentum", type=float, default=0.0, show_default=True, help="SGD momentum.")
+@click.option("--nesterov", is_flag=True, help="SGD Nesterov momentum.")
+@click.option("--schedule", type=click.Choice(["constant", "step", "cosine", "onecycle"]), default="constant",
+              show_default=True)
+@click.option("--val-fraction", type=float, default=0.1, show_default=True)
+@click.option("--limit", type=int, default=None, help="Use only N training samples (quick runs).")
+@click.option("--train-metrics", type=click.Choice(["running", "clean"]), default="running", show_default=True,
+              help="running: averaged over the epoch as trained; clean: an extra eval-mode pass.")
+@click.option("--threads", type=int, default=None, help="torch intra-op threads (default: all cores).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset files.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Any other TrainConfig field, e.g. --set step_epochs=4")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write metrics.json, metrics.csv and checkpoint/ here.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the final line.")
+def train(model: str, dataset: str, variants: tuple[str, ...], epochs: int, seed: int, batch_size: int, lr: float,
+          optimizer: str, momentum: float, nesterov: bool, schedule: str, val_fraction: float, limit: int | None,
+          train_metrics: str, threads: int | None, data_dir: str | None, sets: tuple[str, ...],
+          out_dir: str | None, quiet: bool) -> None:
+    """Train MODEL (preset, spec string or spec file) and print its test accuracy.
+
+    \b
+    Example:
+      ablab train lenet5 --data fashion-mnist --variant bn --epochs 12 --out runs/lenet5-bn
+      ablab eval runs/lenet5-bn/checkpoint
+    """
+    from ablab.train import apply_variants, fit
+
+    config = TrainConfig(model=model, dataset=dataset, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
+                         optimizer=optimizer, momentum=momentum, nesterov=nesterov, schedule=schedule,
+                         val_fraction=val_fraction, limit=limit, train_metrics=train_metrics, threads=threads,
+                         data_dir=data_dir)
+    if sets:
+        config = TrainConfig.from_dict({**config.to_dict(), **_parse_set(sets)}, where="--set")
+    config = apply_variants(config, variants)
+    progress = None if quiet else _Progress(config.epochs)
+    try:
+        result = fit(config, callback=progress, out_dir=out_dir)
+    finally:
+        if progress is not None:
+            progress.close()
+    if result.status == "diverged":
+        d = result.diverged or {}
+        click.echo(f"diverged: loss {d.get('loss')} at epoch {d.get('epoch')}, step {d.get('step')}; "
+                   f"{len(result.history)} complete epoch(s) kept")
+    if result.checkpoint:
+        click.echo(f"checkpoint: {result.checkpoint}")
+    click.echo(accuracy_line(result.final.get("test_acc"), int(result.info.get("n_test", 0))))
+
+
+class _Progress:
+    """A rich progress bar fed by fit's callback: it redraws on epoch ends and every few dozen steps
+    (the trainer's existing check points), so it adds no work to the training loop."""
+
+    def __init__(self, epochs: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=self.console,
+                            transient=False)
+        self.epochs = epochs
+        self.task: Any = None
+        self.steps = 1
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        if event == "start":
+            self.steps = int(data["steps_per_epoch"])
+            self.console.print(f"[bold]{data['spec']}[/] · {data['params']:,} parameters · "
+                               f"{data['n_train']:,} train / {data['n_val']:,} val / {data['n_test']:,} test · "
+                               f"{data['threads']} thread(s)")
+            self.bar.start()
+            self.task = self.bar.add_task("epoch 1", total=self.epochs * self.steps, note="")
+        elif event == "progress" and self.task is not None:
+            done = (int(data["epoch"]) - 1) * self.steps + int(data["batch"])
+            self.bar.update(self.task, completed=done, description=f"epoch {data['epoch']}")
+        elif event == "epoch" and self.task is not None:
+            m = data
+            val = f" val {m['val_acc']:.4f}" if m["val_acc"] is not None else ""
+            note = (f"loss {m['train_loss']:.4f} train {m['train_acc']:.4f}{val} test {m['test_acc']:.4f} "
+                    f"({m['train_time_s']:.1f}s + {m['eval_time_s']:.1f}s)")
+            self.bar.update(self.task, completed=int(m["epoch"]) * self.steps,
+                            description=f"epoch {m['epoch']}", note=note)
+            self.bar.console.print(f"epoch {m['epoch']:>3}  {note}")
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+@click.command("eval")
+@click.argument("checkpoint", type=click.Path(exists=True))
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset files.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def eval_cmd(checkpoint: str, data_dir: str | None, as_json: bool) -> None:
+    """Evaluate CHECKPOINT on its dataset's test split: the same number `ablab train` printed.
+
+    \b
+    Example:
+      ablab eval runs/lenet5-bn/checkpoint
+    """
+    from ablab.train import evaluate_checkpoint
+
+    res = evaluate_checkpoint(checkpoint, data_dir=data_dir)
+    if as_json:
+        click.echo(json.dumps(res))
+        return
+    click.echo(f"test loss: {res['test_loss']:.6f}")
+    click.echo(accuracy_line(res["test_acc"], res["n"]))
