@@ -52,6 +52,7 @@ class LayerSummary:
     activation_bytes: int  # the output tensor, batch * prod(output_shape) * dtype bytes
     receptive_field: Field | None
     explain: tuple[str, ...] = ()
+    bias: int = 0  # of the params, how many are bias (per output channel / feature)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -259,7 +260,7 @@ def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerC
             layer=describe[i] if describe else r.layer.to_string(),
             input_shape=r.in_shape, output_shape=r.out_shape, params=c.params, trainable_params=tr,
             buffers=c.buffers + c.int_buffers, macs=batch * c.macs, flops=batch * c.flops,
-            activation_bytes=batch * elems * b, receptive_field=fld, explain=tuple(lines),
+            activation_bytes=batch * elems * b, receptive_field=fld, explain=tuple(lines), bias=c.bias,
         ))
     params, train = total_params or (sum(c.params for c in costs), sum(trainable))
     buffers, int_buffers = sum(c.buffers for c in costs), sum(c.int_buffers for c in costs)

@@ -1,0 +1,55 @@
+"""What other tools print, computed from ablab's exact per-layer numbers — so users can see why they disagree.
+
+Each function is a documented conversion, checked against the real tool in the tests (the tools are
+test oracles only, never imported here). ``s`` is a :class:`Summary` whose MACs are for its batch.
+
+* **torch.utils.flop_counter.FlopCounterMode** counts 2 FLOPs per multiply-add of matmuls and
+  convolutions (bias adds, pooling, normalization, activations: nothing):
+  ``FLOPs = 2 * MACs``.
+* **torchinfo** "Total mult-adds" charges every parameter of a module once per output position: a
+  conv ``(weights + bias) * batch * output positions`` (so the bias counts as one MAC per output), any
+  other module with parameters ``batch * params`` — right for a linear layer on a vector (MACs + bias),
+  an undercount for a linear layer on a C x L map (it ignores L), and ``2C`` per sample for batch norm:
+  ``mult-adds = MACs + bias outputs of conv/linear + batch * 2C per affine batch norm``.
+* **fvcore** ``FlopCountAnalysis`` counts one "flop" per multiply-add of convs and linear layers (no
+  bias), and batch norm in eval mode as 1 per element (2 with affine); pooling and activations are
+  skipped: ``flops = MACs + per-element batch norm cost``.
+"""
+
+from __future__ import annotations
+
+from ablab.calc.summary import Summary
+
+
+def flop_counter_flops(s: Summary) -> int:
+    """What ``torch.utils.flop_counter.FlopCounterMode`` reports: 2 FLOPs per MAC."""
+    return 2 * s.totals.macs
+
+
+def torchinfo_mult_adds(s: Summary) -> int:
+    """What torchinfo's ``summary(...).total_mult_adds`` reports for the same network and batch."""
+    total = 0
+    for row in s.layers:
+        if row.kind in ("conv1d", "conv2d"):
+            # (weights + bias) * batch * output positions; out_channels * positions = output elements
+            positions = 1
+            for x in row.output_shape[1:]:
+                positions *= x
+            total += row.macs + s.batch * row.bias * positions
+        elif row.params:  # linear, batch norm, modules: every parameter once per sample
+            total += s.batch * row.params
+    return total
+
+
+def fvcore_flops(s: Summary) -> int:
+    """What fvcore's ``FlopCountAnalysis(model.eval(), x).total()`` reports."""
+    total = 0
+    for row in s.layers:
+        if row.kind in ("conv1d", "conv2d", "linear"):
+            total += row.macs
+        elif row.kind == "batchnorm":
+            elements = s.batch
+            for x in row.output_shape:
+                elements *= x
+            total += elements * (2 if row.params else 1)
+    return total
