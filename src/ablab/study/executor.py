@@ -29,8 +29,9 @@ A Ray executor, for instance, wraps :func:`execute_run` in a ``@ray.remote(num_c
 whose ``emit`` puts events on a ``ray.util.queue.Queue``; ``run`` submits up to ``workers`` tasks, drains
 the queue and yields, and turns a ``RayTaskError`` into an ``"error"`` event.
 
-Events (``RunEvent.kind``): ``"start"`` (payload: pid, host, threads), ``"epoch"`` (the trainer's
-per-epoch metrics dict), ``"end"`` and ``"error"`` as above.
+Events (``RunEvent.kind``): ``"start"`` (payload: the trainer's start info — n_train, n_val, n_test,
+params, spec — plus pid, host, threads), ``"epoch"`` (the trainer's per-epoch metrics dict), ``"end"``
+and ``"error"`` as above. A run that fails before training starts sends ``"error"`` without ``"start"``.
 
 :class:`LocalExecutor` runs specs in ``workers`` local processes (``spawn`` context: torch and fork do
 not mix), one intra-op thread each by default; :class:`InlineExecutor` runs them one after another in
@@ -98,11 +99,13 @@ def execute_run(spec: RunSpec, emit: Emit, *, dataset: Any = None) -> None:
         # the stored config keeps the study's `threads` (it is not part of what is compared); the
         # trainer gets the executor's allocation
         config = config.replace(threads=spec.threads)
-        emit(RunEvent(spec.run_id, "start", {"pid": os.getpid(), "host": socket.gethostname(),
-                                             "threads": spec.threads}))
 
         def callback(event: str, payload: dict[str, Any]) -> None:
-            if event == "epoch":
+            if event == "start":  # the trainer's sample counts, spec, params + where it runs
+                info = {k: v for k, v in payload.items() if k != "config"}
+                info.update(pid=os.getpid(), host=socket.gethostname(), threads=spec.threads)
+                emit(RunEvent(spec.run_id, "start", _jsonable(info)))
+            elif event == "epoch":
                 emit(RunEvent(spec.run_id, "epoch", _jsonable(dict(payload))))
 
         result = fit(config, callback=callback, out_dir=spec.out_dir, dataset=dataset)

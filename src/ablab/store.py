@@ -1,0 +1,393 @@
+"""The run store: one SQLite file per study folder (``<dir>/study.sqlite``).
+
+Tables: ``studies`` (name, file text, expansion), ``runs`` (config JSON and its hash, seed, status,
+timings, package and code versions, artifact paths, result), ``epochs`` (per-epoch metrics),
+``sessions`` (each ``study run`` invocation, for the study's total wall time).
+
+Crash safety. The file is in WAL mode with ``synchronous=FULL``; every state change (a run created,
+started, an epoch recorded, a run finished/failed) is one transaction, so a process killed at any
+instant (SIGKILL included) leaves either the state before or the state after that change — never a
+half-written run. A run is ``done`` only in the same transaction that stores its final epochs and
+result, so "done" always means "complete". Runs left ``running`` by a killed driver are reset to
+``pending`` by the next ``study run`` (:meth:`Store.reset_interrupted`), which redoes them.
+
+Concurrency. Several processes may write one store: transactions are ``BEGIN IMMEDIATE`` (writers
+queue on SQLite's lock instead of failing half-way) with a generous busy timeout. In ``ablab study
+run`` only the driver writes (workers stream their events back to it, see
+:mod:`ablab.study.executor`); a lock file keeps two drivers off one study at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STORE_NAME = "study.sqlite"
+SCHEMA_VERSION = 1
+STATUSES = ("pending", "running", "done", "failed", "diverged")
+FINISHED = ("done", "diverged")  # never rerun
+EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
+                 "train_time_s", "eval_time_s")
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS studies (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,            -- file path or "preset NAME"
+    file_text TEXT NOT NULL,         -- the study file as run (latest)
+    info_json TEXT NOT NULL,         -- seeds, metric, baseline, cells, comparisons, ...
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    config_hash TEXT NOT NULL,       -- sha256 of the canonical config JSON: the run's identity
+    label TEXT NOT NULL,             -- "<cell>/seed<seed>"
+    variant TEXT NOT NULL,
+    cell TEXT NOT NULL,              -- variant + grid point
+    point_json TEXT NOT NULL,        -- the grid point
+    seed INTEGER NOT NULL,
+    config_json TEXT NOT NULL,
+    seeds_json TEXT,                 -- init/data/dropout seeds as used
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ({", ".join(f"'{s}'" for s in STATUSES)})),
+    active INTEGER NOT NULL DEFAULT 1,  -- 0: no longer in the study file (kept, not reported)
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    wall_time_s REAL,                -- the trainer's wall time of the run
+    host TEXT, pid INTEGER, threads INTEGER,
+    versions_json TEXT,              -- python/torch/numpy/ablab versions
+    code_version TEXT,               -- git describe of the code that ran (or the package version)
+    out_dir TEXT, checkpoint TEXT,   -- artifact paths
+    best_epoch INTEGER,
+    diverged_json TEXT,
+    result_json TEXT,                -- RunResult.to_dict() without the history
+    error TEXT,
+    UNIQUE (study_id, config_hash)
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(study_id, status);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    epoch INTEGER NOT NULL,          -- 1-based
+    {", ".join(f"{c} REAL" for c in EPOCH_COLUMNS)},
+    extra_json TEXT,                 -- any other metric the trainer reported
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    started_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL,      -- updated with every finished run: a killed session still counts
+    ended_at REAL,
+    workers INTEGER,
+    pid INTEGER,
+    code_version TEXT
+);
+"""
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as stored (the columns a report or ``runs ls`` needs)."""
+
+    id: int
+    study: str
+    label: str
+    variant: str
+    cell: str
+    point: dict[str, Any]
+    seed: int
+    status: str
+    attempts: int
+    config: dict[str, Any]
+    config_hash: str
+    wall_time_s: float | None
+    started_at: float | None
+    finished_at: float | None
+    best_epoch: int | None
+    diverged: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: str | None
+    out_dir: str | None
+    checkpoint: str | None
+    code_version: str | None
+    versions: dict[str, Any] | None
+    active: bool
+
+
+class Store:
+    """A connection to a study folder's SQLite store; one per process (connections are not shared)."""
+
+    def __init__(self, path: str | Path, *, timeout_s: float = 60.0) -> None:
+        path = Path(path)
+        if path.is_dir() or path.suffix != ".sqlite":
+            path = path / STORE_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT) in _tx
+        self.db = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+        mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StoreError(f"{path}: could not switch to WAL mode (got {mode})")
+        self.db.execute("PRAGMA synchronous = FULL")  # a committed run survives power loss too
+        self.db.execute("PRAGMA foreign_keys = ON")
+        with self._tx():
+            for stmt in SCHEMA.split(";\n"):
+                if stmt.strip():
+                    self.db.execute(stmt)
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: BEGIN IMMEDIATE takes the write lock up front, so concurrent writers wait
+        (busy timeout) rather than fail after doing work."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ------------------------------------------------------------ studies
+
+    def upsert_study(self, name: str, source: str, file_text: str, info: dict[str, Any]) -> int:
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM studies WHERE name = ?", (name,)).fetchone()
+            if row:
+                db.execute("UPDATE studies SET source=?, file_text=?, info_json=?, updated_at=? WHERE id=?",
+                           (source, file_text, json.dumps(info), now, row["id"]))
+                return int(row["id"])
+            cur = db.execute("INSERT INTO studies (name, source, file_text, info_json, created_at, updated_at)"
+                             " VALUES (?, ?, ?, ?, ?, ?)", (name, source, file_text, json.dumps(info), now, now))
+            return int(cur.lastrowid or 0)
+
+    def studies(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM studies ORDER BY id").fetchall()
+        return [{**dict(r), "info": json.loads(r["info_json"])} for r in rows]
+
+    def study(self, name: str | None = None) -> dict[str, Any]:
+        studies = self.studies()
+        if not studies:
+            raise StoreError(f"{self.path}: no study in this store")
+        if name is None:
+            return studies[-1]
+        for s in studies:
+            if s["name"] == name:
+                return s
+        raise StoreError(f"{self.path}: no study named {name!r}")
+
+    # ------------------------------------------------------------ runs
+
+    def sync_runs(self, study_id: int, planned: list[dict[str, Any]]) -> dict[str, int]:
+        """Make the store's runs match the expansion, in one transaction: insert missing runs as
+        pending, keep existing ones (finished runs are never touched), mark runs that left the study
+        file inactive. ``planned``: dicts with config_hash, label, variant, cell, point, seed, config.
+        Returns config_hash -> run id."""
+        now = time.time()
+        ids: dict[str, int] = {}
+        with self._tx() as db:
+            existing = {r["config_hash"]: r["id"] for r in
+                        db.execute("SELECT id, config_hash FROM runs WHERE study_id = ?", (study_id,))}
+            for p in planned:
+                h = p["config_hash"]
+                if h in existing:
+                    ids[h] = int(existing[h])
+                    db.execute("UPDATE runs SET active = 1, label = ?, variant = ?, cell = ?, point_json = ? "
+                               "WHERE id = ?", (p["label"], p["variant"], p["cell"], json.dumps(p["point"]),
+                                                existing[h]))
+                    continue
+                cur = db.execute(
+                    "INSERT INTO runs (study_id, config_hash, label, variant, cell, point_json, seed, config_json,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (study_id, h, p["label"], p["variant"], p["cell"], json.dumps(p["point"]), p["seed"],
+                     json.dumps(p["config"], sort_keys=True), now))
+                ids[h] = int(cur.lastrowid or 0)
+            gone = set(existing) - set(ids)
+            for h in gone:
+                db.execute("UPDATE runs SET active = 0 WHERE id = ?", (existing[h],))
+        return ids
+
+    def reset_interrupted(self, study_id: int) -> int:
+        """Runs left 'running' by a dead driver go back to 'pending' (their partial epochs are dropped
+        when they start again). Call only while holding the study lock."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE runs SET status = 'pending', error = 'interrupted' "
+                             "WHERE study_id = ? AND status = 'running'", (study_id,))
+            return cur.rowcount
+
+    def start_run(self, run_id: int, *, out_dir: str | None = None, code_version: str | None = None) -> None:
+        """pending/failed -> running; drops epochs of an earlier, unfinished attempt."""
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no run with id {run_id}")
+            if row["status"] in FINISHED:
+                raise StoreError(f"run {run_id} is already {row['status']}")
+            db.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
+            db.execute("UPDATE runs SET status = 'running', attempts = attempts + 1, started_at = ?,"
+                       " finished_at = NULL, error = NULL, out_dir = COALESCE(?, out_dir), code_version = ?"
+                       " WHERE id = ?", (time.time(), out_dir, code_version, run_id))
+
+    def set_worker(self, run_id: int, *, host: str | None, pid: int | None, threads: int | None) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET host = ?, pid = ?, threads = ? WHERE id = ?", (host, pid, threads, run_id))
+
+    def add_epoch(self, run_id: int, metrics: dict[str, Any]) -> None:
+        with self._tx() as db:
+            _insert_epoch(db, run_id, metrics)
+
+    def finish_run(self, run_id: int, result: dict[str, Any], session_id: int | None = None) -> str:
+        """Store a RunResult dict: all its epochs, the result and status done/diverged, in one
+        transaction (so a done run is always complete). Returns the new status."""
+        status = "diverged" if result.get("status") == "diverged" else "done"
+        history = result.get("history") or []
+        rest = {k: v for k, v in result.items() if k != "history"}
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
+            for m in history:
+                _insert_epoch(db, run_id, m)
+            db.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, wall_time_s = ?, seeds_json = ?, versions_json = ?,"
+                " checkpoint = ?, best_epoch = ?, diverged_json = ?, result_json = ?, error = NULL,"
+                " threads = COALESCE(?, threads) WHERE id = ?",
+                (status, now, rest.get("wall_time_s"), json.dumps(rest.get("seeds")),
+                 json.dumps(rest.get("versions")), rest.get("checkpoint"), rest.get("best_epoch"),
+                 json.dumps(rest.get("diverged")) if rest.get("diverged") else None, json.dumps(rest),
+                 rest.get("threads"), run_id))
+            if session_id is not None:
+                db.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", (now, session_id))
+        return status
+
+    def fail_run(self, run_id: int, error: str, session_id: int | None = None) -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+                       (now, error, run_id))
+            if session_id is not None:
+                db.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", (now, session_id))
+
+    def runs(self, study: str | None = None, *, status: str | None = None, variant: str | None = None,
+             active_only: bool = True) -> list[RunRow]:
+        sql = ("SELECT runs.*, studies.name AS study_name FROM runs JOIN studies ON studies.id = runs.study_id"
+               " WHERE 1=1")
+        args: list[Any] = []
+        if study is not None:
+            sql += " AND studies.name = ?"
+            args.append(study)
+        if status is not None:
+            sql += " AND runs.status = ?"
+            args.append(status)
+        if variant is not None:
+            sql += " AND runs.variant = ?"
+            args.append(variant)
+        if active_only:
+            sql += " AND runs.active = 1"
+        sql += " ORDER BY runs.id"
+        return [_row(r) for r in self.db.execute(sql, args)]
+
+    def epochs(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+        out = []
+        for r in rows:
+            d = {"epoch": r["epoch"], **{c: r[c] for c in EPOCH_COLUMNS}}
+            if r["extra_json"]:
+                d.update(json.loads(r["extra_json"]))
+            out.append(d)
+        return out
+
+    def counts(self, study_id: int) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) AS n FROM runs WHERE study_id = ? AND active = 1"
+                               " GROUP BY status", (study_id,))
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    # ------------------------------------------------------------ sessions (wall time)
+
+    def open_session(self, study_id: int, workers: int, code_version: str | None) -> int:
+        now = time.time()
+        with self._tx() as db:
+            cur = db.execute("INSERT INTO sessions (study_id, started_at, last_seen_at, workers, pid, code_version)"
+                             " VALUES (?, ?, ?, ?, ?, ?)", (study_id, now, now, workers, os.getpid(), code_version))
+            return int(cur.lastrowid or 0)
+
+    def close_session(self, session_id: int) -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE sessions SET last_seen_at = ?, ended_at = ? WHERE id = ?", (now, now, session_id))
+
+    def sessions(self, study_id: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM sessions WHERE study_id = ? ORDER BY id",
+                                                   (study_id,))]
+
+    def wall_time_s(self, study_id: int) -> float:
+        """The study's total wall time: the sum of its sessions (a killed session counts up to its last
+        finished run)."""
+        return sum((s["ended_at"] or s["last_seen_at"]) - s["started_at"] for s in self.sessions(study_id))
+
+    def integrity_check(self) -> str:
+        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _insert_epoch(db: sqlite3.Connection, run_id: int, metrics: dict[str, Any]) -> None:
+    epoch = int(metrics["epoch"])
+    cols = [_num(metrics.get(c)) for c in EPOCH_COLUMNS]
+    extra = {k: v for k, v in metrics.items() if k not in EPOCH_COLUMNS and k != "epoch"}
+    db.execute(f"INSERT OR REPLACE INTO epochs (run_id, epoch, {', '.join(EPOCH_COLUMNS)}, extra_json)"
+               f" VALUES (?, ?, {', '.join('?' * len(EPOCH_COLUMNS))}, ?)",
+               (run_id, epoch, *cols, json.dumps(extra) if extra else None))
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _loads(s: str | None) -> Any:
+    return json.loads(s) if s else None
+
+
+def _row(r: sqlite3.Row) -> RunRow:
+    return RunRow(
+        id=r["id"], study=r["study_name"], label=r["label"], variant=r["variant"], cell=r["cell"],
+        point=json.loads(r["point_json"]), seed=r["seed"], status=r["status"], attempts=r["attempts"],
+        config=json.loads(r["config_json"]), config_hash=r["config_hash"], wall_time_s=r["wall_time_s"],
+        started_at=r["started_at"], finished_at=r["finished_at"], best_epoch=r["best_epoch"],
+        diverged=_loads(r["diverged_json"]), result=_loads(r["result_json"]), error=r["error"],
+        out_dir=r["out_dir"], checkpoint=r["checkpoint"], code_version=r["code_version"],
+        versions=_loads(r["versions_json"]), active=bool(r["active"]))
+
+
+def find_stores(root: str | Path) -> list[Path]:
+    """Store files at ``root`` (a study folder or its store) or one level below (a folder of studies)."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if (root / STORE_NAME).is_file():
+        return [root / STORE_NAME]
+    return sorted(p for p in root.glob(f"*/{STORE_NAME}") if p.is_file()) if root.is_dir() else []

@@ -1,0 +1,322 @@
+"""Driving a study: expand, sync with the store, run what is left, record every event, report.
+
+Resume is the default: ``run_study`` on a folder that already holds the study skips runs that are
+``done`` or ``diverged``, and redoes runs that are ``pending``, ``failed`` or were left ``running`` by a
+killed driver. Only this driver process writes the store (see :mod:`ablab.store`); a lock file keeps a
+second driver off the same folder while one is running.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ablab.store import FINISHED, Store
+from ablab.study.executor import Executor, LocalExecutor, RunEvent, RunSpec, default_workers
+from ablab.study.expand import PlannedRun, comparisons, expand, grid_points
+from ablab.study.studyfile import METRICS, Study, StudyError
+
+LOCK_NAME = ".lock"
+STUDY_COPY = "study.toml"
+
+# on_event(kind, info): "study_start" {total, todo, done, workers}, "run_start" {label},
+# "epoch" {label, epoch, epochs, metrics}, "run_end" {label, status, result|error, ...}, "study_end" {...}
+OnEvent = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class StudyOutcome:
+    """What a ``run_study`` call did."""
+
+    name: str
+    out_dir: Path
+    total: int  # runs in the study
+    skipped: int  # already finished before this call
+    ran: int  # finished in this call (done or diverged)
+    failed: list[str] = field(default_factory=list)  # labels of runs that failed in this call
+    counts: dict[str, int] = field(default_factory=dict)  # status -> runs, after this call
+    session_wall_s: float = 0.0
+    study_wall_s: float = 0.0  # all sessions of the study
+
+
+def default_out_dir(study: Study) -> Path:
+    return Path("runs") / study.name
+
+
+def code_version() -> str:
+    """``git describe --always --dirty`` of the ablab source tree when it is a checkout, else the
+    package version."""
+    import ablab
+
+    src = Path(ablab.__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=src, capture_output=True,
+                             text=True, timeout=5, check=False)
+        if out.returncode == 0 and out.stdout.strip():
+            return f"ablab {ablab.__version__} ({out.stdout.strip()})"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return f"ablab {ablab.__version__}"
+
+
+def study_info(study: Study) -> dict[str, Any]:
+    """What the report needs besides the runs, stored with the study."""
+    return {
+        "description": study.description, "seeds": list(study.seeds), "metric": study.metric,
+        "metric_doc": METRICS[study.metric], "baseline": study.baseline, "reference": study.reference,
+        "confidence": study.confidence, "grid": [[k, list(v)] for k, v in study.grid],
+        "variants": [{"name": v.name, "description": v.description, "use": list(v.use),
+                      "overrides": v.overrides} for v in study.variants],
+        "cells": [_cell(v.name, p) for v in study.variants for p in grid_points(study)],
+        "comparisons": comparisons(study), "base": study.base,
+    }
+
+
+def _cell(variant: str, point: dict[str, Any]) -> dict[str, Any]:
+    from ablab.study.expand import cell_name
+
+    return {"cell": cell_name(variant, point), "variant": variant, "point": point}
+
+
+def run_dir_name(run: PlannedRun) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", run.label).strip("_")
+    return f"{safe}-{run.key[:8]}"
+
+
+@contextmanager
+def study_lock(out_dir: Path) -> Iterator[None]:
+    """Exclusive lock on the study folder for this process's lifetime (released by the kernel when the
+    process dies, SIGKILL included)."""
+    path = out_dir / LOCK_NAME
+    f = open(path, "a+")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise StudyError(f"{out_dir}: another 'ablab study run' (pid {holder}) is running this study") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+    finally:
+        f.close()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def prepare(study: Study, out_dir: Path) -> tuple[Store, int, list[PlannedRun], dict[str, int]]:
+    """Open the store, record the study and make its runs match the expansion (one transaction)."""
+    planned = expand(study)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(out_dir)
+    existing = store.studies()
+    if existing and all(s["name"] != study.name for s in existing):
+        store.close()
+        raise StudyError(f"{out_dir} holds study {existing[0]['name']!r}, not {study.name!r}; use another --out")
+    study_id = store.upsert_study(study.name, study.source, study.text, study_info(study))
+    ids = store.sync_runs(study_id, [
+        {"config_hash": r.key, "label": r.label, "variant": r.variant, "cell": r.cell, "point": dict(r.point),
+         "seed": r.seed, "config": r.config.to_dict()} for r in planned])
+    return store, study_id, planned, ids
+
+
+def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int | None = None,
+              executor: Executor | None = None, on_event: OnEvent | None = None) -> StudyOutcome:
+    """Run every unfinished run of ``study`` into ``out_dir`` (default ``runs/<name>``); resumable."""
+    out = Path(out_dir) if out_dir is not None else default_out_dir(study)
+    out.mkdir(parents=True, exist_ok=True)
+    emit = on_event or (lambda kind, info: None)
+    t0 = time.time()
+    with study_lock(out):
+        _write_atomic(out / STUDY_COPY, study.text)
+        store, study_id, planned, ids = prepare(study, out)
+        try:
+            store.reset_interrupted(study_id)
+            status = {r.id: r.status for r in store.runs(study.name)}
+            todo = [r for r in planned if status[ids[r.key]] not in FINISHED]
+            skipped = len(planned) - len(todo)
+            if executor is None:
+                executor = LocalExecutor(workers=min(workers or default_workers(), max(1, len(todo))))
+            version = code_version()
+            session = store.open_session(study_id, executor.workers, version)
+            specs = []
+            by_id: dict[int, PlannedRun] = {}
+            for r in todo:
+                run_out = out / "runs" / run_dir_name(r)
+                if run_out.exists():  # a partial attempt: start clean
+                    shutil.rmtree(run_out)
+                specs.append(RunSpec(ids[r.key], r.label, r.config.to_dict(), str(run_out), threads=1))
+                by_id[ids[r.key]] = r
+            emit("study_start", {"name": study.name, "total": len(planned), "todo": len(todo), "done": skipped,
+                                 "workers": executor.workers, "epochs": {ids[r.key]: r.config.epochs for r in todo},
+                                 "out_dir": str(out)})
+            outcome = StudyOutcome(study.name, out, len(planned), skipped, 0)
+            started: set[int] = set()
+            try:
+                with executor:
+                    for event in executor.run(specs):
+                        _record(store, session, event, by_id, specs, started, outcome, emit, version)
+            except BaseException:
+                # Ctrl-C or a crash of the driver itself: runs in flight go back to pending
+                store.reset_interrupted(study_id)
+                store.close_session(session)
+                raise
+            store.close_session(session)
+            outcome.counts = store.counts(study_id)
+            outcome.session_wall_s = time.time() - t0
+            outcome.study_wall_s = store.wall_time_s(study_id)
+            emit("study_end", {"outcome": outcome})
+            return outcome
+        finally:
+            store.close()
+
+
+def _record(store: Store, session: int, event: RunEvent, by_id: dict[int, PlannedRun], specs: list[RunSpec],
+            started: set[int], outcome: StudyOutcome, emit: OnEvent, version: str) -> None:
+    """Write one event to the store (one transaction) and tell the caller."""
+    run = by_id.get(event.run_id)
+    if run is None:
+        return
+    label = run.label
+    out_dir = next(s.out_dir for s in specs if s.run_id == event.run_id)
+    if event.kind == "start" or (event.kind in ("epoch", "end", "error") and event.run_id not in started):
+        started.add(event.run_id)
+        store.start_run(event.run_id, out_dir=out_dir, code_version=version)
+        p = event.payload if event.kind == "start" else {}
+        store.set_worker(event.run_id, host=p.get("host"), pid=p.get("pid"), threads=p.get("threads"))
+        emit("run_start", {"label": label, "run_id": event.run_id})
+    if event.kind == "epoch":
+        store.add_epoch(event.run_id, event.payload)
+        emit("epoch", {"label": label, "run_id": event.run_id, "epoch": event.payload.get("epoch"),
+                       "epochs": run.config.epochs, "metrics": event.payload})
+    elif event.kind == "end":
+        status = store.finish_run(event.run_id, event.payload, session)
+        outcome.ran += 1
+        emit("run_end", {"label": label, "run_id": event.run_id, "status": status, "result": event.payload,
+                         "epochs": run.config.epochs})
+    elif event.kind == "error":
+        error = str(event.payload.get("error", "unknown error"))
+        tb = str(event.payload.get("traceback", ""))
+        store.fail_run(event.run_id, error + ("\n" + tb if tb else ""), session)
+        outcome.failed.append(label)
+        emit("run_end", {"label": label, "run_id": event.run_id, "status": "failed", "error": error,
+                         "epochs": run.config.epochs})
+
+
+# ---------------------------------------------------------------- cost estimate (--dry-run)
+
+
+@dataclass(frozen=True)
+class RunCost:
+    label: str
+    status: str  # in the store, or "new"
+    macs: int  # forward multiply-accumulates per sample
+    train_flops: float  # whole run: 3 × 2·MACs per training sample (forward + backward ≈ 2× forward) + eval
+    seconds: float | None  # estimated (measured rate) or the stored wall time of a finished run
+
+
+def sample_counts(config: Any) -> tuple[int, int, int, tuple[int, ...]]:
+    """(n_train, n_val, n_test, input shape) of a config's dataset, from the data registry (no loading)."""
+    from ablab.data.registry import get_spec
+
+    spec = get_spec(config.dataset)
+    n_val = int(round(spec.n_train * config.val_fraction))
+    n_train = spec.n_train - n_val
+    if config.limit is not None:
+        n_train = min(n_train, config.limit)
+    return n_train, n_val, spec.n_test, tuple(spec.shape)
+
+
+def forward_macs(config: Any, input_shape: tuple[int, ...]) -> int:
+    """Forward MACs per sample of the network the config trains (batch norm/dropout inserted)."""
+    from ablab.calc.costs import layer_cost
+    from ablab.calc.shapes import resolve
+    from ablab.train.variants import model_spec
+
+    spec = model_spec(config, input_shape)
+    return sum(layer_cost(r).macs for r in resolve(spec, input_shape))
+
+
+def measure_rate(config: Any, input_shape: tuple[int, ...], seconds: float = 0.3) -> tuple[float, float]:
+    """Measured seconds per training sample and per evaluation sample, one thread, on random inputs
+    (imports torch)."""
+    import torch
+
+    from ablab.models import build
+    from ablab.train.variants import model_spec
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = build(model_spec(config, input_shape))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        bs = config.batch_size
+        x = torch.randn(bs, *input_shape)  # (B, C, H, W)
+        y = torch.randint(0, 10, (bs,))
+
+        def train_step() -> None:
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+
+        def eval_step() -> None:
+            with torch.no_grad():
+                model(x)
+
+        rates = []
+        for step in (train_step, eval_step):
+            step()  # warm-up
+            n, t = 0, time.perf_counter()
+            while time.perf_counter() - t < seconds / 2 or n < 2:
+                step()
+                n += 1
+            rates.append((time.perf_counter() - t) / (n * bs))
+        return rates[0], rates[1]
+    finally:
+        torch.set_num_threads(previous)
+
+
+def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool = True) -> list[RunCost]:
+    """Cost of every run: FLOPs from the size-up calculus × samples × epochs; seconds from a measured
+    single-thread rate (``measure``), or the stored wall time for runs already finished in ``out_dir``."""
+    out = Path(out_dir) if out_dir is not None else default_out_dir(study)
+    stored: dict[str, Any] = {}
+    if (out / "study.sqlite").is_file():
+        with Store(out) as store:
+            stored = {r.config_hash: r for r in store.runs(study.name)}
+    cache: dict[str, tuple[int, tuple[float, float] | None]] = {}
+    costs = []
+    for r in expand(study):
+        n_train, n_val, n_test, shape = sample_counts(r.config)
+        key = json.dumps([r.config.model, r.config.dataset, r.config.batchnorm, r.config.dropout,
+                          r.config.dropout_placement, r.config.batch_size])
+        if key not in cache:
+            macs = forward_macs(r.config, shape)
+            cache[key] = (macs, measure_rate(r.config, shape) if measure else None)
+        macs, rate = cache[key]
+        flops = r.config.epochs * (3 * 2 * macs * n_train + 2 * macs * (n_val + n_test))
+        row = stored.get(r.key)
+        seconds = None
+        if row is not None and row.status in FINISHED and row.wall_time_s:
+            seconds = float(row.wall_time_s)
+        elif rate is not None:
+            seconds = r.config.epochs * (rate[0] * n_train + rate[1] * (n_val + n_test))
+        costs.append(RunCost(r.label, row.status if row is not None else "new", macs, float(flops), seconds))
+    return costs

@@ -1,0 +1,364 @@
+"""Study files: one TOML file describes a whole comparison — base config, named variants, grid, seeds.
+
+::
+
+    [study]
+    name = "fashion-regularization"
+    seeds = 5                      # seeds 0..4 (or a list: [0, 1, 7])
+    metric = "test_acc"            # what decides: see METRICS
+    baseline = "baseline"          # the variant every other variant is compared with
+
+    [base]                         # any TrainConfig field (ablab.train.config)
+    model = "lenet5"
+    epochs = 12
+
+    [variants.baseline]            # a variant: overrides of [base]
+    [variants.dropout]
+    dropout = 0.5
+
+    [grid]                         # optional: every combination of these values, for every variant
+    lr = [1e-3, 3e-3]
+
+Parsing uses the standard library's ``tomllib`` (nothing in the file is executed). Every mistake —
+an unknown key, a wrong type, an impossible value — is reported as ``file:line: key: what was
+expected``; ``tomllib`` does not give key positions, so :func:`find_line` finds them by scanning the text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ablab.errors import UserError
+from ablab.train.config import FIELDS, ConfigError, TrainConfig
+
+# metric name -> what it means (all fractions of the samples; accuracies in [0, 1])
+METRICS: dict[str, str] = {
+    "test_acc": "test accuracy after the last epoch",
+    "test_acc_at_best_val": "test accuracy at the epoch of best validation accuracy",
+    "val_acc": "validation accuracy after the last epoch",
+    "best_val_acc": "best validation accuracy over the epochs",
+}
+
+STUDY_KEYS = {
+    "name": "the study's name (default: the file name); also its default output folder runs/<name>",
+    "description": "one paragraph shown at the top of the report",
+    "seeds": "number of seeds (seeds 0..n-1) or an explicit list of distinct seeds",
+    "metric": f"what decides: one of {', '.join(METRICS)}",
+    "baseline": "the variant the others are compared with (default: 'baseline' if present, else the first)",
+    "reference": "grid point the other grid points are compared with, e.g. {lr = 1e-3} (default: first values)",
+    "confidence": "confidence level of every interval (default 0.95)",
+}
+VARIANT_EXTRA_KEYS = {
+    "description": "one line shown in the report",
+    "use": "named transforms from ablab.train.variants applied before the overrides, e.g. ['bn']",
+}
+TOP_KEYS = ("study", "base", "variants", "grid")
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+
+
+class StudyError(UserError, ValueError):
+    """A study file that cannot be used; the message names the file, line and key."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named set of overrides of the base config."""
+
+    name: str
+    overrides: dict[str, Any]  # TrainConfig fields
+    use: tuple[str, ...] = ()  # named transforms (ablab.train.variants), applied before the overrides
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Study:
+    """A parsed, validated study file."""
+
+    name: str
+    description: str
+    base: dict[str, Any]  # TrainConfig fields shared by every run
+    variants: tuple[Variant, ...]
+    grid: tuple[tuple[str, tuple[Any, ...]], ...]  # ordered axes: (field, values)
+    seeds: tuple[int, ...]
+    metric: str
+    baseline: str
+    reference: dict[str, Any]  # grid point other points are compared with
+    confidence: float
+    source: str  # path of the file (or "preset NAME")
+    text: str  # the file's text, stored with the study for provenance
+
+    def variant(self, name: str) -> Variant:
+        return next(v for v in self.variants if v.name == name)
+
+
+# ---------------------------------------------------------------- locating keys in the text
+
+_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*(.+?)\s*\]\]?\s*(#.*)?$")
+_KEY_RE = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
+
+
+def _split_dotted(key: str) -> list[str]:
+    parts = re.findall(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""", key)
+    return [p[1:-1] if p[:1] in "\"'" else p for p in parts]
+
+
+def find_line(text: str, path: tuple[str, ...]) -> int | None:
+    """The 1-based line where the key ``path`` (e.g. ("variants", "bn", "dropout")) is set or its table
+    starts; the closest enclosing key's line when the exact key is not written out; None if absent."""
+    best: tuple[int, int] | None = None  # (matched depth, line)
+    table: list[str] = []
+    in_multiline = False
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if in_multiline:  # skip the body of multi-line arrays/strings (a crude but sufficient guard)
+            if line.count('"""') % 2 == 1 or line.strip().startswith("]"):
+                in_multiline = False
+            continue
+        h = _HEADER_RE.match(line)
+        if h and not _KEY_RE.match(line):
+            table = _split_dotted(h.group(2))
+            full = table
+        else:
+            k = _KEY_RE.match(line)
+            if not k:
+                continue
+            full = table + _split_dotted(k.group(1))
+            rest = line[k.end():].strip()
+            if (rest.startswith("[") and "]" not in rest) or rest.count('"""') == 1:
+                in_multiline = True
+        depth = 0
+        for a, b in zip(full, path, strict=False):
+            if a != b:
+                break
+            depth += 1
+        if depth == len(full) <= len(path) and (best is None or depth > best[0]):
+            best = (depth, lineno)
+            if depth == len(path):
+                return lineno
+    return best[1] if best else None
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def resolve_study_path(name_or_path: str | Path) -> tuple[str, str]:
+    """(source, text) of a study file path or a preset study name (``fashion-regularization``)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return str(p), p.read_text(encoding="utf-8")
+    name = str(name_or_path).removesuffix(".toml")
+    presets = list_presets()
+    if name in presets:
+        text = resources.files("ablab").joinpath("studies", f"{name}.toml").read_text(encoding="utf-8")
+        return f"preset {name}", text
+    close = difflib.get_close_matches(name, presets, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f" (presets: {', '.join(presets)})"
+    raise StudyError(f"{name_or_path}: no such study file or preset study{hint}")
+
+
+def list_presets() -> list[str]:
+    """Names of the preset studies shipped in ablab/studies/."""
+    folder = resources.files("ablab").joinpath("studies")
+    return sorted(e.name.removesuffix(".toml") for e in folder.iterdir() if e.name.endswith(".toml"))
+
+
+def load_study(name_or_path: str | Path) -> Study:
+    """Parse and validate a study file (path) or preset study (name)."""
+    source, text = resolve_study_path(name_or_path)
+    default_name = Path(source).stem if not source.startswith("preset ") else source.split(" ", 1)[1]
+    return parse_study(text, source=source, default_name=default_name)
+
+
+def parse_study(text: str, source: str = "study.toml", default_name: str = "study") -> Study:
+    """Validate ``text`` (a TOML study file) into a :class:`Study`; errors name the key and its line."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError(f"{source}: not valid TOML: {e}") from None
+    return _Checker(text, source).study(doc, default_name)
+
+
+class _Checker:
+    def __init__(self, text: str, source: str) -> None:
+        self.text = text
+        self.source = source
+
+    def error(self, path: tuple[str, ...], message: str) -> StudyError:
+        line = find_line(self.text, path)
+        where = f"{self.source}:{line}" if line else self.source
+        return StudyError(f"{where}: {'.'.join(path)}: {message}")
+
+    def unknown(self, path: tuple[str, ...], allowed: list[str]) -> StudyError:
+        close = difflib.get_close_matches(path[-1], allowed, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f" (expected one of: {', '.join(allowed)})"
+        return self.error(path, f"unknown key{hint}")
+
+    def table(self, doc: dict[str, Any], key: str) -> dict[str, Any]:
+        v = doc.get(key, {})
+        if not isinstance(v, dict):
+            raise self.error((key,), f"expected a table [{key}], got {type(v).__name__}")
+        return v
+
+    def config(self, d: dict[str, Any], prefix: tuple[str, ...]) -> TrainConfig:
+        """TrainConfig(**d), with its errors moved onto the offending key's line."""
+        for k in d:
+            if k not in FIELDS:
+                raise self.unknown((*prefix, k), list(FIELDS))
+        try:
+            return TrainConfig(**d)
+        except ConfigError as e:
+            key, _, msg = str(e).partition(": ")
+            key = key.split("/")[0]
+            raise self.error((*prefix, key) if key in FIELDS else prefix, msg or str(e)) from None
+
+    def study(self, doc: dict[str, Any], default_name: str) -> Study:
+        for k in doc:
+            if k not in TOP_KEYS:
+                raise self.unknown((k,), list(TOP_KEYS))
+        meta = self.table(doc, "study")
+        for k in meta:
+            if k not in STUDY_KEYS:
+                raise self.unknown(("study", k), list(STUDY_KEYS))
+        name = self.string(meta, ("study", "name"), default_name)
+        if not NAME_RE.match(name):
+            raise self.error(("study", "name"), f"expected letters, digits, '_', '-', '.', got {name!r}")
+        description = self.string(meta, ("study", "description"), "")
+
+        base = self.table(doc, "base")
+        if "seed" in base:
+            raise self.error(("base", "seed"), "set the seeds in [study] seeds, not in [base]")
+        self.config(base, ("base",))
+
+        variants = self.variants(self.table(doc, "variants"), base)
+        grid = self.grid(self.table(doc, "grid"), base, variants)
+        seeds = self.seeds(meta.get("seeds", 3))
+        metric = self.string(meta, ("study", "metric"), "test_acc")
+        if metric not in METRICS:
+            raise self.error(("study", "metric"), f"expected one of {', '.join(METRICS)}, got {metric!r}")
+        names = [v.name for v in variants]
+        default_baseline = "baseline" if "baseline" in names else names[0]
+        baseline = self.string(meta, ("study", "baseline"), default_baseline)
+        if baseline not in names:
+            raise self.error(("study", "baseline"), f"no variant named {baseline!r} (variants: {', '.join(names)})")
+        reference = self.reference(meta.get("reference", {}), grid)
+        confidence = meta.get("confidence", 0.95)
+        if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
+            raise self.error(("study", "confidence"), f"expected a number in (0, 1), got {confidence!r}")
+        return Study(name, description, dict(base), variants, grid, seeds, metric, baseline, reference,
+                     float(confidence), self.source, self.text)
+
+    def string(self, d: dict[str, Any], path: tuple[str, ...], default: str) -> str:
+        v = d.get(path[-1], default)
+        if not isinstance(v, str):
+            raise self.error(path, f"expected a string, got {type(v).__name__} {v!r}")
+        return v
+
+    def seeds(self, v: Any) -> tuple[int, ...]:
+        path = ("study", "seeds")
+        if isinstance(v, int) and not isinstance(v, bool):
+            if v < 1:
+                raise self.error(path, f"expected a positive number of seeds, got {v}")
+            return tuple(range(v))
+        if isinstance(v, list) and v and all(isinstance(s, int) and not isinstance(s, bool) for s in v):
+            if len(set(v)) != len(v):
+                raise self.error(path, f"seeds must be distinct, got {v}")
+            if min(v) < 0:
+                raise self.error(path, f"seeds must be >= 0, got {v}")
+            return tuple(v)
+        raise self.error(path, f"expected a positive integer or a non-empty list of integers, got {v!r}")
+
+    def variants(self, table: dict[str, Any], base: dict[str, Any]) -> tuple[Variant, ...]:
+        if not table:
+            return (Variant("baseline", {}, (), "the base config"),)
+        out = []
+        for name, body in table.items():
+            path = ("variants", name)
+            if not NAME_RE.match(name):
+                raise self.error(path, "variant names may use letters, digits, '_', '-', '.', '+'")
+            if not isinstance(body, dict):
+                raise self.error(path, f"expected a table [variants.{name}], got {type(body).__name__}")
+            overrides = {k: v for k, v in body.items() if k not in VARIANT_EXTRA_KEYS}
+            for k in overrides:
+                if k not in FIELDS:
+                    raise self.unknown((*path, k), [*FIELDS, *VARIANT_EXTRA_KEYS])
+                if k == "seed":
+                    raise self.error((*path, k), "set the seeds in [study] seeds, not per variant")
+            use = body.get("use", [])
+            if not isinstance(use, list) or not all(isinstance(u, str) for u in use):
+                raise self.error((*path, "use"), f"expected a list of transform names, got {use!r}")
+            description = body.get("description", "")
+            if not isinstance(description, str):
+                raise self.error((*path, "description"), f"expected a string, got {description!r}")
+            variant = Variant(name, overrides, tuple(use), description)
+            try:
+                variant_config(base, variant)
+            except ConfigError as e:
+                key, _, msg = str(e).partition(": ")
+                key = key.split("/")[0]
+                if key in overrides:
+                    raise self.error((*path, key), msg) from None
+                if use:
+                    raise self.error((*path, "use"), str(e)) from None
+                raise self.error(path, str(e)) from None
+            except KeyError as e:
+                raise self.error((*path, "use"), f"unknown transform {e}") from None
+            out.append(variant)
+        return tuple(out)
+
+    def grid(self, table: dict[str, Any], base: dict[str, Any],
+             variants: tuple[Variant, ...]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+        axes = []
+        for key, values in table.items():
+            path = ("grid", key)
+            if key not in FIELDS:
+                raise self.unknown(path, list(FIELDS))
+            if key == "seed":
+                raise self.error(path, "set the seeds in [study] seeds, not as a grid axis")
+            if not isinstance(values, list) or not values:
+                raise self.error(path, f"expected a non-empty list of values, got {values!r}")
+            if len({repr(v) for v in values}) != len(values):
+                raise self.error(path, f"values must be distinct, got {values!r}")
+            for v in values:
+                try:
+                    TrainConfig(**{**base, key: v})
+                except ConfigError as e:
+                    raise self.error(path, f"value {v!r}: {str(e).partition(': ')[2] or e}") from None
+            for variant in variants:
+                if key in variant.overrides:
+                    raise self.error(("variants", variant.name, key),
+                                     f"'{key}' is also a grid axis; set it in one place only")
+            axes.append((key, tuple(values)))
+        return tuple(axes)
+
+    def reference(self, ref: Any, grid: tuple[tuple[str, tuple[Any, ...]], ...]) -> dict[str, Any]:
+        path = ("study", "reference")
+        if not isinstance(ref, dict):
+            raise self.error(path, f"expected a table like {{lr = 1e-3}}, got {ref!r}")
+        axes = dict(grid)
+        out = {k: vals[0] for k, vals in grid}
+        for k, v in ref.items():
+            if k not in axes:
+                raise self.error(path, f"'{k}' is not a grid axis (axes: {', '.join(axes) or 'none'})")
+            if v not in axes[k]:
+                raise self.error(path, f"{k} = {v!r} is not one of the grid's values {list(axes[k])}")
+            out[k] = v
+        return out
+
+
+def variant_config(base: dict[str, Any], variant: Variant, point: dict[str, Any] | None = None) -> TrainConfig:
+    """base -> named transforms (``use``) -> variant overrides -> grid point values."""
+    config = TrainConfig(**base)
+    if variant.use:
+        from ablab.train.variants import apply_variants  # no torch at import (config-level transforms)
+
+        config = apply_variants(config, list(variant.use))
+    if variant.overrides:
+        config = config.replace(**variant.overrides)
+    if point:
+        config = config.replace(**point)
+    return config
