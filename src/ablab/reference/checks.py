@@ -354,3 +354,20 @@ def _bce_logits() -> CheckResult:
     inp = {"logits": rng.normal(0, 3, size=(2, 3)), "target": rng.uniform(0, 1, size=(2, 3))}
     return _check("bcel", losses.bce_with_logits, losses.bce_with_logits_backward,
                   lambda logits, target: F.binary_cross_entropy_with_logits(logits, target), inp, ["logits"])
+
+
+# ---------------------------------------------------------------------------------- NumPy model
+
+MODEL_SPEC = ("input(2,8,8) conv(4,3,s=2,pad=same) bn relu maxpool(2) conv(6,2,g=2) tanh flatten dropout(0.3) "
+              "linear(10) leaky_relu(0.1) linear(5)")
+
+
+@register("model", "SGD trajectory, 5 steps: " + MODEL_SPEC)
+def _model() -> CheckResult:
+    """The NumPy model and ``build(spec)`` trained side by side; forward = largest loss difference."""
+    from ablab.reference.model import compare_with_torch
+    from ablab.spec import parse_spec
+
+    t = compare_with_torch(parse_spec(MODEL_SPEC), steps=5, batch=8, lr=0.5)
+    return CheckResult("model", t.max_loss_diff,
+                       autograd={"params": t.max_param_diff, "buffers": t.max_buffer_diff}, tol=1e-8)
