@@ -1,0 +1,22 @@
+"""Datasets as whole in-memory tensors: Fashion-MNIST, MNIST, CIFAR-10 (real files, found or fetched and
+verified) and a synthetic one generated in memory.
+
+    >>> from ablab.data import load_dataset, normalize, augment
+    >>> ds = load_dataset("fashion-mnist", split_seed=0)          # 54,000 / 6,000 / 10,000
+    >>> x = normalize(ds.train.x[:64], ds.mean, ds.std)             # float32 (64, 1, 28, 28)
+    >>> x = augment(x, torch.Generator().manual_seed(0))            # training batches only
+"""
+
+from ablab.data.augment import augment, normalize
+from ablab.data.dataset import Dataset, Split, channel_stats
+from ablab.data.download import download_file, fetch
+from ablab.data.errors import DataError
+from ablab.data.load import clear_cache, load_dataset, verify_dataset
+from ablab.data.locate import locate, search_dirs, user_cache_dir
+from ablab.data.registry import DatasetSpec, get_spec, list_datasets, register_dataset, unregister_dataset
+
+__all__ = [
+    "DataError", "Dataset", "DatasetSpec", "Split", "augment", "channel_stats", "clear_cache",
+    "download_file", "fetch", "get_spec", "list_datasets", "load_dataset", "locate", "normalize",
+    "register_dataset", "search_dirs", "unregister_dataset", "user_cache_dir", "verify_dataset",
+]

@@ -1,0 +1,259 @@
+"""``load_dataset``: locate (or fetch) the files, read and verify them once, split, limit, compute the
+normalization constants on the final training split — cached in-process, since a study loads the same
+dataset many times.
+
+Two caches, both keyed on each file's (path, size, mtime) so a replaced file is reread:
+the raw official splits (uint8 tensors, per dataset), and the finished :class:`Dataset` per argument
+set. Cached tensors are shared between callers: treat them as read-only (``normalize`` and ``augment``
+return new tensors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ablab.data import synthetic
+from ablab.data.cifar import parse_cifar_bin, parse_cifar_pickle, read_archive_members
+from ablab.data.dataset import Dataset, Split, channel_stats
+from ablab.data.errors import DataError
+from ablab.data.idx import check_pair, parse_images, parse_labels, read_file_bytes
+from ablab.data.locate import Found, locate, not_found_error
+from ablab.data.registry import CifarFiles, DatasetSpec, IdxFiles, get_spec
+from ablab.data.split import TEST_SUBSET_SEED, split_indices
+from ablab.data.verify import MANIFEST, Check, check_content, check_file, sha256_bytes, verify_found
+
+RAW_CACHE_SIZE = 4  # official datasets held in memory (Fashion-MNIST: 55 MB as uint8)
+DATASET_CACHE_SIZE = 16  # finished Dataset objects (split/limit variants)
+
+
+@dataclass(frozen=True)
+class Raw:
+    """The official train and test sets as read from the files, plus what was checked."""
+
+    train: Split
+    test: Split
+    files: dict[str, dict[str, str]]  # role -> {"path": ..., "sha256": ... or "unpinned"}
+
+
+_RAW: OrderedDict[tuple[Any, ...], Raw] = OrderedDict()
+_DATASETS: OrderedDict[tuple[Any, ...], Dataset] = OrderedDict()
+
+
+def clear_cache() -> None:
+    """Forget every cached dataset (tests; or to free memory)."""
+    _RAW.clear()
+    _DATASETS.clear()
+
+
+def _remember(cache: OrderedDict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+def _split(x: np.ndarray, y: np.ndarray) -> Split:
+    """Own, writable copies (arrays viewing a file's bytes are read-only)."""
+    return Split(torch.from_numpy(np.array(x, copy=True)), torch.from_numpy(np.array(y, copy=True)))
+
+
+def read_raw(spec: DatasetSpec, found: Found) -> Raw:
+    """Read, validate and checksum every file of a located copy (no cache)."""
+    files: dict[str, dict[str, str]] = {}
+    if isinstance(spec.files, IdxFiles):
+        pinned = spec.files.all()
+        arrays: dict[str, np.ndarray] = {}
+        for role, path in found.files.items():
+            buf = read_file_bytes(path)
+            files[role] = {"path": str(path), "sha256": check_content(buf, path, pinned[role])}
+            hw = (spec.shape[1], spec.shape[2])
+            arrays[role] = (parse_images(buf, path, hw) if role.endswith("images")
+                            else parse_labels(buf, path, len(spec.classes)))
+        f = found.files
+        check_pair(arrays["train_images"], arrays["train_labels"], f["train_images"], f["train_labels"],
+                   spec.n_train)
+        check_pair(arrays["test_images"], arrays["test_labels"], f["test_images"], f["test_labels"],
+                   spec.n_test)
+        return Raw(_split(arrays["train_images"], arrays["train_labels"]),
+                   _split(arrays["test_images"], arrays["test_labels"]), files)
+    if isinstance(spec.files, CifarFiles):
+        c = spec.files
+        batches = c.train_batches + c.test_batches
+        if found.fmt.endswith("-archive"):
+            archive = found.files["archive"]
+            is_bin = found.fmt == "cifar-bin-archive"
+            digest = check_file(archive, c.binary_archive if is_bin else c.python_archive)
+            sub, suffix = ("cifar-10-batches-bin", ".bin") if is_bin else ("cifar-10-batches-py", "")
+            blobs = read_archive_members(archive, {f"{sub}/{b}{suffix}": b for b in batches})
+            names = {b: f"{archive}:{sub}/{b}{suffix}" for b in batches}
+            files["archive"] = {"path": str(archive), "sha256": digest}
+        else:
+            is_bin = found.fmt == "cifar-bin"
+            blobs, names = {}, {}
+            for b in batches:
+                path = found.files[b]
+                blobs[b] = path.read_bytes()
+                names[b] = str(path)
+                manifest = _manifest_entry(path)
+                digest = sha256_bytes(blobs[b])
+                if manifest is not None and manifest != digest:
+                    raise DataError(f"{path}: SHA-256 mismatch: got {digest}, expected {manifest} (from "
+                                    f"{path.parent / MANIFEST}) — delete the folder and run "
+                                    f"'ablab data fetch {spec.name}'")
+                files[b] = {"path": str(path), "sha256": digest if manifest else "unpinned"}
+        parse = parse_cifar_bin if is_bin else parse_cifar_pickle
+        parts = {b: parse(blobs[b], names[b], c.records_per_batch, len(spec.classes)) for b in batches}
+        xtr = np.concatenate([parts[b][0] for b in c.train_batches])  # (N_train, 3, 32, 32)
+        ytr = np.concatenate([parts[b][1] for b in c.train_batches])
+        xte = np.concatenate([parts[b][0] for b in c.test_batches])
+        yte = np.concatenate([parts[b][1] for b in c.test_batches])
+        return Raw(_split(xtr, ytr), _split(xte, yte), files)
+    raise DataError(f"'{spec.name}' has no files to read")  # pragma: no cover
+
+
+def _manifest_entry(path: Path) -> str | None:
+    m = path.parent / MANIFEST
+    if not m.is_file():
+        return None
+    for line in m.read_text().splitlines():
+        digest, _, name = line.strip().partition("  ")
+        if name == path.name and not line.startswith("#"):
+            return digest
+    return None
+
+
+def _locate_or_fetch(spec: DatasetSpec, data_dir: str | Path | None, download: bool) -> Found:
+    found = locate(spec, data_dir)
+    if found is not None:
+        return found
+    if not download:
+        raise not_found_error(spec, data_dir)
+    from ablab.data.download import fetch
+
+    try:
+        found, _ = fetch(spec.name, data_dir)
+    except DataError as e:
+        raise not_found_error(spec, data_dir, download_error=str(e)) from None
+    return found
+
+
+def _check_args(val_fraction: float, split_seed: int, limit: int | None) -> None:
+    if not isinstance(val_fraction, int | float) or not 0 <= val_fraction < 1:
+        raise DataError(f"val_fraction: expected a fraction in [0, 1), got {val_fraction!r}")
+    if not isinstance(split_seed, int) or split_seed < 0:
+        raise DataError(f"split_seed: expected an integer >= 0, got {split_seed!r}")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise DataError(f"limit: expected a positive integer or None, got {limit!r}")
+
+
+def load_dataset(name: str, *, data_dir: str | Path | None = None, val_fraction: float = 0.1,
+                 split_seed: int = 0, stratified: bool = False, limit: int | None = None,
+                 download: bool = True) -> Dataset:
+    """Load a registered dataset as whole uint8 tensors, split into train / validation / test.
+
+    Args:
+        name: ``fashion-mnist``, ``mnist``, ``cifar10``, ``synthetic`` or ``synthetic:opt=val,...``.
+        data_dir: searched first (as ``data_dir/<name>`` and ``data_dir``); then ``$ABLAB_DATA``, the
+            user cache (``~/.cache/ablab/<name>``) and system folders (``/usr/share/datasets/<name>``).
+        val_fraction: share of the official training set held out for validation, in [0, 1).
+        split_seed: seed of the validation split and of the ``limit`` subsets.
+        stratified: keep class proportions in the validation split (and in ``limit`` subsets).
+        limit: keep N training samples, ~N*val/(1-val) validation and at most N test samples (the exact
+            rules are in ``ablab.data.split``); None keeps everything.
+        download: when no copy is found, fetch the official files into the cache (``data_dir/<name>``
+            when given) with SHA-256 verification; False raises the not-found error instead.
+
+    Every file is validated (format, counts, label range) and checked against its pinned SHA-256 when
+    first read. ``mean``/``std`` are computed on the final training split only. The same arguments
+    return the same cached object without rereading files.
+    """
+    _check_args(val_fraction, split_seed, limit)
+    spec = get_spec(name)
+    args = (float(val_fraction), int(split_seed), bool(stratified), limit)
+    found: Found | None = None
+    if spec.files is None:
+        opts = synthetic.parse_options(name)
+        ds_name = opts.canonical_name()
+        identity: tuple[Any, ...] = (ds_name,)
+    else:
+        ds_name = spec.name
+        found = _locate_or_fetch(spec, data_dir, download)
+        identity = (ds_name, found.fmt, *found.identity())
+    key = (identity, *args)
+    if key in _DATASETS:
+        _DATASETS.move_to_end(key)
+        return _DATASETS[key]
+
+    raw = _RAW.get(identity)
+    if raw is None:
+        if found is None:
+            xtr, ytr, xte, yte = synthetic.generate(opts)
+            raw = Raw(_split(xtr, ytr), _split(xte, yte), {})
+        else:
+            raw = read_raw(spec, found)
+        _remember(_RAW, identity, raw, RAW_CACHE_SIZE)
+    else:
+        _RAW.move_to_end(identity)
+
+    tr, va, te = split_indices(raw.train.y, len(raw.test), val_fraction=val_fraction, split_seed=split_seed,
+                               stratified=stratified, limit=limit, y_test=raw.test.y)
+    train = Split(raw.train.x[tr], raw.train.y[tr])
+    val = Split(raw.train.x[va], raw.train.y[va])
+    test = raw.test if len(te) == len(raw.test) else Split(raw.test.x[te], raw.test.y[te])
+    mean, std = channel_stats(train.x)
+    classes = (spec.classes if spec.files is not None
+               else tuple(f"class{k}" for k in range(synthetic.parse_options(name).classes)))
+    info: dict[str, Any] = {
+        "dataset": ds_name,
+        "source": str(found.dir) if found else "generated in memory",
+        "found_via": found.how if found else "generated",
+        "format": found.fmt if found else "synthetic",
+        "files": raw.files,
+        "official_sizes": {"train": len(raw.train), "test": len(raw.test)},
+        "sizes": {"train": len(train), "val": len(val), "test": len(test)},
+        "val_fraction": float(val_fraction),
+        "split_seed": int(split_seed),
+        "stratified": bool(stratified),
+        "limit": limit,
+        "test_subset_seed": TEST_SUBSET_SEED if limit is not None and limit < len(raw.test) else None,
+        "val_indices_sha256": hashlib.sha256(va.numpy().astype("<i8").tobytes()).hexdigest(),
+        "mean": list(mean),
+        "std": list(std),
+        "normalization": "per channel, of x/255 over the final train split (after validation and limit)",
+    }
+    ds = Dataset(ds_name, train, val, test, classes, mean, std, info)
+    _remember(_DATASETS, key, ds, DATASET_CACHE_SIZE)
+    return ds
+
+
+def verify_dataset(name: str, data_dir: str | Path | None = None) -> tuple[Found, list[Check], Raw]:
+    """Checksums of every file, then a full read (structure, counts, label range, class balance).
+
+    Returns (where, per-file checks, the data read); raises DataError if a checksum or the structure is
+    wrong, or the dataset is not found (no download: verifying must not change anything).
+    """
+    spec = get_spec(name)
+    if spec.files is None:
+        raise DataError(f"'{spec.name}' is generated in memory; there are no files to verify")
+    found = locate(spec, data_dir)
+    if found is None:
+        raise not_found_error(spec, data_dir)
+    checks = verify_found(spec, found)
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        raise DataError("\n".join(c.detail for c in bad))
+    raw = read_raw(spec, found)
+    if spec.per_class_train is not None:
+        counts = torch.bincount(raw.train.y, minlength=len(spec.classes)).tolist()
+        off = {spec.classes[k]: n for k, n in enumerate(counts) if n != spec.per_class_train}
+        if off:
+            raise DataError(f"{found.dir}: training set class counts {off} differ from the published "
+                            f"{spec.per_class_train:,} per class")
+    return found, checks, raw
