@@ -1,0 +1,250 @@
+"""From a study's store to the numbers of its report: per-cell summaries, curves, paired comparisons.
+
+Accuracies are fractions in [0, 1] here and in report.json; the rendered report shows percent and
+differences in percentage points. Only runs that finished (``done``) enter the statistics; diverged runs
+are counted and named, never averaged in; a comparison pairs the seeds that both cells finished.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ablab.report.stats import Interval, PairedTest, clopper_pearson, holm, paired_t, t_interval
+from ablab.store import Store, find_stores
+
+CURVE_METRICS = ("train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss")
+# summary columns: key -> (title, description)
+SUMMARY_METRICS: dict[str, tuple[str, str]] = {
+    "test_acc": ("final test acc", "test accuracy after the last epoch"),
+    "test_acc_at_best_val": ("test acc @ best val", "test accuracy at the epoch of best validation accuracy"),
+    "train_acc": ("train acc", "training accuracy of the last epoch"),
+    "gap": ("generalization gap", "train acc − test acc, last epoch (points)"),
+    "val_acc": ("val acc", "validation accuracy after the last epoch"),
+    "best_val_acc": ("best val acc", "best validation accuracy over the epochs"),
+}
+
+
+@dataclass
+class CellSummary:
+    cell: str
+    variant: str
+    point: dict[str, Any]
+    counts: dict[str, int]  # status -> runs
+    metrics: dict[str, Interval]  # SUMMARY_METRICS key -> interval across seeds (done runs)
+    per_seed: dict[int, dict[str, float | None]]  # seed -> metric -> value
+    curves: dict[str, list[Interval]]  # CURVE_METRICS -> one interval per epoch (index = epoch - 1)
+    n_test: int | None  # test-set size of the runs
+    binomial: tuple[float, float] | None  # Clopper-Pearson interval of one run at the mean test accuracy
+    diverged: list[str] = field(default_factory=list)  # labels of diverged runs, with where
+    description: str = ""
+
+    @property
+    def n(self) -> int:
+        return self.counts.get("done", 0)
+
+
+@dataclass
+class Comparison:
+    cell: str
+    reference: str
+    metric: str
+    test: PairedTest
+    p_holm: float
+    sentence: str = ""
+
+
+@dataclass
+class StudyReport:
+    name: str
+    out_dir: Path
+    description: str
+    metric: str
+    metric_doc: str
+    confidence: float
+    baseline: str
+    seeds: list[int]
+    cells: list[CellSummary]
+    comparisons: list[Comparison]
+    counts: dict[str, int]
+    wall_time_s: float  # the study's sessions, summed
+    sessions: int
+    compute_time_s: float  # sum of the runs' own wall times
+    workers: list[int]
+    code_versions: list[str]
+    versions: dict[str, str]
+    base: dict[str, Any]
+    info: dict[str, Any]
+    runs: list[dict[str, Any]]  # one row per run: label, status, seed, final metrics, wall time
+    notes: list[str] = field(default_factory=list)
+
+
+def _f(v: Any) -> float | None:
+    """A stored metric as float; None for missing or non-finite ("nan" strings included)."""
+    if v is None:
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def run_metrics(epochs: list[dict[str, Any]], result: dict[str, Any] | None) -> dict[str, float | None]:
+    """The summary metrics of one finished run from its epochs and result."""
+    if not epochs:
+        return dict.fromkeys(SUMMARY_METRICS)
+    final = (result or {}).get("final") or epochs[-1]
+    best = (result or {}).get("best_epoch")
+    vals = [(_f(e.get("val_acc")), e["epoch"]) for e in epochs]
+    if best is None and any(v is not None for v, _ in vals):
+        best = max((v, -ep) for v, ep in vals if v is not None)[1] * -1  # first epoch of the maximum
+    by_epoch = {e["epoch"]: e for e in epochs}
+    test, train = _f(final.get("test_acc")), _f(final.get("train_acc"))
+    val_accs = [v for v, _ in vals if v is not None]
+    return {
+        "test_acc": test,
+        "test_acc_at_best_val": _f(by_epoch[best].get("test_acc")) if best in by_epoch else None,
+        "train_acc": train,
+        "gap": (train - test) if train is not None and test is not None else None,
+        "val_acc": _f(final.get("val_acc")),
+        "best_val_acc": max(val_accs) if val_accs else None,
+    }
+
+
+def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
+    """Read a study folder's store and compute everything the report shows."""
+    paths = find_stores(study_dir)
+    if not paths:
+        from ablab.errors import UserError
+
+        raise UserError(f"{study_dir}: no study store (study.sqlite) here; run 'ablab study run' first")
+    with Store(paths[0]) as store:
+        srow = store.study(study)
+        info = srow["info"]
+        runs = store.runs(srow["name"])
+        epochs = {r.id: store.epochs(r.id) for r in runs}
+        sessions = store.sessions(srow["id"])
+        wall = store.wall_time_s(srow["id"])
+    confidence = float(info.get("confidence", 0.95))
+    metric = info.get("metric", "test_acc")
+    descriptions = {v["name"]: v.get("description", "") for v in info.get("variants", [])}
+
+    cells: list[CellSummary] = []
+    cell_index = {c["cell"]: c for c in info.get("cells", [])}
+    order = list(cell_index) + sorted({r.cell for r in runs} - set(cell_index))
+    run_rows: list[dict[str, Any]] = []
+    versions: dict[str, str] = {}
+    for name in order:
+        cruns = [r for r in runs if r.cell == name]
+        if not cruns and name not in cell_index:
+            continue
+        counts: dict[str, int] = {}
+        for r in cruns:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        per_seed: dict[int, dict[str, float | None]] = {}
+        done = [r for r in cruns if r.status == "done"]
+        n_test = None
+        diverged = []
+        for r in cruns:
+            m = run_metrics(epochs[r.id], r.result)
+            if r.status == "done":
+                per_seed[r.seed] = m
+                n_test = n_test or (r.result or {}).get("info", {}).get("n_test")
+                versions.update(r.versions or {})
+            if r.status == "diverged":
+                d = r.diverged or {}
+                diverged.append(f"{r.label} (epoch {d.get('epoch', '?')}, loss {d.get('loss', '?')})")
+            run_rows.append({"label": r.label, "cell": r.cell, "variant": r.variant, "seed": r.seed,
+                             "status": r.status, "attempts": r.attempts, "wall_time_s": r.wall_time_s,
+                             "best_epoch": r.best_epoch, "code_version": r.code_version, "out_dir": r.out_dir,
+                             **{k: m[k] for k in SUMMARY_METRICS}})
+        metrics = {k: t_interval([v[k] for v in per_seed.values() if v[k] is not None], confidence)
+                   for k in SUMMARY_METRICS}
+        curves: dict[str, list[Interval]] = {}
+        n_epochs = max((len(epochs[r.id]) for r in done), default=0)
+        for key in CURVE_METRICS:
+            series = []
+            for e in range(1, n_epochs + 1):
+                vals = [_f(ep.get(key)) for r in done for ep in epochs[r.id] if ep["epoch"] == e]
+                series.append(t_interval([v for v in vals if v is not None], confidence))
+            curves[key] = series
+        test_mean = metrics["test_acc"].mean
+        binomial = None
+        if n_test and not math.isnan(test_mean):
+            binomial = clopper_pearson(round(test_mean * n_test), int(n_test), confidence)
+        c = cell_index.get(name, {"variant": cruns[0].variant if cruns else name, "point": {}})
+        cells.append(CellSummary(name, c["variant"], c["point"], counts, metrics, per_seed, curves,
+                                 int(n_test) if n_test else None, binomial, diverged,
+                                 descriptions.get(c["variant"], "")))
+
+    by_name = {c.cell: c for c in cells}
+    comps: list[Comparison] = []
+    for cell, ref in info.get("comparisons", []):
+        if cell not in by_name or ref not in by_name:
+            continue
+        a = {s: m[metric] for s, m in by_name[cell].per_seed.items() if m[metric] is not None}
+        b = {s: m[metric] for s, m in by_name[ref].per_seed.items() if m[metric] is not None}
+        comps.append(Comparison(cell, ref, metric, paired_t(a, b, confidence), math.nan))
+    adjusted = holm([c.test.p for c in comps])
+    for c, p in zip(comps, adjusted, strict=True):
+        c.p_holm = p
+        c.sentence = sentence(c, confidence, by_name[c.reference].binomial)
+
+    counts_all: dict[str, int] = {}
+    for r in runs:
+        counts_all[r.status] = counts_all.get(r.status, 0) + 1
+    notes = []
+    train_metrics = {str(r.config.get("train_metrics", "running")) for r in runs}
+    if "running" in train_metrics:
+        notes.append("Training accuracy is the running average over each epoch's batches as trained "
+                     "(dropout active, weights changing), so it understates the end-of-epoch training accuracy.")
+    if counts_all.get("diverged"):
+        notes.append(f"{counts_all['diverged']} run(s) diverged (non-finite loss); they are listed per variant "
+                     "and left out of the means.")
+    unfinished = sum(v for k, v in counts_all.items() if k not in ("done", "diverged"))
+    if unfinished:
+        notes.append(f"{unfinished} run(s) have not finished (pending/failed/running); statistics use finished "
+                     "runs only. Run the same 'ablab study run' again to complete them.")
+    return StudyReport(
+        name=srow["name"], out_dir=paths[0].parent, description=info.get("description", ""), metric=metric,
+        metric_doc=info.get("metric_doc", metric), confidence=confidence, baseline=info.get("baseline", ""),
+        seeds=list(info.get("seeds", [])), cells=cells, comparisons=comps, counts=counts_all, wall_time_s=wall,
+        sessions=len(sessions), compute_time_s=sum(r.wall_time_s or 0.0 for r in runs),
+        workers=sorted({int(s["workers"]) for s in sessions if s["workers"]}),
+        code_versions=sorted({r.code_version for r in runs if r.code_version}), versions=versions,
+        base=info.get("base", {}), info=info, runs=run_rows, notes=notes)
+
+
+def pts(x: float) -> str:
+    """A fraction difference in percentage points, signed."""
+    return f"{100 * x:+.2f}"
+
+
+def sentence(c: Comparison, confidence: float, binomial: tuple[float, float] | None) -> str:
+    """One plain sentence: how big the difference is, how sure, and whether it beats the noise."""
+    d = c.test.diff
+    level = round(100 * (1 - confidence))
+    n = d.n
+    if n == 0:
+        return f"{c.cell} vs {c.reference}: no seed finished in both; nothing to compare yet."
+    if n == 1:
+        return (f"{c.cell} vs {c.reference}: {pts(d.mean)} points from a single pair of runs — one seed cannot "
+                "separate a difference from seed-to-seed noise; run more seeds.")
+    if math.isnan(c.test.p):
+        return (f"{c.cell} vs {c.reference}: {pts(d.mean)} points on every one of {n} seeds — no spread, so no "
+                "test is possible (identical differences usually mean the variant changed nothing).")
+    ci = f"{100 * confidence:g}% CI {pts(d.lo)} to {pts(d.hi)}"
+    stats = f"paired over {n} seeds, p = {c.test.p:.3g}, Holm-adjusted p = {c.p_holm:.3g}"
+    head = f"{c.cell} vs {c.reference}: {pts(d.mean)} points ({ci}; {stats})"
+    if c.p_holm < 1 - confidence:
+        direction = "higher" if d.mean > 0 else "lower"
+        return (f"{head}. Distinguishable from seed-to-seed noise at the {level}% level after Holm correction: "
+                f"{c.cell} is {direction}.")
+    tail = ""
+    if binomial is not None and abs(d.mean) < (binomial[1] - binomial[0]) / 2:
+        tail = (f" The difference is also smaller than one run's test-set interval "
+                f"(±{100 * (binomial[1] - binomial[0]) / 2:.2f} points).")
+    return f"{head}. Not distinguishable from noise: this study cannot tell the two apart.{tail}"
