@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -12,28 +13,35 @@ from ablab.calc.shapes import fmt_shape
 from ablab.calc.summary import Summary
 
 
-def table(s: Summary) -> Table:
+def table(s: Summary, width: int = 120) -> Table:
+    """One row per layer and a totals footer; below 110 columns the spec column is left out, so names and
+    numbers stay whole."""
+    wide = width >= 110
     t = Table(title=f"{s.model}  (input {fmt_shape(s.input_shape)}, batch {s.batch}, {s.dtype})",
-              title_justify="left", show_footer=True, header_style="bold")
-    t.add_column("#", justify="right", footer="")
-    t.add_column("layer", footer="total")
-    t.add_column("spec", overflow="fold", footer="")
-    t.add_column("output", footer="")
-    t.add_column("params", justify="right", footer=f"{s.totals.params:,}")
-    t.add_column("MACs", justify="right", footer=f"{s.totals.macs:,}")
-    t.add_column("FLOPs", justify="right", footer=f"{s.totals.flops:,}")
-    t.add_column("activations", justify="right", footer=human_bytes(s.totals.memory.activation_bytes))
-    t.add_column("RF /stride", justify="right", footer="")
+              title_justify="left", show_footer=True, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+              collapse_padding=True)
+    t.add_column("#", justify="right", footer="", overflow="fold")
+    t.add_column("layer", footer="total", overflow="fold")
+    if wide:
+        t.add_column("spec", footer="", overflow="fold")
+    t.add_column("output", footer="", overflow="fold")
+    t.add_column("params", justify="right", footer=f"{s.totals.params:,}", overflow="fold")
+    t.add_column("MACs", justify="right", footer=f"{s.totals.macs:,}", overflow="fold")
+    t.add_column("FLOPs", justify="right", footer=f"{s.totals.flops:,}", overflow="fold")
+    t.add_column("output bytes", justify="right", footer=human_bytes(s.totals.memory.activation_bytes),
+                 overflow="fold")
+    t.add_column("RF/stride", justify="right", footer="", overflow="fold")
     for row in s.layers:
         rf = row.receptive_field.short() if row.receptive_field else "all"
-        t.add_row(str(row.index), row.name, row.layer, fmt_shape(row.output_shape), f"{row.params:,}",
-                  f"{row.macs:,}", f"{row.flops:,}", human_bytes(row.activation_bytes), rf)
+        cells = [str(row.index), row.name, *([row.layer] if wide else []), fmt_shape(row.output_shape),
+                 f"{row.params:,}", f"{row.macs:,}", f"{row.flops:,}", human_bytes(row.activation_bytes), rf]
+        t.add_row(*cells)
     return t
 
 
 def print_summary(s: Summary, console: Console, explain: bool = False) -> None:
     """Table, totals, warnings, then the conventions in force (always)."""
-    console.print(table(s))
+    console.print(table(s, console.width))
     for line in s.totals_lines():
         console.print(line, highlight=False)
     for f in s.findings:

@@ -5,6 +5,8 @@ No torch import on this path: a spec, a preset or a spec file is sized up in pur
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ablab.calc.costs import DOT_CONVENTIONS
@@ -59,4 +61,5 @@ def summary(model: str, input_shape: str | None, batch: int, dtype: str, optimiz
 
     from ablab.calc.render import print_summary
 
-    print_summary(result, Console(highlight=False), explain=explain)
+    # a terminal gets its own width; a pipe or file gets 120 columns rather than rich's default 80
+    print_summary(result, Console(highlight=False, width=None if sys.stdout.isatty() else 120), explain=explain)
