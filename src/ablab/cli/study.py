@@ -1,0 +1,323 @@
+"""``ablab study run|report|compare|presets`` and ``ablab runs ls``: thin wrappers over
+:mod:`ablab.study.runner`, :mod:`ablab.report.render` and :mod:`ablab.store`.
+
+Heavy imports (torch, matplotlib, scipy) happen inside the commands; ``--dry-run`` without measuring
+never loads torch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+
+CTX = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group("study", context_settings=CTX)
+def study() -> None:
+    """Run, report and compare multi-seed ablation studies.
+
+    \b
+    Example:
+      ablab study run fashion-regularization
+      ablab study run studies/mlp-sweeps.toml --out runs/mlp --workers 2
+      ablab study report runs/fashion-regularization
+    """
+
+
+@study.command("run", context_settings=CTX)
+@click.argument("file")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Study folder (default: runs/<name>).")
+@click.option("--workers", "-w", type=click.IntRange(min=0),
+              help="Parallel runs, one thread each (default: the number of cores; 0: in this process).")
+@click.option("--dry-run", is_flag=True, help="List the runs and estimate their cost; run nothing.")
+@click.option("--measure/--no-measure", default=True, show_default=True,
+              help="--dry-run: time a few training steps of each model for the time estimate (loads torch).")
+@click.option("--report/--no-report", "make_report", default=True, show_default=True,
+              help="Write the report when the study is finished.")
+def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, measure: bool,
+            make_report: bool) -> None:
+    """Run a study: every variant × grid point × seed; resumes where it stopped.
+
+    FILE is a study file (TOML) or a preset study name (see `ablab study presets`). Running the same
+    command again skips finished runs and redoes interrupted or failed ones.
+
+    \b
+    Example:
+      ablab study run fashion-regularization --dry-run
+      ablab study run studies/fashion-regularization.toml --out runs/fr --workers 2
+    """
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from ablab.study.runner import default_out_dir
+    from ablab.study.studyfile import load_study
+
+    console = Console(highlight=False)
+    s = load_study(file)
+    out = Path(out_dir) if out_dir else default_out_dir(s)
+    if dry_run:
+        _dry_run(console, s, out, measure, workers)
+        return
+    _run(console, s, out, workers, make_report)
+
+
+def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None) -> None:
+    from rich.table import Table
+
+    from ablab.report.render import human_time
+    from ablab.study.executor import default_workers
+    from ablab.study.runner import estimate
+
+    costs = estimate(s, out, measure=measure)
+    table = Table(title=f"study {s.name}: {len(costs)} runs → {out}")
+    for col in ("run", "status", "fwd MACs/sample", "run FLOPs", "est. time"):
+        table.add_column(col, justify="left" if col in ("run", "status") else "right")
+    for c in costs:
+        table.add_row(c.label, c.status, f"{c.macs:,}", f"{c.train_flops:.3g}",
+                      human_time(c.seconds) if c.seconds is not None else "—")
+    console.print(table)
+    todo = [c for c in costs if c.status not in ("done", "diverged")]
+    flops = sum(c.train_flops for c in todo)
+    w = workers or default_workers()
+    console.print(f"to run: {len(todo)} of {len(costs)} runs, {flops:.3g} FLOPs "
+                  "(3 × 2·MACs per training sample + 2·MACs per validation/test sample, × epochs)")
+    if todo and all(c.seconds is not None for c in todo):
+        total = sum(c.seconds or 0.0 for c in todo)
+        console.print(f"estimated time: {human_time(total)} of compute at one thread per run (measured rate); "
+                      f"≈ {human_time(total / max(w, 1))} wall on {w} worker(s), assuming perfect packing")
+
+
+def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from ablab.report.render import human_time, wall_line
+    from ablab.study.executor import InlineExecutor
+    from ablab.study.runner import run_study
+
+    executor = InlineExecutor() if workers == 0 else None
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("epochs"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                        console=console, transient=False)
+    state: dict[str, Any] = {"task": None, "epochs_seen": {}, "epochs": {}}
+
+    def on_event(kind: str, info: dict[str, Any]) -> None:
+        if kind == "study_start":
+            state["epochs"] = info["epochs"]
+            total = sum(info["epochs"].values())
+            console.print(f"study {info['name']}: {info['total']} runs, {info['done']} already finished, "
+                          f"{info['todo']} to run on {info['workers']} worker(s) → {info['out_dir']}")
+            state["task"] = progress.add_task(s.name, total=total or 1)
+        elif kind == "epoch":
+            state["epochs_seen"][info["run_id"]] = state["epochs_seen"].get(info["run_id"], 0) + 1
+            progress.advance(state["task"], 1)
+        elif kind == "run_end":
+            seen = state["epochs_seen"].get(info["run_id"], 0)
+            rest = state["epochs"].get(info["run_id"], 0) - seen
+            if rest > 0:  # early stopping, divergence or failure: the run's remaining epochs are done with
+                progress.advance(state["task"], rest)
+            console.print(_run_line(info))
+
+    try:
+        with progress:
+            outcome = run_study(s, out, workers=workers, executor=executor, on_event=on_event)
+    except KeyboardInterrupt:
+        console.print(f"interrupted; finished runs are kept in {out}. Run the same command again to resume.")
+        raise SystemExit(130) from None
+    console.print(f"{outcome.ran} run(s) finished in this session ({human_time(outcome.session_wall_s)}), "
+                  f"{outcome.skipped} were already done, {len(outcome.failed)} failed.")
+    if outcome.failed:
+        console.print("failed runs (rerun the command to retry; errors in `ablab runs ls --status failed`): "
+                      + ", ".join(outcome.failed))
+    if make_report:
+        _report(console, out)
+    else:
+        from ablab.report.analysis import analyze
+
+        console.print(wall_line(analyze(out)))
+
+
+def _run_line(info: dict[str, Any]) -> str:
+    status = info["status"]
+    if status == "failed":
+        return f"[red]✗[/red] {info['label']}  failed: {info.get('error', '')}"
+    r = info.get("result", {})
+    final = r.get("final") or {}
+    acc = final.get("test_acc")
+    acc_s = f"test {100 * float(acc):.2f}%" if isinstance(acc, int | float) else "test —"
+    mark = "[green]✓[/green]" if status == "done" else "[yellow]![/yellow]"
+    extra = ""
+    if status == "diverged":
+        d = r.get("diverged") or {}
+        extra = f"  diverged at epoch {d.get('epoch')} (loss {d.get('loss')})"
+    best = r.get("best_epoch")
+    return (f"{mark} {info['label']}  {acc_s}  best-val epoch {best if best is not None else '—'}  "
+            f"{float(r.get('wall_time_s') or 0):.1f} s{extra}")
+
+
+def _report(console: Any, out: Any) -> None:
+    from rich.table import Table
+
+    from ablab.report.analysis import SUMMARY_METRICS, analyze
+    from ablab.report.render import SUMMARY_COLUMNS, binomial_line, fmt_interval, fmt_p, wall_line, write_report
+
+    paths = write_report(out)
+    r = analyze(out)
+    table = Table(title=f"{r.name}: mean ± {100 * r.confidence:g}% t-interval across seeds (%)")
+    table.add_column("cell")
+    for k in SUMMARY_COLUMNS:
+        table.add_column(SUMMARY_METRICS[k][0], justify="right")
+    table.add_column("n", justify="right")
+    for c in r.cells:
+        table.add_row(c.cell, *(fmt_interval(c.metrics[k]) for k in SUMMARY_COLUMNS), str(c.n))
+    console.print(table)
+    if r.comparisons:
+        t2 = Table(title=f"paired by seed on {r.metric} (points), Holm-corrected")
+        for col in ("comparison", "n", "difference", "interval", "p", "Holm p"):
+            t2.add_column(col, justify="left" if col == "comparison" else "right")
+        for c in r.comparisons:
+            d = c.test.diff
+            ci = "—" if math.isnan(d.lo) else f"{100 * d.lo:+.2f} to {100 * d.hi:+.2f}"
+            t2.add_row(f"{c.cell} − {c.reference}", str(d.n), "—" if d.n == 0 else f"{100 * d.mean:+.2f}", ci,
+                       fmt_p(c.test.p), fmt_p(c.p_holm))
+        console.print(t2)
+        for c in r.comparisons:
+            console.print(f"• {c.sentence}")
+    console.print(binomial_line(r))
+    for n in r.notes:
+        console.print(f"note: {n}")
+    console.print(f"report: {paths['html']} (also report.md, summary.csv, comparisons.csv, report.json)")
+    console.print(wall_line(r))
+
+
+@study.command("report", context_settings=CTX)
+@click.argument("study_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Report folder (default: DIR/report).")
+def report_cmd(study_dir: str, out_dir: str | None) -> None:
+    """Write the report of a study folder: HTML, Markdown + PNG, CSV, JSON.
+
+    \b
+    Example:
+      ablab study report runs/fashion-regularization
+    """
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if out_dir is None:
+        _report(console, study_dir)
+        return
+    from ablab.report.render import write_report
+
+    paths = write_report(study_dir, out_dir)
+    console.print(f"report: {paths['html']}")
+
+
+@study.command("compare", context_settings=CTX)
+@click.argument("dir_a", type=click.Path(exists=True, file_okay=False))
+@click.argument("dir_b", type=click.Path(exists=True, file_okay=False))
+@click.option("--metric", help="Metric to compare (default: study A's deciding metric).")
+def compare_cmd(dir_a: str, dir_b: str, metric: str | None) -> None:
+    """Compare two study folders cell by cell (Welch t-test per common cell, Holm-corrected).
+
+    \b
+    Example:
+      ablab study compare runs/fashion-regularization runs/fashion-regularization-v2
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ablab.report.compare import compare_studies
+    from ablab.report.render import fmt_interval, fmt_p
+
+    console = Console(highlight=False)
+    a, b, deltas, metric = compare_studies(dir_a, dir_b, metric)
+    if not deltas:
+        console.print(f"no common cells between {a.name} ({dir_a}) and {b.name} ({dir_b})")
+        return
+    table = Table(title=f"{metric}: A = {dir_a}, B = {dir_b} (%; mean ± {100 * a.confidence:g}% interval)")
+    for col in ("cell", "A", "B", "B − A (points)", "Welch p", "Holm p"):
+        table.add_column(col, justify="left" if col == "cell" else "right")
+    for d in deltas:
+        table.add_row(d.cell, fmt_interval(d.a), fmt_interval(d.b),
+                      "—" if math.isnan(d.diff) else f"{100 * d.diff:+.2f}", fmt_p(d.p), fmt_p(d.p_holm))
+    console.print(table)
+    for d in deltas:
+        console.print(f"• {d.sentence}")
+
+
+@study.command("presets", context_settings=CTX)
+def presets_cmd() -> None:
+    """List the preset studies (run one with `ablab study run NAME`)."""
+    from ablab.study.studyfile import list_presets, load_study
+
+    for name in list_presets():
+        s = load_study(name)
+        n = len(s.seeds) * len(s.variants) * math.prod(len(v) for _, v in s.grid)
+        click.echo(f"{name:24s} {n:4d} runs  {s.description.splitlines()[0] if s.description else ''}")
+
+
+@click.group("runs", context_settings=CTX)
+def runs() -> None:
+    """List runs in study stores.
+
+    \b
+    Example:
+      ablab runs ls runs/fashion-regularization --status failed
+    """
+
+
+@runs.command("ls", context_settings=CTX)
+@click.argument("where", default="runs", type=click.Path())
+@click.option("--study", "study_name", help="Only this study.")
+@click.option("--status", type=click.Choice(["pending", "running", "done", "failed", "diverged"]))
+@click.option("--variant", help="Only this variant.")
+@click.option("--errors", is_flag=True, help="Print the error of failed runs.")
+def runs_ls(where: str, study_name: str | None, status: str | None, variant: str | None, errors: bool) -> None:
+    """List runs of the study folder WHERE (or of every study folder under it; default: runs/).
+
+    \b
+    Example:
+      ablab runs ls
+      ablab runs ls runs/mlp-sweeps --variant dropout --status done
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ablab.errors import UserError
+    from ablab.store import Store, find_stores
+
+    stores = find_stores(where)
+    if not stores:
+        raise UserError(f"{where}: no study store (study.sqlite) here or in its subfolders")
+    console = Console(highlight=False)
+    table = Table()
+    for col in ("id", "study", "run", "status", "attempts", "final test acc", "best epoch", "wall (s)"):
+        table.add_column(col, justify="right" if col in ("id", "attempts", "final test acc", "best epoch",
+                                                          "wall (s)") else "left")
+    n = 0
+    failures = []
+    for path in stores:
+        with Store(path) as store:
+            for r in store.runs(study_name, status=status, variant=variant):
+                final = (r.result or {}).get("final") or {}
+                acc = final.get("test_acc")
+                table.add_row(str(r.id), r.study, r.label, r.status, str(r.attempts),
+                              f"{100 * float(acc):.2f}" if isinstance(acc, int | float) else "—",
+                              str(r.best_epoch or "—"), f"{r.wall_time_s:.1f}" if r.wall_time_s else "—")
+                n += 1
+                if errors and r.error:
+                    failures.append(f"{r.study} {r.label}: {r.error}")
+    console.print(table)
+    console.print(f"{n} run(s)")
+    for f in failures:
+        console.print(f)
