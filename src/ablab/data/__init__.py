@@ -7,16 +7,16 @@ verified) and a synthetic one generated in memory.
     >>> x = augment(x, torch.Generator().manual_seed(0))            # training batches only
 """
 
-from ablab.data.augment import augment, normalize
 from ablab.data.dataset import Dataset, Split, channel_stats
 from ablab.data.download import download_file, fetch
 from ablab.data.errors import DataError
 from ablab.data.load import clear_cache, load_dataset, verify_dataset
-from ablab.data.locate import locate, search_dirs, user_cache_dir
+from ablab.data.locate import search_dirs, user_cache_dir
 from ablab.data.registry import DatasetSpec, get_spec, list_datasets, register_dataset, unregister_dataset
+from ablab.data.transforms import augment, normalize
 
 __all__ = [
     "DataError", "Dataset", "DatasetSpec", "Split", "augment", "channel_stats", "clear_cache",
-    "download_file", "fetch", "get_spec", "list_datasets", "load_dataset", "locate", "normalize",
+    "download_file", "fetch", "get_spec", "list_datasets", "load_dataset", "normalize",
     "register_dataset", "search_dirs", "unregister_dataset", "user_cache_dir", "verify_dataset",
 ]

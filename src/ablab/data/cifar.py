@@ -61,7 +61,17 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
             allowed[(f"{mod}.numeric", "_frombuffer")] = numeric._frombuffer
     allowed[("numpy", "ndarray")] = np.ndarray
     allowed[("numpy", "dtype")] = np.dtype
+    allowed[("_codecs", "encode")] = _latin1_encode
     return allowed
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """What Python 3 writes for ``bytes`` at pickle protocol <= 2 (``_codecs.encode(s, 'latin1')``),
+    restricted to exactly that: a str and the latin-1 codec, no codec lookup by an arbitrary name."""
+    if not isinstance(text, str) or encoding.lower().replace("-", "").replace("_", "") not in ("latin1",
+                                                                                               "iso88591"):
+        raise pickle.UnpicklingError(f"_codecs.encode allowed only as latin-1 of a str, got {encoding!r}")
+    return text.encode("latin1")
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

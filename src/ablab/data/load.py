@@ -185,7 +185,8 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, val_fraction:
     else:
         ds_name = spec.name
         found = _locate_or_fetch(spec, data_dir, download)
-        identity = (ds_name, found.fmt, *found.identity())
+        # the pinned sums are part of the key: re-registering a spec with other sums re-verifies
+        identity = (ds_name, repr(spec.files), found.fmt, *found.identity())
     key = (identity, *args)
     if key in _DATASETS:
         _DATASETS.move_to_end(key)
