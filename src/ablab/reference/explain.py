@@ -530,6 +530,9 @@ def graph(source: Any = None, weight: str | None = None, lr: float | None = None
     e = Explanation(f"Backpropagation through a scalar graph: dL/d{weight}, L = {gr.loss}", digits=digits)
     e.para("Chain rule (Rumelhart, Hinton & Williams 1986): dL/dw is the sum over every path from w to L of the "
            "product of the local derivatives along it.")
+    e.eq("dL/dw = sum over paths w -> n_1 -> ... -> L of  dL/dn_k * ... * dn_2/dn_1 * dn_1/dw",
+         r"\frac{\partial L}{\partial w} = \sum_{w \to n_1 \to \cdots \to n_k \to L} "
+         r"\frac{\partial L}{\partial n_k} \cdots \frac{\partial n_2}{\partial n_1} \frac{\partial n_1}{\partial w}")
     e.heading("Forward pass")
     for name, v in gr.leaves.items():
         e.para(f"{name} = {e.num(v)}   ({gr.kind_of(name)})", f"${name} = {e.num(v)}$ ({gr.kind_of(name)})")
