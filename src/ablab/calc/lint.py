@@ -63,7 +63,8 @@ def lint(layers: list[Resolved]) -> list[Finding]:
                            "softmax as the last layer: cross-entropy (nn.CrossEntropyLoss, ablab train) applies "
                            "log-softmax itself, so this squashes the logits twice and weakens the gradients; "
                            "output logits and apply softmax only at inference"))
-    return out
+    order = {r.name: i for i, r in enumerate(layers)}
+    return sorted(out, key=lambda f: order.get(f.layer, -1))  # in stack order (stable within a layer)
 
 
 def _collapse(layers: list[Resolved]) -> list[Finding]:

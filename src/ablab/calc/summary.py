@@ -20,6 +20,7 @@ MACs, FLOPs and bytes are for the whole batch (``batch`` samples); parameters do
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +122,9 @@ class Summary:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        text = json.dumps(self.to_dict(), indent=indent)
+        # shapes and fields on one line: [6, 28, 28] rather than one number per line
+        return re.sub(r"\[[\s\d,\-]*\]", lambda m: re.sub(r"\s+", "", m.group()).replace(",", ", "), text)
 
     def conventions_lines(self) -> list[str]:
         """What the numbers mean; printed under every table."""
