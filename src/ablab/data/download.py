@@ -24,7 +24,7 @@ from ablab.data.cifar import BIN_DIR, read_archive_members
 from ablab.data.errors import DataError
 from ablab.data.locate import Found, find_in_dir, locate, target_dir
 from ablab.data.registry import CifarFiles, DataFile, DatasetSpec, IdxFiles, get_spec
-from ablab.data.verify import MANIFEST, check_file
+from ablab.data.verify import MANIFEST, check_file, verify_found
 
 CHUNK = 1 << 20  # bytes per read: 1 MiB
 TIMEOUT_S = 30.0  # seconds without data before a download is abandoned
@@ -127,28 +127,8 @@ def _extract_cifar(archive: Path, folder: Path) -> Path:
     return final
 
 
-def fetch(name: str, data_dir: str | Path | None = None, *, mirror: str | None = None, force: bool = False,
-          progress: bool = True) -> tuple[Found, bool]:
-    """Make sure ``name`` is present and verified: (where it is, whether anything was downloaded).
-
-    Without ``force`` an existing complete copy (anywhere in the search order) that passes its checksums
-    is kept. Downloads go to ``data_dir/<name>``, else ``$ABLAB_DATA/<name>``, else the user cache.
-    """
-    spec = get_spec(name)
-    if spec.files is None:
-        raise DataError(f"'{spec.name}' is generated in memory; there is nothing to fetch")
-    if not force:
-        found = locate(spec, data_dir)
-        if found is not None:
-            from ablab.data.verify import verify_found
-
-            if all(c.ok for c in verify_found(spec, found)):
-                return found, False
-    folder = target_dir(spec.name, data_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create {folder}: {e.strerror or e}") from None
+def _download_all(spec: DatasetSpec, folder: Path, *, mirror: str | None, force: bool,
+                  progress: bool) -> None:
     if isinstance(spec.files, IdxFiles):
         for f in spec.files.all().values():
             dest = folder / f.name
@@ -162,6 +142,35 @@ def fetch(name: str, data_dir: str | Path | None = None, *, mirror: str | None =
         dest = download_from_mirrors(spec, arch, folder / arch.name, mirror=mirror, progress=progress)
         _extract_cifar(dest, folder)
         dest.unlink()  # 170 MB; the manifest written from the verified archive keeps the checksums
+
+
+def fetch(name: str, data_dir: str | Path | None = None, *, mirror: str | None = None, force: bool = False,
+          progress: bool = True) -> tuple[Found, bool]:
+    """Make sure ``name`` is present and verified: (where it is, whether anything was downloaded).
+
+    Without ``force`` an existing complete copy (anywhere in the search order) that passes its checksums
+    is kept. Downloads go to ``data_dir/<name>``, else ``$ABLAB_DATA/<name>``, else the user cache.
+    """
+    spec = get_spec(name)
+    if spec.files is None:
+        raise DataError(f"'{spec.name}' is generated in memory; there is nothing to fetch")
+    if not force:
+        found = locate(spec, data_dir)
+        if found is not None and all(c.ok for c in verify_found(spec, found)):
+            return found, False
+    folder = target_dir(spec.name, data_dir)
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create {folder}: {e.strerror or e}") from None
+    try:
+        _download_all(spec, folder, mirror=mirror, force=force, progress=progress)
+    except BaseException:
+        if created:  # a failed first fetch leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     found2, note = find_in_dir(spec, folder, "fetched")
     if found2 is None:  # pragma: no cover - defensive: we just wrote every file
         raise DataError(f"{folder}: files incomplete after download ({note})")
