@@ -191,6 +191,7 @@ def _is_number(node: ast.expr) -> bool:
 def evaluate_formula(tree: ast.expr, env: dict[str, Any], funcs: dict[str, Callable[[Any], Any]]) -> Any:
     """Evaluate a checked tree over any number type (``Value``, float, torch tensor)."""
     if isinstance(tree, ast.Constant):
+        assert isinstance(tree.value, int | float)  # parse_formula admits only numbers
         return float(tree.value)
     if isinstance(tree, ast.Name):
         return env[tree.id]

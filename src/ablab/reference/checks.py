@@ -206,8 +206,9 @@ def _pool(cfg: PoolCfg) -> None:
 
         rng = _rng(op + label)
         fwd, bwd = (pool.max_forward, pool.max_backward) if op == "max" else (pool.avg_forward, pool.avg_backward)
-        tf = {("max", 1): F.max_pool1d, ("max", 2): F.max_pool2d, ("avg", 1): F.avg_pool1d,
-              ("avg", 2): F.avg_pool2d}[(op, nd)]
+        table: dict[tuple[str, int], Any] = {("max", 1): F.max_pool1d, ("max", 2): F.max_pool2d,
+                                             ("avg", 1): F.avg_pool1d, ("avg", 2): F.avg_pool2d}
+        tf = table[(op, nd)]
         return _check(label, lambda x: fwd(x, k, s, p, ceil), bwd,
                       lambda x: tf(x, k, s, p, ceil_mode=ceil), {"x": rng.normal(size=(2, 2, *spatial))}, ["x"])
 
@@ -343,7 +344,8 @@ def _bce() -> CheckResult:
 
     rng = _rng("bce")
     inp = {"prob": rng.uniform(0.05, 0.95, size=6), "target": rng.integers(0, 2, size=6).astype(np.float64)}
-    return _check("bce", losses.bce, losses.bce_backward, lambda prob, target: F.binary_cross_entropy(prob, target), inp, ["prob"])
+    return _check("bce", losses.bce, losses.bce_backward,
+                  lambda prob, target: F.binary_cross_entropy(prob, target), inp, ["prob"])
 
 
 @register("loss", "bce with logits, 2x3")

@@ -266,7 +266,8 @@ def bn_forward(x: Array | None = None, gamma: Array | None = None, beta: Array |
     e.mat("var", r"\sigma^2", c["var"])
     e.heading("3. Normalize")
     std = np.sqrt(c["var"] + eps)
-    e.eq("x_hat_ij = (x_ij - mu_j) / sqrt(var_j + eps)", r"\hat{x}_{ij} = \frac{x_{ij} - \mu_j}{\sqrt{\sigma^2_j + \epsilon}}")
+    e.eq("x_hat_ij = (x_ij - mu_j) / sqrt(var_j + eps)",
+         r"\hat{x}_{ij} = \frac{x_{ij} - \mu_j}{\sqrt{\sigma^2_j + \epsilon}}")
     e.mat("sqrt(var + eps)", r"\sqrt{\sigma^2 + \epsilon}", std)
     e.mat("x_hat", r"\hat{x}", c["x_hat"])
     e.heading("4. Scale and shift")
@@ -334,7 +335,8 @@ def bn_backward(x: Array | None = None, gamma: Array | None = None, beta: Array 
     e.mat("var", r"\sigma^2", var)
     e.mat("x_hat", r"\hat{x}", x_hat)
     steps: list[tuple[str, str, str, str]] = [
-        ("dbeta", "dbeta_j = sum_i dy_ij", r"\frac{\partial L}{\partial \beta_j} = \sum_i \frac{\partial L}{\partial y_{ij}}",
+        ("dbeta", "dbeta_j = sum_i dy_ij",
+         r"\frac{\partial L}{\partial \beta_j} = \sum_i \frac{\partial L}{\partial y_{ij}}",
          r"\frac{\partial L}{\partial \beta}"),
         ("dgamma", "dgamma_j = sum_i dy_ij * x_hat_ij",
          r"\frac{\partial L}{\partial \gamma_j} = \sum_i \frac{\partial L}{\partial y_{ij}} \hat{x}_{ij}",
@@ -348,11 +350,13 @@ def bn_backward(x: Array | None = None, gamma: Array | None = None, beta: Array 
          r"\frac{\partial L}{\partial \sigma^2}"),
         ("dmu", "dmu_j = sum_i dx_hat_ij * (-1 / sqrt(var_j + eps)) + dvar_j * (1/N) sum_i -2 (x_ij - mu_j)",
          r"\frac{\partial L}{\partial \mu_j} = \sum_i \frac{\partial L}{\partial \hat{x}_{ij}} "
-         r"\frac{-1}{\sqrt{\sigma^2_j + \epsilon}} + \frac{\partial L}{\partial \sigma^2_j} \frac{1}{N} \sum_i -2(x_{ij} - \mu_j)",
+         r"\frac{-1}{\sqrt{\sigma^2_j + \epsilon}} + \frac{\partial L}{\partial \sigma^2_j} "
+         r"\frac{1}{N} \sum_i -2(x_{ij} - \mu_j)",
          r"\frac{\partial L}{\partial \mu}"),
         ("dx", "dx_ij = dx_hat_ij / sqrt(var_j + eps) + dvar_j * 2 (x_ij - mu_j) / N + dmu_j / N",
-         r"\frac{\partial L}{\partial x_{ij}} = \frac{\partial L}{\partial \hat{x}_{ij}} \frac{1}{\sqrt{\sigma^2_j + \epsilon}}"
-         r" + \frac{\partial L}{\partial \sigma^2_j} \frac{2(x_{ij} - \mu_j)}{N} + \frac{\partial L}{\partial \mu_j} \frac{1}{N}",
+         r"\frac{\partial L}{\partial x_{ij}} = \frac{\partial L}{\partial \hat{x}_{ij}} "
+         r"\frac{1}{\sqrt{\sigma^2_j + \epsilon}} + \frac{\partial L}{\partial \sigma^2_j} \frac{2(x_{ij} - \mu_j)}{N}"
+         r" + \frac{\partial L}{\partial \mu_j} \frac{1}{N}",
          r"\frac{\partial L}{\partial x}"),
     ]
     for key, plain, latex, lname in steps:
@@ -673,7 +677,7 @@ def activation(name: str, x: Array | None = None, slope: float = 0.01, digits: i
     f_t, df_t = yt.detach().numpy(), xt.grad.numpy()
     sig = act.sigmoid
     # (plain formula of f, latex, f(x), plain f', latex f', f'(x) by the formula)
-    defs: dict[str, tuple[str, str, Array, str, str, Array]] = {
+    defs: dict[str, tuple[str, str, Any, str, str, Any]] = {
         "sigmoid": ("sigma(x) = 1 / (1 + exp(-x))", r"\sigma(x) = \frac{1}{1 + e^{-x}}", sig(x),
                     "sigma'(x) = sigma(x) (1 - sigma(x))", r"\sigma'(x) = \sigma(x)\,(1 - \sigma(x))",
                     sig(x) * (1 - sig(x))),

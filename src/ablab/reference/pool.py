@@ -70,7 +70,7 @@ def max_forward(x: Array, kernel: Any, stride: Any = None, padding: Any = 0, cei
 
 def max_backward(dy: Array, cache: dict[str, Any]) -> dict[str, Array]:
     """``{"x": dx}``: each window's gradient goes to its arg-max."""
-    k, s, p, arg = cache["k"], cache["s"], cache["p"], cache["arg"]
+    k, s, arg = cache["k"], cache["s"], cache["arg"]
     dy4 = dy[:, :, None, :] if dy.ndim == 3 else dy  # (N, C, OH, OW)
     n, c, oh, ow = dy4.shape
     dflat = np.zeros((n, c, k[0] * k[1], oh, ow))
