@@ -12,8 +12,16 @@ import pytest
 
 from ablab.data import DataError, load_dataset, unregister_dataset
 from ablab.data.cifar import RECORD_BYTES, parse_cifar_bin, parse_cifar_pickle, safe_unpickle
-from ablab.data.testing import (cifar_bin_bytes, cifar_pickle_bytes, isolate, tiny_arrays, tiny_cifar_batches,
-                                tiny_cifar_spec, write_cifar_archive, write_cifar_dir)
+from ablab.data.testing import (
+    cifar_bin_bytes,
+    cifar_pickle_bytes,
+    isolate,
+    tiny_arrays,
+    tiny_cifar_batches,
+    tiny_cifar_spec,
+    write_cifar_archive,
+    write_cifar_dir,
+)
 
 
 def test_binary_record_layout():
