@@ -103,12 +103,11 @@ def download_from_mirrors(spec: DatasetSpec, f: DataFile, dest: Path, *, mirror:
     raise DataError(f"could not download {f.name}: " + "; ".join(failures))
 
 
-def _extract_cifar(archive: Path, folder: Path) -> Path:
+def _extract_cifar(archive: Path, folder: Path, files: CifarFiles) -> Path:
     """Write the binary batches out of a verified archive into ``folder/cifar-10-batches-bin`` (via a
-    temporary folder and a rename), with a SHA256SUMS manifest of what was written."""
-    assert isinstance(get_spec("cifar10").files, CifarFiles)
-    names = [f"{b}.bin" for b in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
-                                  "data_batch_5", "test_batch")]
+    temporary folder and a rename), with a SHA256SUMS manifest of what was written. Only the expected
+    regular-file members are read; nothing in the archive chooses a path on disk."""
+    names = [f"{b}.bin" for b in files.train_batches + files.test_batches]
     members = read_archive_members(archive, {f"{BIN_DIR}/{n}": n for n in names})
     final = folder / BIN_DIR
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{BIN_DIR}."))
@@ -140,7 +139,7 @@ def _download_all(spec: DatasetSpec, folder: Path, *, mirror: str | None, force:
     elif isinstance(spec.files, CifarFiles):
         arch = spec.files.binary_archive
         dest = download_from_mirrors(spec, arch, folder / arch.name, mirror=mirror, progress=progress)
-        _extract_cifar(dest, folder)
+        _extract_cifar(dest, folder, spec.files)
         dest.unlink()  # 170 MB; the manifest written from the verified archive keeps the checksums
 
 

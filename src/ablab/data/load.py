@@ -27,7 +27,7 @@ from ablab.data.idx import check_pair, parse_images, parse_labels, read_file_byt
 from ablab.data.locate import Found, locate, not_found_error
 from ablab.data.registry import CifarFiles, DatasetSpec, IdxFiles, get_spec
 from ablab.data.split import TEST_SUBSET_SEED, split_indices
-from ablab.data.verify import MANIFEST, Check, check_content, check_file, sha256_bytes, verify_found
+from ablab.data.verify import MANIFEST, Check, check_content, check_file, manifest_digest, sha256_bytes, verify_found
 
 RAW_CACHE_SIZE = 4  # official datasets held in memory (Fashion-MNIST: 55 MB as uint8)
 DATASET_CACHE_SIZE = 16  # finished Dataset objects (split/limit variants)
@@ -101,7 +101,7 @@ def read_raw(spec: DatasetSpec, found: Found) -> Raw:
                 path = found.files[b]
                 blobs[b] = path.read_bytes()
                 names[b] = str(path)
-                manifest = _manifest_entry(path)
+                manifest = manifest_digest(path)
                 digest = sha256_bytes(blobs[b])
                 if manifest is not None and manifest != digest:
                     raise DataError(f"{path}: SHA-256 mismatch: got {digest}, expected {manifest} (from "
@@ -116,17 +116,6 @@ def read_raw(spec: DatasetSpec, found: Found) -> Raw:
         yte = np.concatenate([parts[b][1] for b in c.test_batches])
         return Raw(_split(xtr, ytr), _split(xte, yte), files)
     raise DataError(f"'{spec.name}' has no files to read")  # pragma: no cover
-
-
-def _manifest_entry(path: Path) -> str | None:
-    m = path.parent / MANIFEST
-    if not m.is_file():
-        return None
-    for line in m.read_text().splitlines():
-        digest, _, name = line.strip().partition("  ")
-        if name == path.name and not line.startswith("#"):
-            return digest
-    return None
 
 
 def _locate_or_fetch(spec: DatasetSpec, data_dir: str | Path | None, download: bool) -> Found:

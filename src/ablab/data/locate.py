@@ -107,7 +107,7 @@ def find_in_dir(spec: DatasetSpec, folder: Path, how: str = "") -> tuple[Found |
             paths = {b: d / (b + suffix) for b in batches}
             present = [b for b, p in paths.items() if p.is_file()]
             if len(present) == len(batches):
-                return Found(folder, how, fmt, {b: p.resolve() if sub == "." else p for b, p in paths.items()}), ""
+                return Found(folder, how, fmt, paths), ""
             if present:
                 partial.append(f"{sub}/ has {len(present)} of {len(batches)} batch files")
         for arch, fmt in ((c.binary_archive, "cifar-bin-archive"), (c.python_archive, "cifar-py-archive")):

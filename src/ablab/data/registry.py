@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ablab.data.errors import DataError
 
@@ -86,7 +86,6 @@ class DatasetSpec:
     homepage: str = ""
     license: str = ""
     per_class_train: int | None = None  # exact images per class in the training set, when balanced
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:

@@ -67,16 +67,16 @@ class Check:
     detail: str  # the digest that matched, or what went wrong, or why there is no pinned sum
 
 
-def _manifest(folder: Path) -> dict[str, str]:
-    p = folder / MANIFEST
-    if not p.is_file():
-        return {}
-    out = {}
-    for line in p.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            digest, _, name = line.strip().partition("  ")
-            out[name] = digest
-    return out
+def manifest_digest(path: Path) -> str | None:
+    """The SHA-256 that ``path``'s folder's SHA256SUMS (written by ``fetch``) records for it, if any."""
+    m = path.parent / MANIFEST
+    if not m.is_file():
+        return None
+    for line in m.read_text().splitlines():
+        digest, _, name = line.strip().partition("  ")
+        if name == path.name and not line.startswith("#"):
+            return digest
+    return None
 
 
 def verify_found(spec: DatasetSpec, found: Found) -> list[Check]:
@@ -99,7 +99,7 @@ def verify_found(spec: DatasetSpec, found: Found) -> list[Check]:
                 checks.append(Check("archive", path, False, str(e)))
         else:
             for role, path in found.files.items():
-                pinned = _manifest(path.parent).get(path.name)
+                pinned = manifest_digest(path)
                 if pinned is None:
                     checks.append(Check(role, path, True, "no pinned checksum (extracted by hand): "
                                         "structure checked only"))
