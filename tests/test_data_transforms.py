@@ -35,6 +35,12 @@ def test_augment_matches_per_sample_loop(p, flip):
     assert torch.equal(got, want)
 
 
+def test_augment_chunks_give_the_same_result(monkeypatch):
+    x = torch.randn(64, 2, 6, 6, generator=_gen(2))
+    monkeypatch.setattr("ablab.data.transforms.CHUNK", 10)  # 7 chunks, the last one partial
+    assert torch.equal(augment(x, _gen(8)), _reference(x, _gen(8), 4, True))
+
+
 def test_augment_properties():
     x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4) + 1
     assert torch.equal(augment(x, _gen(0), crop_padding=0, flip=False), x)

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+CHUNK = 8192  # samples per gather: bounds temporary memory when a whole epoch is augmented at once
+
 
 def normalize(x_uint8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """``(x / 255 - mean) / std`` per channel, as float32. ``x`` is uint8 (..., C, H, W)."""
@@ -44,6 +46,16 @@ def augment(x: torch.Tensor, generator: torch.Generator, *, crop_padding: int = 
     off_y = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=gdev).to(x.device)  # (N,)
     off_x = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=gdev).to(x.device)  # (N,)
     flips = (torch.rand(n, generator=generator, device=gdev) < 0.5).to(x.device) if flip else None
+    out = torch.empty_like(x)
+    for start in range(0, n, CHUNK):  # chunks bound the padded copy and the index (a whole epoch is fine)
+        sl = slice(start, min(n, start + CHUNK))
+        out[sl] = _crop_flip(x[sl], off_y[sl], off_x[sl], None if flips is None else flips[sl], p)
+    return out
+
+
+def _crop_flip(x: torch.Tensor, off_y: torch.Tensor, off_x: torch.Tensor, flips: torch.Tensor | None,
+               p: int) -> torch.Tensor:
+    n, c, h, w = x.shape
     padded = F.pad(x, (p, p, p, p)) if p else x  # (N, C, H+2p, W+2p)
     hp, wp = h + 2 * p, w + 2 * p
     ar_h = torch.arange(h, device=x.device)
