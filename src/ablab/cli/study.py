@@ -37,8 +37,13 @@ def study() -> None:
               help="--dry-run: time a few training steps of each model for the time estimate (loads torch).")
 @click.option("--report/--no-report", "make_report", default=True, show_default=True,
               help="Write the report when the study is finished.")
+@click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Where runs execute: local worker processes, or Ray tasks "
+              "(needs pip install 'ablab[ray]').")
+@click.option("--address", help="--executor ray: the Ray cluster to join (auto: the one this machine is part "
+              "of; ray://HOST:10001); default: start a local Ray instance.")
 def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, measure: bool,
-            make_report: bool) -> None:
+            make_report: bool, executor_name: str = "local", address: str | None = None) -> None:
     """Run a study: every variant × grid point × seed; resumes where it stopped.
 
     FILE is a study file (TOML) or a preset study name (see `ablab study presets`). Running the same
@@ -48,6 +53,7 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
     Example:
       ablab study run fashion-regularization --dry-run
       ablab study run studies/fashion-regularization.toml --out runs/fr --workers 2
+      ablab study run studies/mlp-sweeps.toml --executor ray --address auto
     """
     from pathlib import Path
 
@@ -59,10 +65,17 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
     console = Console(highlight=False)
     s = load_study(file)
     out = Path(out_dir) if out_dir else default_out_dir(s)
+    if address is not None and executor_name != "ray":
+        raise click.UsageError("--address needs --executor ray")
     if dry_run:
         _dry_run(console, s, out, measure, workers)
         return
-    _run(console, s, out, workers, make_report)
+    executor = None
+    if executor_name == "ray":  # see ablab.study.ray_executor (docs/ray.md)
+        from ablab.study.ray_executor import RayExecutor
+
+        executor = RayExecutor(address, workers=workers or None)
+    _run(console, s, out, workers, make_report, executor)
 
 
 def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None) -> None:
@@ -91,7 +104,7 @@ def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None)
                       f"≈ {human_time(total / max(w, 1))} wall on {w} worker(s), assuming perfect packing")
 
 
-def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool) -> None:
+def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool, executor: Any = None) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -105,7 +118,8 @@ def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool)
     from ablab.study.executor import InlineExecutor
     from ablab.study.runner import run_study
 
-    executor = InlineExecutor() if workers == 0 else None
+    if executor is None and workers == 0:
+        executor = InlineExecutor()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("epochs"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                         console=console, transient=False)
