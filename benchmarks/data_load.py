@@ -10,14 +10,16 @@ Measured in one run, against references measured in the same run:
    per-sample ``torch.utils.data.Dataset`` + ``DataLoader`` (the usual torchvision-style path).
 4. ``augment`` (random crop pad 4 + flip) on a 512 x 3 x 32 x 32 batch versus a per-sample loop.
 
-Usage:  python benchmarks/data_load.py [--data-dir DIR] [--repeats 5]
-Timings are medians; numbers taken while other jobs use the CPU are noisy.
+Usage:  python benchmarks/data_load.py [--data-dir DIR] [--repeats 5] [--threads N]
+Timings are medians; numbers taken while other jobs use the CPU are noisy (with 2 OpenMP threads on a
+busy 2-core machine, tensor ops can be 10x slower than with 1 thread: compare with --threads 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -95,7 +97,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     found = locate(get_spec("fashion-mnist"), args.data_dir)
     if found is None:
         raise SystemExit("Fashion-MNIST not found: sudo apt-get install dataset-fashion-mnist "
@@ -129,10 +134,16 @@ def main() -> None:
           f"per-sample Dataset+DataLoader {t_loader:.3f} s   speed-up {t_loader / t_whole:.1f}x")
 
     xb = torch.randn(512, 3, 32, 32)
-    t_aug = median_time(lambda: augment(xb, torch.Generator().manual_seed(0)), args.repeats)
-    t_loop = median_time(lambda: augment_loop(xb, torch.Generator().manual_seed(0)), args.repeats)
-    print(f"4. augment 512x3x32x32 (crop pad 4 + flip): vectorized {t_aug * 1e3:.2f} ms   per-sample loop "
-          f"{t_loop * 1e3:.2f} ms   speed-up {t_loop / t_aug:.1f}x")
+    threads = torch.get_num_threads()
+    for t in sorted({1, threads}):  # on a busy machine, 2 OpenMP threads can be much slower than 1
+        torch.set_num_threads(t)
+        t_aug = median_time(lambda: augment(xb, torch.Generator().manual_seed(0)), args.repeats)
+        t_loop = median_time(lambda: augment_loop(xb, torch.Generator().manual_seed(0)), args.repeats)
+        print(f"4. augment 512x3x32x32 (crop pad 4 + flip), {t} thread(s): vectorized {t_aug * 1e3:.2f} ms   "
+              f"per-sample loop {t_loop * 1e3:.2f} ms   speed-up {t_loop / t_aug:.1f}x")
+    torch.set_num_threads(threads)
+    print(f"load average during the run: {', '.join(f'{v:.2f}' for v in os.getloadavg())} "
+          f"on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ def augment(x: torch.Tensor, generator: torch.Generator, *, crop_padding: int = 
     off_y = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=gdev).to(x.device)  # (N,)
     off_x = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=gdev).to(x.device)  # (N,)
     flips = (torch.rand(n, generator=generator, device=gdev) < 0.5).to(x.device) if flip else None
+    if n <= CHUNK:
+        return _crop_flip(x, off_y, off_x, flips, p)
     out = torch.empty_like(x)
     for start in range(0, n, CHUNK):  # chunks bound the padded copy and the index (a whole epoch is fine)
         sl = slice(start, min(n, start + CHUNK))
