@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ablab.data.cifar import BIN_DIR, read_archive_members
@@ -31,13 +31,20 @@ TIMEOUT_S = 30.0  # seconds without data before a download is abandoned
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool, label: str, total: int | None) -> Iterator[object]:
+def _progress_bar(enabled: bool, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """Yield an ``advance(n)`` function drawing a rich bar on stderr (a no-op when disabled)."""
     if not enabled:
         yield lambda n: None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=Console(stderr=True), transient=False) as bar:
@@ -65,7 +72,7 @@ def download_file(url: str, dest: str | Path, expected: DataFile, *, progress: b
                 while chunk := resp.read(CHUNK):
                     out.write(chunk)
                     written += len(chunk)
-                    advance(len(chunk))  # type: ignore[operator]
+                    advance(len(chunk))
             if declared is not None and written != declared:
                 raise DataError(f"{url}: connection dropped after {written:,} of {declared:,} bytes")
             out.flush()
