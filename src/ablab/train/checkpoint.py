@@ -90,8 +90,13 @@ def check_state(model: nn.Module, state: dict[str, torch.Tensor], where: str) ->
         )
 
 
-def load_checkpoint(path: str | Path) -> tuple[nn.Sequential, TrainConfig, dict[str, Any]]:
-    """(model in eval mode, its TrainConfig, the whole config.json) from a checkpoint folder."""
+def load_checkpoint(path: str | Path, *, fast: bool = True) -> tuple[nn.Sequential, TrainConfig, dict[str, Any]]:
+    """(model in eval mode, its TrainConfig, the whole config.json) from a checkpoint folder.
+
+    ``fast``: swap in the faster tanh/pooling modules training used (ablab.train.fast), so the model
+    computes bit for bit what was evaluated during training; ``False`` gives the builder's plain
+    modules (same weights, same names; outputs equal to ~1e-7).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -112,6 +117,10 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Sequential, TrainConfig, dict[
         raise CheckpointError(f"{folder / WEIGHTS}: unreadable safetensors file: {e}") from None
     check_state(model, state, str(folder))
     model.load_state_dict(state, strict=True)
+    if fast:
+        from ablab.train.fast import accelerate
+
+        accelerate(model)
     model.eval()
     return model, config, meta
 
@@ -120,7 +129,7 @@ def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None)
     """Test loss and accuracy of a checkpoint on its dataset's test split: the same normalization
     constants, batch size and evaluation code as training, hence the same number, bit for bit."""
     from ablab.data import load_dataset
-    from ablab.train.trainer import evaluate, prepare_split
+    from ablab.train.trainer import evaluate, prepare_split, set_threads
 
     model, config, meta = load_checkpoint(path)
     norm = meta["normalization"]
@@ -128,5 +137,9 @@ def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None)
                       val_fraction=config.val_fraction, split_seed=config.split_seed,
                       stratified=config.stratified, limit=config.limit)
     x, y = prepare_split(ds.test, tuple(norm["mean"]), tuple(norm["std"]))
-    loss, acc = evaluate(model, x, y, config.eval_batch_size)
+    previous = set_threads(int(meta.get("threads") or torch.get_num_threads()))  # same kernels' split
+    try:
+        loss, acc = evaluate(model, x, y, config.eval_batch_size)
+    finally:
+        set_threads(previous)
     return {"test_loss": loss, "test_acc": acc, "n": int(y.shape[0])}

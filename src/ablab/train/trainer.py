@@ -7,6 +7,7 @@ Why it is fast (see benchmarks/train_speed.py for the figures against the course
 * per step there is no host sync: batch losses and correct counts stay tensors in a list, summed once
   per epoch; divergence is checked every ``CHECK_EVERY`` steps on the stacked losses;
 * the optimizer uses the fused CPU kernel (one call for all parameters);
+* tanh and tanh + 2x2 average pooling run as cheaper equivalent arithmetic (ablab.train.fast);
 * evaluation runs in large batches under ``torch.inference_mode`` with sums accumulated in float64;
 * the thread count is set on purpose and recorded (one intra-op thread per run when runs go in parallel).
 
@@ -164,6 +165,7 @@ def _no_callback(event: str, data: dict[str, Any]) -> None:
 def _fit(config: TrainConfig, callback: Callback, out_dir: str | Path | None, dataset: Dataset | None,
          t_start: float) -> RunResult:
     from ablab.models import build, count_params
+    from ablab.train.fast import accelerate
     from ablab.train.variants import model_spec
 
     if dataset is None:
@@ -177,7 +179,7 @@ def _fit(config: TrainConfig, callback: Callback, out_dir: str | Path | None, da
     # --- model: the spec with the config's batch norm / dropout, weights from the init seed
     spec = model_spec(config, dataset.input_shape)
     torch.manual_seed(seeds["init"])
-    model = build(spec)
+    model = accelerate(build(spec))
     _check_classes(model, dataset, spec.to_string())
     torch.manual_seed(seeds["dropout"])  # from here on the global stream only feeds dropout masks
     data_gen = torch.Generator().manual_seed(seeds["data"])
