@@ -15,6 +15,16 @@ import click
 CTX = {"help_option_names": ["-h", "--help"]}
 
 
+def _console() -> Any:
+    """A rich console; when output is not a terminal (pipes, logs, tests) lines are not wrapped at 80."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=160)
+    return console
+
+
 @click.group("study", context_settings=CTX)
 def study() -> None:
     """Run, report and compare multi-seed ablation studies.
@@ -57,12 +67,10 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
     """
     from pathlib import Path
 
-    from rich.console import Console
-
     from ablab.study.runner import default_out_dir
     from ablab.study.studyfile import load_study
 
-    console = Console(highlight=False)
+    console = _console()
     s = load_study(file)
     out = Path(out_dir) if out_dir else default_out_dir(s)
     if address is not None and executor_name != "ray":
@@ -224,9 +232,7 @@ def report_cmd(study_dir: str, out_dir: str | None) -> None:
     Example:
       ablab study report runs/fashion-regularization
     """
-    from rich.console import Console
-
-    console = Console(highlight=False)
+    console = _console()
     if out_dir is None:
         _report(console, study_dir)
         return
@@ -247,13 +253,12 @@ def compare_cmd(dir_a: str, dir_b: str, metric: str | None) -> None:
     Example:
       ablab study compare runs/fashion-regularization runs/fashion-regularization-v2
     """
-    from rich.console import Console
     from rich.table import Table
 
     from ablab.report.compare import compare_studies
     from ablab.report.render import fmt_interval, fmt_p
 
-    console = Console(highlight=False)
+    console = _console()
     a, b, deltas, metric = compare_studies(dir_a, dir_b, metric)
     if not deltas:
         console.print(f"no common cells between {a.name} ({dir_a}) and {b.name} ({dir_b})")
@@ -304,7 +309,6 @@ def runs_ls(where: str, study_name: str | None, status: str | None, variant: str
       ablab runs ls
       ablab runs ls runs/mlp-sweeps --variant dropout --status done
     """
-    from rich.console import Console
     from rich.table import Table
 
     from ablab.errors import UserError
@@ -313,7 +317,7 @@ def runs_ls(where: str, study_name: str | None, status: str | None, variant: str
     stores = find_stores(where)
     if not stores:
         raise UserError(f"{where}: no study store (study.sqlite) here or in its subfolders")
-    console = Console(highlight=False)
+    console = _console()
     table = Table()
     for col in ("id", "study", "run", "status", "attempts", "final test acc", "best epoch", "wall (s)"):
         table.add_column(col, justify="right" if col in ("id", "attempts", "final test acc", "best epoch",
