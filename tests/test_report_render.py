@@ -13,7 +13,6 @@ from scipy import stats
 
 from ablab.report.analysis import analyze
 from ablab.report.render import write_report
-from ablab.store import Store
 from ablab.study.expand import expand
 from ablab.study.runner import prepare
 from ablab.study.studyfile import parse_study

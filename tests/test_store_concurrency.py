@@ -18,7 +18,8 @@ def planned(n: int) -> list[dict]:
 
 
 def result(i: int) -> dict:
-    history = [{"epoch": e, "test_acc": 0.5 + 0.01 * e + 0.001 * i, "train_loss": 1.0 / e} for e in range(1, EPOCHS + 1)]
+    history = [{"epoch": e, "test_acc": 0.5 + 0.01 * e + 0.001 * i, "train_loss": 1.0 / e}
+               for e in range(1, EPOCHS + 1)]
     return {"status": "done", "history": history, "final": history[-1], "best_epoch": EPOCHS, "wall_time_s": 1.5,
             "seeds": {"init": i}, "versions": {"torch": "x"}, "threads": 1, "diverged": None}
 

@@ -59,7 +59,8 @@ def test_good_file_parses():
     ('lr = [1e-3, 1e-2]', 'dropout = [0.0, 0.5]', "s.toml:12: variants.drop.dropout: 'dropout' is also a grid axis"),
     ('[grid]', '[gird]', "s.toml:14: gird: unknown key; did you mean 'grid'?"),
     ('epochs = 1', 'epochs = 1\nseed = 3', "s.toml:9: base.seed: set the seeds in [study] seeds"),
-    ('[variants.drop]', '[variants.drop]\nuse = ["dropuot"]', "s.toml:12: variants.drop.use: unknown variant 'dropuot'"),
+    ('[variants.drop]', '[variants.drop]\nuse = ["dropuot"]',
+     "s.toml:12: variants.drop.use: unknown variant 'dropuot'"),
 ])
 def test_errors_name_key_and_line(old, new, expected):
     assert old in GOOD

@@ -207,14 +207,14 @@ def _report(console: Any, out: Any) -> None:
         t2 = Table(title=f"paired by seed on {r.metric} (points), Holm-corrected")
         for col in ("comparison", "n", "difference", "interval", "p", "Holm p"):
             t2.add_column(col, justify="left" if col == "comparison" else "right")
-        for c in r.comparisons:
-            d = c.test.diff
+        for cmp in r.comparisons:
+            d = cmp.test.diff
             ci = "—" if math.isnan(d.lo) else f"{100 * d.lo:+.2f} to {100 * d.hi:+.2f}"
-            t2.add_row(f"{c.cell} − {c.reference}", str(d.n), "—" if d.n == 0 else f"{100 * d.mean:+.2f}", ci,
-                       fmt_p(c.test.p), fmt_p(c.p_holm))
+            t2.add_row(f"{cmp.cell} − {cmp.reference}", str(d.n), "—" if d.n == 0 else f"{100 * d.mean:+.2f}", ci,
+                       fmt_p(cmp.test.p), fmt_p(cmp.p_holm))
         console.print(t2)
-        for c in r.comparisons:
-            console.print(f"• {c.sentence}")
+        for cmp in r.comparisons:
+            console.print(f"• {cmp.sentence}")
     console.print(binomial_line(r))
     for n in r.notes:
         console.print(f"note: {n}")

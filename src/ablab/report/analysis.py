@@ -161,7 +161,7 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
                              "status": r.status, "attempts": r.attempts, "wall_time_s": r.wall_time_s,
                              "best_epoch": r.best_epoch, "code_version": r.code_version, "out_dir": r.out_dir,
                              **{k: m[k] for k in SUMMARY_METRICS}})
-        metrics = {k: t_interval([v[k] for v in per_seed.values() if v[k] is not None], confidence)
+        metrics = {k: t_interval([x for v in per_seed.values() if (x := v[k]) is not None], confidence)
                    for k in SUMMARY_METRICS}
         curves: dict[str, list[Interval]] = {}
         n_epochs = max((len(epochs[r.id]) for r in done), default=0)
@@ -185,8 +185,8 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
     for cell, ref in info.get("comparisons", []):
         if cell not in by_name or ref not in by_name:
             continue
-        a = {s: m[metric] for s, m in by_name[cell].per_seed.items() if m[metric] is not None}
-        b = {s: m[metric] for s, m in by_name[ref].per_seed.items() if m[metric] is not None}
+        a = {s: x for s, m in by_name[cell].per_seed.items() if (x := m[metric]) is not None}
+        b = {s: x for s, m in by_name[ref].per_seed.items() if (x := m[metric]) is not None}
         comps.append(Comparison(cell, ref, metric, paired_t(a, b, confidence), math.nan))
     adjusted = holm([c.test.p for c in comps])
     for c, p in zip(comps, adjusted, strict=True):

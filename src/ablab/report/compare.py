@@ -38,10 +38,10 @@ def compare_studies(dir_a: str | Path, dir_b: str | Path, metric: str | None = N
         cb = cells_b.get(ca.cell)
         if cb is None:
             continue
-        va = [m[metric] for m in ca.per_seed.values() if m.get(metric) is not None]
-        vb = [m[metric] for m in cb.per_seed.values() if m.get(metric) is not None]
+        va = [x for m in ca.per_seed.values() if (x := m.get(metric)) is not None]
+        vb = [x for m in cb.per_seed.values() if (x := m.get(metric)) is not None]
         ia, ib = ca.metrics[metric], cb.metrics[metric]
-        t, df, p = welch_t([float(v) for v in va], [float(v) for v in vb])
+        t, df, p = welch_t(va, vb)
         out.append(CellDelta(ca.cell, ia, ib, ib.mean - ia.mean, -t if not math.isnan(t) else t, df, p))
     for d, ph in zip(out, holm([d.p for d in out]), strict=True):
         d.p_holm = ph

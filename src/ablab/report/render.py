@@ -168,14 +168,14 @@ def markdown(r: StudyReport, figure_files: list[tuple[str, str]]) -> str:
         lines += [f"Paired by seed on {r.metric}; difference in points with its {conf} interval; p from the paired "
                   "t-test, Holm-corrected across all comparisons.", "",
                   "| comparison | n | difference | interval | p | Holm p |", "|---|---|---|---|---|---|"]
-        for c in r.comparisons:
-            d = c.test.diff
+        for cmp in r.comparisons:
+            d = cmp.test.diff
             ci = "—" if math.isnan(d.lo) else f"{100 * d.lo:+.2f} to {100 * d.hi:+.2f}"
             mean = "—" if d.n == 0 else f"{100 * d.mean:+.2f}"
-            lines.append(f"| {c.cell} − {c.reference} | {d.n} | {mean} | {ci} | {fmt_p(c.test.p)} "
-                         f"| {fmt_p(c.p_holm)} |")
+            lines.append(f"| {cmp.cell} − {cmp.reference} | {d.n} | {mean} | {ci} | {fmt_p(cmp.test.p)} "
+                         f"| {fmt_p(cmp.p_holm)} |")
         lines.append("")
-        lines += [f"- {c.sentence}" for c in r.comparisons]
+        lines += [f"- {cmp.sentence}" for cmp in r.comparisons]
     else:
         lines.append("The study has a single cell: nothing to compare.")
     lines += ["", binomial_line(r), ""]
@@ -228,15 +228,15 @@ def html_doc(r: StudyReport, figs: list[tuple[str, str, bytes]]) -> str:
                      "interval; p from the paired t-test, Holm-corrected across all comparisons.</p>")
         parts.append("<table id='comparisons'><thead><tr><th>comparison</th><th>n</th><th>difference</th>"
                      "<th>interval</th><th>p</th><th>Holm p</th><th>beats noise?</th></tr></thead><tbody>")
-        for c in r.comparisons:
-            d = c.test.diff
+        for cmp in r.comparisons:
+            d = cmp.test.diff
             ci = "—" if math.isnan(d.lo) else f"{100 * d.lo:+.2f} to {100 * d.hi:+.2f}"
             mean = "—" if d.n == 0 else f"{100 * d.mean:+.2f}"
-            yes = c.p_holm < 1 - r.confidence
+            yes = cmp.p_holm < 1 - r.confidence
             verdict = f"<td class='{'yes' if yes else 'no'}'>{'yes' if yes else 'no'}</td>"
-            parts.append(f"<tr><td>{e(c.cell)} − {e(c.reference)}</td><td>{d.n}</td><td>{mean}</td><td>{ci}</td>"
-                         f"<td>{fmt_p(c.test.p)}</td><td>{fmt_p(c.p_holm)}</td>{verdict}</tr>")
-        parts.append("</tbody></table><ul>" + "".join(f"<li>{e(c.sentence)}</li>" for c in r.comparisons) + "</ul>")
+            parts.append(f"<tr><td>{e(cmp.cell)} − {e(cmp.reference)}</td><td>{d.n}</td><td>{mean}</td><td>{ci}</td>"
+                         f"<td>{fmt_p(cmp.test.p)}</td><td>{fmt_p(cmp.p_holm)}</td>{verdict}</tr>")
+        parts.append("</tbody></table><ul>" + "".join(f"<li>{e(x.sentence)}</li>" for x in r.comparisons) + "</ul>")
     else:
         parts.append("<p>The study has a single cell: nothing to compare.</p>")
     parts.append(f"<p>{e(binomial_line(r))}</p>")
