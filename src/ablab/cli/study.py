@@ -1,8 +1,7 @@
 """``ablab study run|report|compare|presets`` and ``ablab runs ls``: thin wrappers over
 :mod:`ablab.study.runner`, :mod:`ablab.report.render` and :mod:`ablab.store`.
 
-Heavy imports (torch, matplotlib, scipy) happen inside the commands; ``--dry-run`` without measuring
-never loads torch.
+Heavy imports (torch, matplotlib, scipy) happen inside the commands, so ``--help`` stays instant.
 """
 
 from __future__ import annotations
