@@ -32,6 +32,7 @@ so a finished run is never lost or duplicated. If the driver itself dies, Ray en
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -327,16 +328,12 @@ class RayExecutor(Executor):
         """Stop every task still running and the inbox."""
         ray = self.ray
         for ref in list(self._inflight):
-            try:
+            with contextlib.suppress(Exception):  # already finished or gone
                 ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - already finished or gone
-                pass
         self._inflight.clear()
         if self._inbox is not None:
-            try:
+            with contextlib.suppress(Exception):
                 ray.kill(self._inbox)
-            except Exception:  # noqa: BLE001
-                pass
             self._inbox = None
 
     def close(self) -> None:
