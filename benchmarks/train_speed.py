@@ -23,6 +23,7 @@ images (the median of --eval-repeats passes). The machine is shared: run it on a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -37,7 +38,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from ablab.data import load_dataset
-from ablab.data.dataset import Dataset
+from ablab.data.dataset import Dataset, Split
 from ablab.models import create_model
 from ablab.train import TrainConfig, apply_variants, fit, load_checkpoint
 from ablab.train.trainer import evaluate, prepare_split
@@ -97,39 +98,58 @@ def reference_test(model: torch.nn.Module, loader: DataLoader) -> tuple[float, f
     return time.perf_counter() - t0, test_loss / num_batches, correct / size
 
 
-def run_reference(model_name: str, ds: Dataset, epochs: int, seed: int, eval_repeats: int) -> dict[str, Any]:
-    mean, std = ds.mean[0], ds.std[0]
-    train = CourseFashionMNIST(ds.train.x[:, 0].numpy(), ds.train.y.numpy(), mean, std)
-    test = CourseFashionMNIST(ds.test.x[:, 0].numpy(), ds.test.y.numpy(), mean, std)
-    torch.manual_seed(seed)
-    model = create_model(model_name, ds.input_shape)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    train_loader = DataLoader(train, batch_size=64, shuffle=True)
-    test_loader = DataLoader(test, batch_size=64)
-    epoch_times = [reference_train_epoch(model, train_loader, optimizer) for _ in range(epochs)]
-    evals = [reference_test(model, test_loader) for _ in range(eval_repeats)]
-    return {"epoch_s": statistics.median(epoch_times), "eval_s": statistics.median(e[0] for e in evals),
-            "test_acc": evals[0][2]}
+class Reference:
+    """The course-style run: its own model (same init seed as ablab's), loaders and optimizer."""
+
+    def __init__(self, model_name: str, ds: Dataset, seed: int) -> None:
+        mean, std = ds.mean[0], ds.std[0]
+        train = CourseFashionMNIST(ds.train.x[:, 0].numpy(), ds.train.y.numpy(), mean, std)
+        test = CourseFashionMNIST(ds.test.x[:, 0].numpy(), ds.test.y.numpy(), mean, std)
+        torch.manual_seed(seed)
+        self.model = create_model(model_name, ds.input_shape)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.train_loader = DataLoader(train, batch_size=64, shuffle=True)
+        self.test_loader = DataLoader(test, batch_size=64)
+        self.epoch_s: list[float] = []
+
+    def epoch(self) -> None:
+        self.epoch_s.append(reference_train_epoch(self.model, self.train_loader, self.optimizer))
+
+    def test(self) -> tuple[float, float]:
+        seconds, _, acc = reference_test(self.model, self.test_loader)
+        return seconds, acc
 
 
-# ---------------------------------------------------------------------------------------------- ablab
-
-
-def run_ablab(model_name: str, ds: Dataset, epochs: int, seed: int, eval_repeats: int) -> dict[str, Any]:
+def compare(model_name: str, ds: Dataset, epochs: int, seed: int, eval_repeats: int) -> dict[str, Any]:
+    """Epochs and evaluation passes alternate between the two sides (ablab epoch k, reference epoch k,
+    ...), so a burst of load from other processes hits both alike; min and median are reported."""
+    ref = Reference(model_name, ds, seed)
     config = TrainConfig(model=model_name, dataset=ds.name, epochs=epochs, batch_size=64, optimizer="adam",
                          lr=1e-3, seed=seed, init_seed=seed)
+
+    def after_each_ablab_epoch(event: str, data: dict[str, Any]) -> None:
+        if event == "epoch":
+            ref.epoch()
+
     with tempfile.TemporaryDirectory() as tmp:
-        result = fit(config, dataset=ds, out_dir=tmp)
-        model, _, meta = load_checkpoint(result.checkpoint or "")
+        result = fit(config, dataset=ds, out_dir=tmp, callback=after_each_ablab_epoch)
+        model, _, _ = load_checkpoint(result.checkpoint or "")
     x, y = prepare_split(ds.test, ds.mean, ds.std)
-    times = []
+    ref_eval, ours_eval = [], []
     for _ in range(eval_repeats):
+        seconds, ref_acc = ref.test()
+        ref_eval.append(seconds)
         t0 = time.perf_counter()
         _, acc = evaluate(model, x, y, config.eval_batch_size)
-        times.append(time.perf_counter() - t0)
-    assert acc == result.final["test_acc"], (acc, result.final["test_acc"])
-    return {"epoch_s": statistics.median(h["train_time_s"] for h in result.history), "eval_s": statistics.median(times),
-            "test_acc": result.final["test_acc"], "threads": result.threads}
+        ours_eval.append(time.perf_counter() - t0)
+    assert acc == result.final["test_acc"], (acc, result.final["test_acc"])  # the checkpoint's number
+    ours_epoch = [h["train_time_s"] for h in result.history]
+    return {"ref": {"epoch": ref.epoch_s, "eval": ref_eval, "test_acc": ref_acc},
+            "ours": {"epoch": ours_epoch, "eval": ours_eval, "test_acc": result.final["test_acc"]}}
+
+
+def _fmt(xs: list[float]) -> str:
+    return f"{min(xs):6.3f} / {statistics.median(xs):6.3f}"
 
 
 def accuracy_check(ds: Dataset, seed: int) -> None:
@@ -147,13 +167,17 @@ def accuracy_check(ds: Dataset, seed: int) -> None:
 def profile_step(ds: Dataset, model_name: str, seed: int) -> None:
     from torch.profiler import ProfilerActivity, profile
 
-    small = load_dataset("fashion-mnist", limit=6400)  # 100 steps
+    # 200 training steps; validation and test cut to 640 images each so the table is about training
+    small = load_dataset("fashion-mnist", limit=12800)
+    small = dataclasses.replace(small, val=Split(small.val.x[:640], small.val.y[:640]),
+                                test=Split(small.test.x[:640], small.test.y[:640]))
     cfg = TrainConfig(model=model_name, epochs=1, seed=seed, val_fraction=0.1)
     fit(cfg, dataset=small)  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fit(cfg, dataset=small)
-    print(f"\nprofile of ablab's fit, {model_name}, 100 training steps + evaluation:")
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18))
+        r = fit(cfg, dataset=small)
+    print(f"\nprofile of ablab's fit, {model_name}, {r.info['steps_per_epoch']} training steps "
+          f"({r.history[0]['train_time_s']:.2f} s under the profiler) + evaluation of 2 x 640 images:")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
 def main() -> None:
@@ -176,16 +200,14 @@ def main() -> None:
           f"{args.epochs} epoch(s); torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
           f"load average {os.getloadavg()[0]:.2f} at start")
-    rows = []
     for name in models:
-        ref = run_reference(name, ds, args.epochs, args.seed, args.eval_repeats)
-        ours = run_ablab(name, ds, args.epochs, args.seed, args.eval_repeats)
-        rows.append((name, ref, ours))
-        print(f"\n{name}")
-        print(f"  train epoch   reference {ref['epoch_s']:7.2f} s   ablab {ours['epoch_s']:6.2f} s   "
-              f"speed-up {ref['epoch_s'] / ours['epoch_s']:5.2f}x")
-        print(f"  eval 10,000   reference {ref['eval_s']:7.3f} s   ablab {ours['eval_s']:6.3f} s   "
-              f"speed-up {ref['eval_s'] / ours['eval_s']:5.2f}x")
+        r = compare(name, ds, args.epochs, args.seed, args.eval_repeats)
+        ref, ours = r["ref"], r["ours"]
+        print(f"\n{name}   (seconds, min / median over {args.epochs} epoch(s), {args.eval_repeats} eval pass(es))")
+        for what, label in (("epoch", "train epoch  "), ("eval", "eval 10,000  ")):
+            print(f"  {label} reference {_fmt(ref[what])}   ablab {_fmt(ours[what])}   speed-up "
+                  f"{min(ref[what]) / min(ours[what]):5.2f}x (min)  "
+                  f"{statistics.median(ref[what]) / statistics.median(ours[what]):5.2f}x (median)")
         print(f"  test acc after {args.epochs} epoch(s): reference {ref['test_acc']:.4f}   "
               f"ablab {ours['test_acc']:.4f}")
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end (2 = both cores busy with other work)")
