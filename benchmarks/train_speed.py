@@ -152,10 +152,10 @@ def _fmt(xs: list[float]) -> str:
     return f"{min(xs):6.3f} / {statistics.median(xs):6.3f}"
 
 
-def accuracy_check(ds: Dataset, seed: int) -> None:
-    print("\n12 epochs, LeNet-5, Adam 1e-3, batch 64, 90/10 split, seed", seed, "(ablab; n=1 run each)")
+def accuracy_check(ds: Dataset, seed: int, model: str) -> None:
+    print(f"\n12 epochs, {model}, Adam 1e-3, batch 64, 90/10 split, seed {seed} (ablab; n=1 run each)")
     for variant, target in (("baseline", 0.89), ("bn", 0.90)):
-        cfg = apply_variants(TrainConfig(model="lenet5", epochs=12, seed=seed), [variant])
+        cfg = apply_variants(TrainConfig(model=model, epochs=12, seed=seed), [variant])
         t0 = time.perf_counter()
         r = fit(cfg, dataset=ds)
         best = r.history[(r.best_epoch or 1) - 1]
@@ -188,6 +188,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads for both sides (default: all)")
     ap.add_argument("--accuracy", action="store_true", help="also the 12-epoch LeNet-5 baseline/bn check")
+    ap.add_argument("--accuracy-models", default="lenet5", help="models of the accuracy check (comma list)")
     ap.add_argument("--profile", action="store_true", help="also profile ablab's training step")
     args = ap.parse_args()
     if args.threads:
@@ -212,7 +213,8 @@ def main() -> None:
               f"ablab {ours['test_acc']:.4f}")
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end (2 = both cores busy with other work)")
     if args.accuracy:
-        accuracy_check(ds, args.seed)
+        for model in args.accuracy_models.split(","):
+            accuracy_check(ds, args.seed, model)
     if args.profile:
         profile_step(ds, models[0], args.seed)
 

@@ -41,7 +41,7 @@ def test_train_then_eval_print_the_same_accuracy(tmp_path):
 def test_train_progress_lines_and_quiet(tmp_path):
     res = run("train", NET, "--data", DATA, "--epochs", "2", "--threads", "1")
     assert res.exit_code == 0
-    assert "epoch   1  loss" in res.output and "epoch   2  loss" in res.output
+    assert "epoch   1  loss " in res.output and "epoch   2  loss " in res.output
     quiet = run("train", NET, "--data", DATA, "--epochs", "1", "--threads", "1", "-q")
     assert quiet.output.strip().count("\n") == 0 and quiet.output.startswith("test accuracy: ")
 

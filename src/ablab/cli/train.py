@@ -101,17 +101,18 @@ def train(model: str, dataset: str, variants: tuple[str, ...], epochs: int, seed
 
 
 class _Progress:
-    """A rich progress bar fed by fit's callback: it redraws on epoch ends and every few dozen steps
-    (the trainer's existing check points), so it adds no work to the training loop."""
+    """A rich progress bar fed by fit's callback: it redraws on epoch ends and every 50 steps (the
+    trainer's existing check points), so it adds no work to the training loop. Without a terminal it
+    prints only the per-epoch lines."""
 
     def __init__(self, epochs: int) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = Console(stderr=True)
+        self.live = self.console.is_terminal
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=self.console,
-                            transient=False)
+                            TextColumn("steps"), TimeElapsedColumn(), console=self.console, transient=True)
         self.epochs = epochs
         self.task: Any = None
         self.steps = 1
@@ -119,25 +120,28 @@ class _Progress:
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         if event == "start":
             self.steps = int(data["steps_per_epoch"])
-            self.console.print(f"[bold]{data['spec']}[/] · {data['params']:,} parameters · "
-                               f"{data['n_train']:,} train / {data['n_val']:,} val / {data['n_test']:,} test · "
-                               f"{data['threads']} thread(s)")
-            self.bar.start()
-            self.task = self.bar.add_task("epoch 1", total=self.epochs * self.steps, note="")
+            self.console.print(data["spec"], soft_wrap=True, markup=False, highlight=False)
+            self.console.print(f"{data['params']:,} parameters · {data['n_train']:,} train / {data['n_val']:,} val / "
+                               f"{data['n_test']:,} test · {self.steps} steps per epoch · {data['threads']} thread(s)",
+                               soft_wrap=True, highlight=False)
+            if self.live:
+                self.bar.start()
+                self.task = self.bar.add_task("epoch 1", total=self.epochs * self.steps)
         elif event == "progress" and self.task is not None:
             done = (int(data["epoch"]) - 1) * self.steps + int(data["batch"])
             self.bar.update(self.task, completed=done, description=f"epoch {data['epoch']}")
-        elif event == "epoch" and self.task is not None:
+        elif event == "epoch":
             m = data
-            val = f" val {m['val_acc']:.4f}" if m["val_acc"] is not None else ""
-            note = (f"loss {m['train_loss']:.4f} train {m['train_acc']:.4f}{val} test {m['test_acc']:.4f} "
-                    f"({m['train_time_s']:.1f}s + {m['eval_time_s']:.1f}s)")
-            self.bar.update(self.task, completed=int(m["epoch"]) * self.steps,
-                            description=f"epoch {m['epoch']}", note=note)
-            self.bar.console.print(f"epoch {m['epoch']:>3}  {note}")
+            val = f"  val {m['val_acc']:.4f}" if m["val_acc"] is not None else ""
+            self.console.print(f"epoch {m['epoch']:>3}  loss {m['train_loss']:.4f}  train {m['train_acc']:.4f}{val}  "
+                               f"test {m['test_acc']:.4f}  ({m['train_time_s']:.1f} s + {m['eval_time_s']:.1f} s)",
+                               soft_wrap=True, highlight=False)
+            if self.task is not None:
+                self.bar.update(self.task, completed=int(m["epoch"]) * self.steps)
 
     def close(self) -> None:
-        self.bar.stop()
+        if self.live:
+            self.bar.stop()
 
 
 @click.command("eval")

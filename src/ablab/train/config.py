@@ -37,7 +37,7 @@ class TrainConfig:
     val_fraction: float = 0.1  # share of the official training set held out for validation (0.1 = 90/10)
     split_seed: int = 0  # seed of the train/validation split (kept fixed across a study's seeds)
     stratified: bool = False  # stratify the validation split by class
-    limit: int | None = None  # keep only N training samples (quick runs / tests); None = all
+    limit: int | None = None  # keep N training samples (and at most N test, ~N·val/(1-val) val); None = all
 
     # --- optimization
     epochs: int = 12  # passes over the training split
@@ -65,7 +65,7 @@ class TrainConfig:
 
     # --- measurement
     train_metrics: str = "running"  # running: average over the epoch's batches as trained; clean: extra pass
-    eval_batch_size: int = 1000  # samples per evaluation batch (does not change results)
+    eval_batch_size: int = 256  # samples per evaluation batch (256: activations stay in cache; 2x faster than 1000)
 
     # --- reproducibility and resources
     seed: int = 0  # master seed; the three below derive from it when left None
