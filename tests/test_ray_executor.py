@@ -100,6 +100,20 @@ def test_address_needs_the_ray_executor(tmp_path):
     assert res.exit_code == 2 and "--address needs --executor ray" in res.output
 
 
+def test_unreachable_address_fails_fast():
+    import socket
+
+    from ablab.study.ray_executor import RayUnavailableError, _probe
+
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(RayUnavailableError, match=rf"cannot reach the Ray cluster at '127.0.0.1:{port}'"):
+        _probe(f"127.0.0.1:{port}")
+    assert time.perf_counter() - t0 < 5
+
+
 # ---------------------------------------------------------------------------------------------- with Ray
 
 

@@ -220,6 +220,8 @@ class RayExecutor(Executor):
         # workers' output would garble the driver's progress display; Ray's own notices are not errors
         kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
                                   "runtime_env": runtime_env}
+        if self.address is not None:
+            _probe(self.address)
         try:
             if self.address is None:
                 ray.init(address="local", num_cpus=num_cpus or default_workers(), include_dashboard=False,
@@ -307,7 +309,7 @@ class RayExecutor(Executor):
             return
         except ray.exceptions.RayError as e:  # the worker or its node died: the attempt is lost
             yield from self._drain(attempts)  # anything it said before dying belongs to this attempt
-            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            reason = f"{type(e).__name__}: {_first_sentence(str(e))}"
             if attempt <= self.max_retries:
                 todo.appendleft(spec)  # retried next, before runs that have not started yet
                 logging.getLogger(__name__).warning("run %s: worker died (%s); retrying (attempt %d)",
@@ -343,6 +345,28 @@ class RayExecutor(Executor):
         if self._owns_ray:
             self.ray.shutdown()
             self._owns_ray = False
+
+
+def _first_sentence(text: str) -> str:
+    """Ray's failure messages run to a paragraph; the first sentence says what happened."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line.split(". ")[0].rstrip(".")
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on an unreachable ``host:port`` (Ray itself keeps retrying for minutes)."""
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return  # "auto" and other forms: Ray resolves them and reports errors itself
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise RayUnavailableError(
+            f"cannot reach the Ray cluster at {address!r} ({e}); is `ray start --head` running there, and is "
+            "the port open? (`auto` joins the cluster this machine is part of)") from None
 
 
 def _write_files(out_dir: Path, files: dict[str, bytes]) -> None:
