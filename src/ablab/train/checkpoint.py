@@ -129,7 +129,7 @@ def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None)
     """Test loss and accuracy of a checkpoint on its dataset's test split: the same normalization
     constants, batch size and evaluation code as training, hence the same number, bit for bit."""
     from ablab.data import load_dataset
-    from ablab.train.trainer import evaluate, prepare_split, set_threads
+    from ablab.train.trainer import cpu_settings, evaluate, prepare_split
 
     model, config, meta = load_checkpoint(path)
     norm = meta["normalization"]
@@ -137,9 +137,6 @@ def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None)
                       val_fraction=config.val_fraction, split_seed=config.split_seed,
                       stratified=config.stratified, limit=config.limit)
     x, y = prepare_split(ds.test, tuple(norm["mean"]), tuple(norm["std"]))
-    previous = set_threads(int(meta.get("threads") or torch.get_num_threads()))  # same kernels' split
-    try:
+    with cpu_settings(int(meta.get("threads") or torch.get_num_threads())):  # as in training
         loss, acc = evaluate(model, x, y, config.eval_batch_size)
-    finally:
-        set_threads(previous)
     return {"test_loss": loss, "test_acc": acc, "n": int(y.shape[0])}

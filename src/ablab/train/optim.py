@@ -47,7 +47,10 @@ def _cos_interp(a: float, b: float, t: float) -> float:
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object]]:
-    """Weights of conv/linear layers (dim > 1) decay; biases and batch-norm parameters do not."""
+    """Weights of conv/linear layers (dim > 1) decay; biases and batch-norm parameters do not.
+    Without decay, one group (each group costs the optimizer a Python pass per step)."""
+    if not weight_decay:
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": 0.0}]
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
     other = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
     groups: list[dict[str, object]] = [{"params": decay, "weight_decay": weight_decay}]
