@@ -268,6 +268,22 @@ def test_ray_run_errors_are_reported_not_retried(tmp_path, ray_session):
             assert r.attempts == 1 and "the last layer must be linear(10)" in (r.error or "")
 
 
+@pytest.mark.ray
+def test_ray_shared_fs_workers_write_run_folders_themselves(tmp_path, ray_session):
+    from ablab.study.ray_executor import RayExecutor
+
+    s = parse_study(TINY.replace("seeds = 2", "seeds = 1"), source="tiny.toml")
+    out = run_study(s, tmp_path, executor=RayExecutor(shared_fs=True))
+    assert out.counts == {"done": 2}
+    with Store(tmp_path) as store:
+        for r in store.runs():
+            assert r.checkpoint == str(Path(r.out_dir or "", "checkpoint"))
+            assert Path(r.checkpoint, "model.safetensors").is_file()
+            metrics = json.loads(Path(r.out_dir or "", "metrics.json").read_text())
+            assert metrics["checkpoint"] == r.checkpoint
+            assert _no_times(metrics["history"]) == _no_times(store.epochs(r.id))
+
+
 DRIVER = TINY.replace("seeds = 2", "seeds = 3").replace("n=1000", "n=12000").replace("epochs = 2", "epochs = 3")
 
 

@@ -380,4 +380,3 @@ def _write_files(out_dir: Path, files: dict[str, bytes]) -> None:
         tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    root.mkdir(parents=True, exist_ok=True)
