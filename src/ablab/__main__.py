@@ -1,0 +1,5 @@
+"""``python -m ablab`` is the ``ablab`` command."""
+
+from ablab.cli import main
+
+main()
