@@ -96,8 +96,13 @@ def test_same_seed_same_metrics_and_seeds_are_separate_streams(ds):
     assert torch.equal(torch.rand(3), expected)
 
 
+@pytest.fixture(scope="module")
+def baseline_run(ds):
+    return fit(BASE, dataset=ds)
+
+
 @pytest.mark.parametrize("variant", list_variants())
-def test_every_variant_trains(ds, variant):
+def test_every_variant_trains_and_changes_training(ds, baseline_run, variant):
     cfg = apply_variants(BASE, [variant])
     r = fit(cfg, dataset=ds)
     assert r.status == "done" and len(r.history) >= 1
@@ -105,6 +110,22 @@ def test_every_variant_trains(ds, variant):
     spec = r.info["spec"]
     assert ("batchnorm" in spec) == (variant == "bn")
     assert ("dropout" in spec) == (variant == "dropout")
+    # every variant but the baseline changes what is trained (early stopping: only once it stops, tested
+    # below)
+    same = no_times(r.history) == no_times(baseline_run.history)
+    assert same == (variant in ("baseline", "early-stopping"))
+    if variant == "label-smoothing":  # smoothed targets cannot be fit to zero loss: the loss sits higher
+        assert r.history[-1]["train_loss"] > baseline_run.history[-1]["train_loss"]
+
+
+def test_config_level_modules_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from ablab.train import TrainConfig, apply_variants, list_variants; "
+            "apply_variants(TrainConfig(), ['bn', 'dropout']); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_variant_fields_and_composition():
