@@ -340,3 +340,13 @@ def test_lenet5_one_epoch_on_real_fashion_mnist():
     assert r.status == "done"
     assert 0.80 <= r.final["test_acc"] <= 0.92  # one epoch of Adam 1e-3, batch 64: ~0.84
     assert r.info["steps_per_epoch"] == 844 and r.info["n_test"] == 10000
+
+
+@pytest.mark.parametrize("preset", ["lenet5", "lenet5-modern", "cifar-lenet", "mlp:32,10", "mlp:16,16,10"])
+def test_every_preset_trains(preset):
+    shape = "3x32x32" if preset == "cifar-lenet" else "1x28x28"
+    cfg = TrainConfig(model=preset, dataset=f"synthetic:n=256,test=64,shape={shape},classes=10", epochs=1,
+                      batch_size=32, threads=1)
+    r = fit(cfg)
+    assert r.status == "done" and r.info["n_train"] + r.info["n_val"] == 256
+    assert 0 <= r.final["test_acc"] <= 1 and math.isfinite(r.final["test_loss"])
