@@ -350,3 +350,17 @@ def test_every_preset_trains(preset):
     r = fit(cfg)
     assert r.status == "done" and r.info["n_train"] + r.info["n_val"] == 256
     assert 0 <= r.final["test_acc"] <= 1 and math.isfinite(r.final["test_loss"])
+
+
+def test_fused_relu_maxpool_is_exact_including_ties():
+    from ablab.train.fast import FusedReluMaxPool
+
+    torch.manual_seed(0)
+    x0 = torch.randint(-3, 4, (8, 3, 6, 6)).float()  # small integers: many ties, many zeros after relu
+    x1, x2 = x0.clone().requires_grad_(), x0.clone().requires_grad_()
+    y1 = torch.nn.functional.max_pool2d(torch.relu(x1), 2)
+    y2 = FusedReluMaxPool()(x2)
+    g = torch.randn_like(y1)
+    y1.backward(g)
+    y2.backward(g)
+    assert torch.equal(y1, y2) and torch.equal(x1.grad, x2.grad)  # bit for bit, PyTorch's tie rule
