@@ -7,13 +7,34 @@ verified) and a synthetic one generated in memory.
     >>> x = augment(x, torch.Generator().manual_seed(0))            # training batches only
 """
 
-from ablab.data.dataset import Dataset, Split, channel_stats
-from ablab.data.download import download_file, fetch
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ablab.data.errors import DataError
-from ablab.data.load import clear_cache, load_dataset, verify_dataset
-from ablab.data.locate import search_dirs, user_cache_dir
 from ablab.data.registry import DatasetSpec, get_spec, list_datasets, register_dataset, unregister_dataset
-from ablab.data.transforms import augment, normalize
+
+# The rest imports torch: loaded on first use, so the registry (and a study's --dry-run) stays torch-free.
+_LAZY = {
+    "Dataset": "dataset", "Split": "dataset", "channel_stats": "dataset",
+    "download_file": "download", "fetch": "download",
+    "clear_cache": "load", "load_dataset": "load", "verify_dataset": "load",
+    "search_dirs": "locate", "user_cache_dir": "locate",
+    "augment": "transforms", "normalize": "transforms",
+}
+
+if TYPE_CHECKING:
+    from ablab.data.dataset import Dataset, Split, channel_stats
+    from ablab.data.download import download_file, fetch
+    from ablab.data.load import clear_cache, load_dataset, verify_dataset
+    from ablab.data.locate import search_dirs, user_cache_dir
+    from ablab.data.transforms import augment, normalize
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"ablab.data.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'ablab.data' has no attribute {name!r}")
+
 
 __all__ = [
     "DataError", "Dataset", "DatasetSpec", "Split", "augment", "channel_stats", "clear_cache",

@@ -260,13 +260,15 @@ def measure_rate(config: Any, input_shape: tuple[int, ...], seconds: float = 0.3
     import torch
 
     from ablab.models import build
+    from ablab.train.fast import accelerate
+    from ablab.train.optim import make_optimizer
     from ablab.train.variants import model_spec
 
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = build(model_spec(config, input_shape))
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model = accelerate(build(model_spec(config, input_shape)))  # the trainer's model and optimizer
+        opt = make_optimizer(config, model)
         bs = config.batch_size
         x = torch.randn(bs, *input_shape)  # (B, C, H, W)
         y = torch.randint(0, 10, (bs,))
