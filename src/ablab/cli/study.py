@@ -104,7 +104,8 @@ def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None)
     flops = sum(c.train_flops for c in todo)
     w = workers or default_workers()
     console.print(f"to run: {len(todo)} of {len(costs)} runs, {flops:.3g} FLOPs "
-                  "(3 × 2·MACs per training sample + 2·MACs per validation/test sample, × epochs)")
+                  "(3 × 2·MACs per training sample + 2·MACs per evaluated sample: validation, test, "
+                  "and the training split when train_metrics = clean; × epochs)")
     if todo and all(c.seconds is not None for c in todo):
         total = sum(c.seconds or 0.0 for c in todo)
         console.print(f"estimated time: {human_time(total)} of compute at one thread per run (measured rate); "

@@ -313,12 +313,13 @@ def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool =
             macs = forward_macs(r.config, shape)
             cache[key] = (macs, measure_rate(r.config, shape) if measure else None)
         macs, rate = cache[key]
-        flops = r.config.epochs * (3 * 2 * macs * n_train + 2 * macs * (n_val + n_test))
+        n_eval = n_val + n_test + (n_train if r.config.train_metrics == "clean" else 0)  # clean: a train pass
+        flops = r.config.epochs * (3 * 2 * macs * n_train + 2 * macs * n_eval)
         row = stored.get(r.key)
         seconds = None
         if row is not None and row.status in FINISHED and row.wall_time_s:
             seconds = float(row.wall_time_s)
         elif rate is not None:
-            seconds = r.config.epochs * (rate[0] * n_train + rate[1] * (n_val + n_test))
+            seconds = r.config.epochs * (rate[0] * n_train + rate[1] * n_eval)
         costs.append(RunCost(r.label, row.status if row is not None else "new", macs, float(flops), seconds))
     return costs
