@@ -16,7 +16,7 @@ setup:
 	$(PYTHON) -m pip install -q -e '.[dev,ray]'
 
 study: setup
-	ablab study run $(STUDY) --out $(OUT)
+	$(PYTHON) -m ablab study run $(STUDY) --out $(OUT)
 
 test: setup
 	$(PYTHON) -m pytest -q
