@@ -164,7 +164,8 @@ def test_sigkill_mid_study_loses_nothing(tmp_path):
                 break
         time.sleep(0.02)
     with Store(out) as store:
-        worker_pids = {r.pid for r in store.runs(status="running") if r.pid}
+        worker_pids = {row[0] for row in store.db.execute("SELECT pid FROM runs WHERE status = 'running'")
+                       if row[0]}
     p.send_signal(signal.SIGKILL)
     p.wait()
     assert p.returncode == -signal.SIGKILL
