@@ -29,3 +29,4 @@ bench:
 	$(PYTHON) benchmarks/summary_speed.py
 	$(PYTHON) benchmarks/data_load.py
 	$(PYTHON) benchmarks/train_speed.py
+	$(PYTHON) benchmarks/ray_overhead.py
