@@ -24,7 +24,6 @@ from ablab.calc.shapes import Resolved, fmt_shape, resolve
 from ablab.calc.summary import Summary, assemble
 from ablab.errors import UserError
 from ablab.spec import (
-    GELU,
     AvgPool1d,
     AvgPool2d,
     BatchNorm,
@@ -37,13 +36,10 @@ from ablab.spec import (
     Linear,
     MaxPool1d,
     MaxPool2d,
-    ReLU,
     Shape,
-    Sigmoid,
     Softmax,
     Spec,
     SpecError,
-    Tanh,
 )
 
 
@@ -103,8 +99,10 @@ def to_layer(m: nn.Module) -> Layer:
             return Flatten()
         if isinstance(m, nn.LeakyReLU):
             return LeakyReLU(negative_slope=m.negative_slope)
-        simple: dict[type, type[Layer]] = {nn.ReLU: ReLU, nn.Tanh: Tanh, nn.Sigmoid: Sigmoid, nn.GELU: GELU,
-                                           nn.Softmax: Softmax}
+        from ablab.models.builder import ELEMENTWISE
+
+        simple: dict[type, type[Layer]] = {mod: layer for layer, mod in ELEMENTWISE.items()}
+        simple[nn.Softmax] = Softmax
         if type(m) in simple:
             return simple[type(m)]()
         if isinstance(m, nn.ZeroPad2d | nn.ConstantPad2d | nn.ConstantPad1d | nn.ZeroPad1d):

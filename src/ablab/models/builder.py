@@ -33,6 +33,9 @@ from ablab.spec import (
     Tanh,
 )
 
+# argument-free element-wise layers and their modules (calc.torch_module reads it backwards)
+ELEMENTWISE: dict[type, type[nn.Module]] = {ReLU: nn.ReLU, Tanh: nn.Tanh, Sigmoid: nn.Sigmoid, GELU: nn.GELU}
+
 
 def _module(r: Resolved) -> tuple[nn.Module | None, nn.Module]:
     """The (optional explicit pad, layer) modules for one resolved layer."""
@@ -69,9 +72,8 @@ def _module(r: Resolved) -> tuple[nn.Module | None, nn.Module]:
         return None, nn.Flatten()
     if isinstance(layer, LeakyReLU):
         return None, nn.LeakyReLU(layer.negative_slope)
-    simple: dict[type, type[nn.Module]] = {ReLU: nn.ReLU, Tanh: nn.Tanh, Sigmoid: nn.Sigmoid, GELU: nn.GELU}
-    if type(layer) in simple:
-        return None, simple[type(layer)]()
+    if type(layer) in ELEMENTWISE:
+        return None, ELEMENTWISE[type(layer)]()
     if isinstance(layer, Softmax):
         return None, nn.Softmax(dim=1)
     raise SpecError(f"layer {r.index} ({r.name}): no PyTorch builder for kind '{layer.kind}'")
