@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ablab.cli.options import config_options, flag_error
 from ablab.train.config import FIELDS, ConfigError, TrainConfig
 
 
@@ -40,36 +41,20 @@ def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
 
 @click.command("train")
 @click.argument("model")
-@click.option("--data", "dataset", default="fashion-mnist", show_default=True,
-              help="Dataset: fashion-mnist, mnist, cifar10, synthetic.")
 @click.option("--variant", "variants", multiple=True, metavar="NAME[=VALUE]",
               help="Regularization variant (repeatable): baseline, dropout, l2, adamw, l2-penalty, bn, augment, "
                    "label-smoothing, early-stopping. E.g. --variant bn --variant dropout=0.3")
-@click.option("--epochs", type=int, default=12, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Master seed (init/data/dropout derive from it).")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="(Peak) learning rate.")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default="adam", show_default=True)
-@click.option("--momentum", type=float, default=0.0, show_default=True, help="SGD momentum.")
-@click.option("--nesterov", is_flag=True, help="SGD Nesterov momentum.")
-@click.option("--schedule", type=click.Choice(["constant", "step", "cosine", "onecycle"]), default="constant",
-              show_default=True)
-@click.option("--val-fraction", type=float, default=0.1, show_default=True)
-@click.option("--limit", type=int, default=None, help="Use only N training samples (quick runs).")
-@click.option("--train-metrics", type=click.Choice(["running", "clean"]), default="running", show_default=True,
-              help="running: averaged over the epoch as trained; clean: an extra eval-mode pass.")
-@click.option("--threads", type=int, default=None, help="torch intra-op threads (default: all cores).")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset files.")
+@config_options(skip=("model",))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Any other TrainConfig field, e.g. --set step_epochs=4")
+              help="Any TrainConfig field by its key, e.g. --set step_epochs=4 (values parsed as JSON).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write metrics.json, metrics.csv and checkpoint/ here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the final line.")
-def train(model: str, dataset: str, variants: tuple[str, ...], epochs: int, seed: int, batch_size: int, lr: float,
-          optimizer: str, momentum: float, nesterov: bool, schedule: str, val_fraction: float, limit: int | None,
-          train_metrics: str, threads: int | None, data_dir: str | None, sets: tuple[str, ...],
-          out_dir: str | None, quiet: bool) -> None:
+def train(model: str, variants: tuple[str, ...], sets: tuple[str, ...], out_dir: str | None, quiet: bool,
+          **fields: Any) -> None:
     """Train MODEL (preset, spec string or spec file) and print its test accuracy.
+
+    Every option below --variant is a TrainConfig field (docs/train.md); --set reaches them by key.
 
     \b
     Example:
@@ -78,10 +63,10 @@ def train(model: str, dataset: str, variants: tuple[str, ...], epochs: int, seed
     """
     from ablab.train import apply_variants, fit
 
-    config = TrainConfig(model=model, dataset=dataset, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
-                         optimizer=optimizer, momentum=momentum, nesterov=nesterov, schedule=schedule,
-                         val_fraction=val_fraction, limit=limit, train_metrics=train_metrics, threads=threads,
-                         data_dir=data_dir)
+    try:
+        config = TrainConfig(model=model, **fields)
+    except ConfigError as e:
+        raise flag_error(e) from None
     if sets:
         config = TrainConfig.from_dict({**config.to_dict(), **_parse_set(sets)}, where="--set")
     config = apply_variants(config, variants)

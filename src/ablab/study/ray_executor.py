@@ -67,10 +67,14 @@ def import_ray() -> Any:
 # ------------------------------------------------------------------------------------------ the dataset
 
 
+DATASET_KEYS = ("dataset", "data_dir", "val_fraction", "split_seed", "stratified", "limit")  # load_dataset's
+
+
 def dataset_key(config: dict[str, Any]) -> tuple[Any, ...]:
     """The ``load_dataset`` arguments of a run's config: runs with equal keys train on the same data."""
-    return (config.get("dataset"), config.get("data_dir"), config.get("val_fraction", 0.1),
-            config.get("split_seed", 0), config.get("stratified", False), config.get("limit"))
+    from ablab.train.config import FIELDS
+
+    return tuple(config.get(k, FIELDS[k].default) for k in DATASET_KEYS)
 
 
 def pack_dataset(config: dict[str, Any]) -> dict[str, Any]:

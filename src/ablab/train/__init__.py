@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ablab.train.variants import apply_variants, get_variant, list_variants, model_spec, register_variant
 
 _LAZY = {
-    "fit": "trainer", "RunResult": "trainer", "evaluate": "trainer", "set_threads": "trainer",
+    "fit": "trainer", "RunResult": "trainer", "evaluate": "runtime", "set_threads": "runtime",
     "load_checkpoint": "checkpoint", "evaluate_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
     "CheckpointError": "checkpoint",
     "apply_variants": "variants", "list_variants": "variants", "register_variant": "variants",

@@ -129,7 +129,7 @@ def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None)
     """Test loss and accuracy of a checkpoint on its dataset's test split: the same normalization
     constants, batch size and evaluation code as training, hence the same number, bit for bit."""
     from ablab.data import load_dataset
-    from ablab.train.trainer import cpu_settings, evaluate, prepare_split
+    from ablab.train.runtime import cpu_settings, evaluate, prepare_split
 
     model, config, meta = load_checkpoint(path)
     norm = meta["normalization"]

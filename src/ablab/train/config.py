@@ -26,81 +26,96 @@ class ConfigError(UserError, ValueError):
     """A training config with an unknown key, a wrong type or an impossible value."""
 
 
+def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, flag: str | None = None) -> Any:
+    """A config field with its documentation as metadata: ``help`` (one sentence, units included),
+    ``choices`` (the allowed strings) and ``flag`` (the CLI option, when not ``--field-name``). The
+    ``train`` command's options are generated from these (ablab.cli.train)."""
+    meta: dict[str, Any] = {"help": help}
+    if choices is not None:
+        meta["choices"] = choices
+    if flag is not None:
+        meta["flag"] = flag
+    return dataclasses.field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines one training run (besides the code version)."""
 
     # --- what to train, on what
-    model: str = "lenet5"  # preset name (lenet5, lenet5-modern, cifar-lenet, mlp:H1,...,OUT), spec string or file
-    dataset: str = "fashion-mnist"  # registry name of ablab.data (fashion-mnist, mnist, cifar10, synthetic)
-    data_dir: str | None = None  # explicit data folder; None: ABLAB_DATA, cache, system locations
-    val_fraction: float = 0.1  # share of the official training set held out for validation (0.1 = 90/10)
-    split_seed: int = 0  # seed of the train/validation split (kept fixed across a study's seeds)
-    stratified: bool = False  # stratify the validation split by class
-    limit: int | None = None  # keep N training samples (and at most N test, ~N·val/(1-val) val); None = all
+    model: str = _f("lenet5", "Preset (lenet5, lenet5-modern, cifar-lenet, mlp:H1,...,OUT), spec string or spec file.")
+    dataset: str = _f("fashion-mnist", "Dataset registry name: fashion-mnist, mnist, cifar10, synthetic[:...].",
+                      flag="--data")
+    data_dir: str | None = _f(None, "Folder holding the dataset files (default: ABLAB_DATA, cache, system places).")
+    val_fraction: float = _f(0.1, "Share of the official training set held out for validation (0.1 = 90/10).")
+    split_seed: int = _f(0, "Seed of the train/validation split (kept fixed across a study's seeds).")
+    stratified: bool = _f(False, "Stratify the validation split by class.")
+    limit: int | None = _f(None, "Keep N training samples (at most N test, ~N·val/(1-val) val): quick runs.")
 
     # --- optimization
-    epochs: int = 12  # passes over the training split
-    batch_size: int = 64  # samples per step
-    optimizer: str = "adam"  # sgd | adam | adamw
-    lr: float = 1e-3  # (peak) learning rate
-    momentum: float = 0.0  # SGD momentum (0 = plain SGD)
-    nesterov: bool = False  # SGD Nesterov momentum (needs momentum > 0)
-    beta1: float = 0.9  # Adam/AdamW first-moment decay
-    beta2: float = 0.999  # Adam/AdamW second-moment decay
-    schedule: str = "constant"  # constant | step | cosine | onecycle (stepped per batch for cosine/onecycle)
-    step_epochs: int = 5  # step schedule: multiply lr by step_gamma every step_epochs epochs
-    step_gamma: float = 0.1  # step schedule factor
-    warmup_fraction: float = 0.3  # onecycle: fraction of steps spent increasing the lr
+    epochs: int = _f(12, "Passes over the training split.")
+    batch_size: int = _f(64, "Samples per optimizer step.")
+    optimizer: str = _f("adam", "Optimizer.", choices=OPTIMIZERS)
+    lr: float = _f(1e-3, "(Peak) learning rate.")
+    momentum: float = _f(0.0, "SGD momentum (0 = plain SGD).")
+    nesterov: bool = _f(False, "SGD Nesterov momentum (needs momentum > 0).")
+    beta1: float = _f(0.9, "Adam/AdamW first-moment decay.")
+    beta2: float = _f(0.999, "Adam/AdamW second-moment decay.")
+    schedule: str = _f("constant", "Learning-rate schedule (cosine and onecycle step per batch, step per epoch).",
+                       choices=SCHEDULES)
+    step_epochs: int = _f(5, "Step schedule: multiply the lr by step_gamma every step_epochs epochs.")
+    step_gamma: float = _f(0.1, "Step schedule: the factor.")
+    warmup_fraction: float = _f(0.3, "Onecycle: fraction of the steps spent increasing the lr.")
 
     # --- regularization (see ablab.train.variants for the named transforms)
-    weight_decay: float = 0.0  # L2 via the optimizer: coupled (grad += wd*w) for sgd/adam, decoupled for adamw
-    l2_penalty: float = 0.0  # L2 as an explicit loss term: loss += l2_penalty/2 * sum(w**2) over weights
-    dropout: float = 0.0  # dropout rate inserted by the transform (0 = none)
-    dropout_placement: str = "fc"  # fc: after hidden linear activations; conv: after conv blocks; all: both
-    batchnorm: bool = False  # insert batch norm after each hidden conv/linear, before its activation
-    augment: bool = False  # random crop (pad 4) + horizontal flip on training batches
-    label_smoothing: float = 0.0  # cross-entropy label smoothing in [0, 1)
-    early_stopping: int = 0  # patience in epochs on validation accuracy (0 = off); best-val weights kept
+    weight_decay: float = _f(0.0, "L2 through the optimizer: coupled (grad += wd·w) for sgd/adam, decoupled for adamw.")
+    l2_penalty: float = _f(0.0, "L2 as a loss term: loss += l2_penalty/2 · Σw² over the weights.")
+    dropout: float = _f(0.0, "Dropout rate inserted by the transform (0 = none).")
+    dropout_placement: str = _f("fc", "Where dropout goes: after hidden linear activations (fc), after conv blocks "
+                                "(conv), or both (all).", choices=DROPOUT_PLACEMENTS)
+    batchnorm: bool = _f(False, "Insert batch norm after each hidden conv/linear, before its activation.")
+    augment: bool = _f(False, "Random crop (pad 4) + horizontal flip of training batches.")
+    label_smoothing: float = _f(0.0, "Cross-entropy label smoothing in [0, 1).")
+    early_stopping: int = _f(0, "Patience in epochs on validation accuracy (0 = off); the best-val weights are kept.")
 
     # --- measurement
-    train_metrics: str = "running"  # running: average over the epoch's batches as trained; clean: extra pass
-    eval_batch_size: int = 256  # samples per evaluation batch (256: activations stay in cache; 2x faster than 1000)
+    train_metrics: str = _f("running", "Train loss/accuracy: running (averaged over the epoch as trained) or clean "
+                            "(an extra eval-mode pass).", choices=TRAIN_METRICS)
+    eval_batch_size: int = _f(256, "Samples per evaluation batch (256: activations stay in cache on CPU).")
 
     # --- reproducibility and resources
-    seed: int = 0  # master seed; the three below derive from it when left None
-    init_seed: int | None = None  # weight initialization
-    data_seed: int | None = None  # shuffling order and augmentation
-    dropout_seed: int | None = None  # dropout masks
-    threads: int | None = None  # torch intra-op threads; None = all cores (1 per run when runs go in parallel)
+    seed: int = _f(0, "Master seed; init_seed, data_seed and dropout_seed derive from it when unset.")
+    init_seed: int | None = _f(None, "Seed of the weight initialization (default: from seed).")
+    data_seed: int | None = _f(None, "Seed of the shuffling order and augmentation (default: from seed).")
+    dropout_seed: int | None = _f(None, "Seed of the dropout masks (default: from seed).")
+    threads: int | None = _f(None, "torch intra-op threads (default: all cores; 1 per run when runs go in parallel).")
 
     def __post_init__(self) -> None:
         _check_types(self)
         checks: list[tuple[bool, str, str]] = [
+            (getattr(self, k) in f.metadata["choices"], k, f"one of {', '.join(f.metadata['choices'])}")
+            for k, f in FIELDS.items() if "choices" in f.metadata
+        ]
+        checks += [
             (0 <= self.val_fraction < 1, "val_fraction", "a fraction in [0, 1)"),
             (self.limit is None or self.limit >= 1, "limit", "a positive integer or none"),
             (self.epochs >= 1, "epochs", "a positive integer"),
             (self.batch_size >= 1, "batch_size", "a positive integer"),
-            (self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}"),
             (self.lr > 0, "lr", "a positive number"),
             (0 <= self.momentum < 1, "momentum", "a number in [0, 1)"),
             (not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0), "nesterov",
              "only with optimizer = sgd and momentum > 0"),
             (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", "numbers in [0, 1)"),
-            (self.schedule in SCHEDULES, "schedule", f"one of {', '.join(SCHEDULES)}"),
             (self.step_epochs >= 1, "step_epochs", "a positive integer"),
             (0 < self.step_gamma <= 1, "step_gamma", "a number in (0, 1]"),
             (0 < self.warmup_fraction < 1, "warmup_fraction", "a number in (0, 1)"),
             (self.weight_decay >= 0, "weight_decay", "a number >= 0"),
             (self.l2_penalty >= 0, "l2_penalty", "a number >= 0"),
             (0 <= self.dropout < 1, "dropout", "a rate in [0, 1)"),
-            (self.dropout_placement in DROPOUT_PLACEMENTS, "dropout_placement",
-             f"one of {', '.join(DROPOUT_PLACEMENTS)}"),
             (0 <= self.label_smoothing < 1, "label_smoothing", "a number in [0, 1)"),
             (self.early_stopping >= 0, "early_stopping", "a patience in epochs >= 0"),
             (self.early_stopping == 0 or self.val_fraction > 0, "early_stopping",
              "a validation split (val_fraction > 0)"),
-            (self.train_metrics in TRAIN_METRICS, "train_metrics", f"one of {', '.join(TRAIN_METRICS)}"),
             (self.eval_batch_size >= 1, "eval_batch_size", "a positive integer"),
             (self.threads is None or self.threads >= 1, "threads", "a positive integer or none"),
         ]

@@ -11,6 +11,10 @@ Why it is fast (see benchmarks/train_speed.py for the figures against the course
 * evaluation runs in large batches under ``torch.inference_mode`` with sums accumulated in float64;
 * the thread count is set on purpose and recorded (one intra-op thread per run when runs go in parallel).
 
+A run goes through named phases (``_fit`` reads as their list): ``_setup`` (data, model, seeds,
+optimizer), then per epoch ``_train_epoch`` → ``_measure`` → ``_record_epoch``, and ``_finish`` (final
+metrics, kept weights, output files).
+
 Determinism: the same config gives identical metrics on CPU. Three seeds drive three streams —
 ``init`` seeds the weights, ``data`` the shuffling and augmentation (a private generator), ``dropout``
 the global stream that dropout masks come from after initialization. The caller's RNG state is
@@ -23,10 +27,8 @@ import csv
 import dataclasses
 import json
 import math
-import platform
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,9 +40,13 @@ from torch import nn
 from ablab.errors import UserError
 from ablab.train.config import TrainConfig
 from ablab.train.optim import lr_at, make_optimizer
+from ablab.train.runtime import cpu_settings, evaluate, prepare_split, set_threads, versions
+
+__all__ = ["CHECK_EVERY", "METRIC_KEYS", "DataMismatchError", "RunResult", "cpu_settings", "evaluate", "fit",
+           "prepare_split", "set_threads", "versions"]
 
 if TYPE_CHECKING:
-    from ablab.data.dataset import Dataset, Split
+    from ablab.data.dataset import Dataset
 
 Callback = Callable[[str, dict[str, Any]], None]
 
@@ -84,63 +90,6 @@ class DataMismatchError(UserError):
     """The model and the dataset do not fit together (classes, input shape)."""
 
 
-def set_threads(n: int | None) -> int:
-    """Set torch's intra-op thread count (None: leave it); returns the previous count.
-
-    Study workers running several runs side by side call ``set_threads(1)``: two runs with one thread
-    each use two cores better than two runs fighting over two threads each (oversubscription).
-    """
-    previous = torch.get_num_threads()
-    if n is not None and n != previous:
-        torch.set_num_threads(n)
-    return previous
-
-
-def versions() -> dict[str, str]:
-    import numpy
-
-    import ablab
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "ablab": ablab.__version__}
-
-
-# ----------------------------------------------------------------------------------------------- data
-
-
-def prepare_split(split: Split, mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x float32 (N, C, H, W) normalized and contiguous, y int64 (N,)): done once per run."""
-    from ablab.data import normalize
-
-    x = normalize(split.x, mean, std).contiguous()
-    return x, split.y.to(torch.int64).contiguous()
-
-
-@torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float | None, float | None]:
-    """(mean cross-entropy, accuracy) over all samples, in eval mode; (None, None) for an empty split.
-
-    Batches only change speed, not the result: the sums are accumulated per sample in float64.
-    """
-    n = int(y.shape[0])
-    if n == 0:
-        return None, None
-    was_training = model.training
-    model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    correct = torch.zeros((), dtype=torch.int64)
-    for i in range(0, n, batch_size):
-        out = model(x[i:i + batch_size])  # (B, K) logits
-        yb = y[i:i + batch_size]
-        loss_sum += F.cross_entropy(out, yb, reduction="sum").double()
-        correct += (out.argmax(1) == yb).sum()
-    model.train(was_training)
-    return float(loss_sum) / n, int(correct) / n
-
-
-# -------------------------------------------------------------------------------------------- fitting
-
-
 def fit(config: TrainConfig, *, callback: Callback | None = None, out_dir: str | Path | None = None,
         dataset: Dataset | None = None) -> RunResult:
     """Train ``config.model`` on ``config.dataset`` (or the given, already loaded ``dataset``).
@@ -155,27 +104,73 @@ def fit(config: TrainConfig, *, callback: Callback | None = None, out_dir: str |
         return _fit(config, callback or _no_callback, out_dir, dataset, t_start)
 
 
-@contextmanager
-def cpu_settings(threads: int | None) -> Iterator[None]:
-    """The CPU state a run computes in, restored afterwards: ``threads`` intra-op threads and
-    flush-to-zero for denormal floats (denormals — e.g. Adam's second moments of rarely-used weights,
-    gradients through saturated tanh — run ~100x slower on x86; flushing them changes nothing
-    measurable). Training and ``evaluate_checkpoint`` use the same settings, hence the same numbers."""
-    previous = set_threads(threads)
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-        set_threads(previous)
-
-
 def _no_callback(event: str, data: dict[str, Any]) -> None:
     return None
 
 
+# ------------------------------------------------------------------------------------ the run's phases
+
+
+@dataclass
+class _Setup:
+    """Built once per run (phase 1): everything an epoch reads."""
+
+    config: TrainConfig
+    dataset: Dataset
+    spec: Any  # the trained Spec (config's batch norm / dropout applied)
+    model: nn.Sequential
+    optimizer: Any
+    data_gen: torch.Generator  # shuffling order and augmentation
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]]  # train/val/test -> (x normalized, y int64)
+    steps_per_epoch: int
+    decay_weights: list[torch.Tensor]  # the weights an explicit L2 penalty sums over
+    info: dict[str, Any]
+
+
+@dataclass
+class _State:
+    """What changes from epoch to epoch."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    step: int = 0  # optimizer steps taken (global, 0-based index of the next one)
+    diverged: dict[str, Any] | None = None
+    best_epoch: int | None = None  # by validation accuracy, first of ties
+    best_acc: float = -1.0
+    kept: dict[str, torch.Tensor] | None = None  # weights behind `final` (best-val or last good epoch)
+
+
+@dataclass
+class _EpochStats:
+    """One epoch of training as it went: per-batch losses and correct counts, kept as tensors."""
+
+    lr: float  # the learning rate at the epoch's first step
+    losses: list[torch.Tensor] = field(default_factory=list)  # batch mean losses
+    corrects: list[torch.Tensor] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
 def _fit(config: TrainConfig, callback: Callback, out_dir: str | Path | None, dataset: Dataset | None,
          t_start: float) -> RunResult:
+    run = _setup(config, dataset)
+    callback("start", {"config": config.to_dict(), "seeds": config.seeds, "threads": torch.get_num_threads(),
+                       **run.info})
+    state = _State()
+    for epoch in range(1, config.epochs + 1):
+        stats = _train_epoch(run, state, epoch, callback)
+        if state.diverged:
+            break
+        metrics = _measure(run, epoch, stats)
+        stop = _record_epoch(run, state, metrics)
+        callback("epoch", dict(metrics))
+        if stop:
+            break
+    return _finish(run, state, out_dir, t_start, callback)
+
+
+def _setup(config: TrainConfig, dataset: Dataset | None) -> _Setup:
+    """Phase 1: load the data, build the model from the init seed, seed the other streams, normalize
+    the splits once, make the optimizer."""
     from ablab.models import build, count_params
     from ablab.train.fast import accelerate
     from ablab.train.variants import model_spec
@@ -186,8 +181,6 @@ def _fit(config: TrainConfig, callback: Callback, out_dir: str | Path | None, da
         dataset = load_dataset(config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction,
                                split_seed=config.split_seed, stratified=config.stratified, limit=config.limit)
     seeds = config.seeds
-    threads = torch.get_num_threads()
-
     # --- model: the spec with the config's batch norm / dropout, weights from the init seed
     spec = model_spec(config, dataset.input_shape)
     torch.manual_seed(seeds["init"])
@@ -197,118 +190,124 @@ def _fit(config: TrainConfig, callback: Callback, out_dir: str | Path | None, da
     data_gen = torch.Generator().manual_seed(seeds["data"])
 
     # --- data: normalized once with the training split's constants, kept whole in memory
-    x_train, y_train = prepare_split(dataset.train, dataset.mean, dataset.std)
-    x_val, y_val = prepare_split(dataset.val, dataset.mean, dataset.std)
-    x_test, y_test = prepare_split(dataset.test, dataset.mean, dataset.std)
-    n_train = int(y_train.shape[0])
+    splits = {name: prepare_split(getattr(dataset, name), dataset.mean, dataset.std)
+              for name in ("train", "val", "test")}
+    n_train = int(splits["train"][1].shape[0])
     if n_train == 0:
         raise DataMismatchError(f"dataset {dataset.name}: the training split is empty")
-    bs = config.batch_size
-    steps_per_epoch = -(-n_train // bs)
+    steps_per_epoch = -(-n_train // config.batch_size)
     # a last batch of one sample cannot be batch-normalized (variance of one value): drop it then
-    drop_single = n_train % bs == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if drop_single:
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if has_bn and n_train % config.batch_size == 1:
         steps_per_epoch -= 1
-    has_val = int(y_val.shape[0]) > 0
 
     optimizer = make_optimizer(config, model)
-    decay_weights = [p for p in model.parameters() if p.dim() > 1]
-    scheduled = config.schedule != "constant"
     info = {"spec": spec.to_string(), "params": count_params(model), "n_train": n_train,
-            "n_val": int(y_val.shape[0]), "n_test": int(y_test.shape[0]), "steps_per_epoch": steps_per_epoch}
-    callback("start", {"config": config.to_dict(), "seeds": seeds, "threads": threads, **info})
+            "n_val": int(splits["val"][1].shape[0]), "n_test": int(splits["test"][1].shape[0]),
+            "steps_per_epoch": steps_per_epoch}
+    return _Setup(config, dataset, spec, model, optimizer, data_gen, splits, steps_per_epoch,
+                  [p for p in model.parameters() if p.dim() > 1], info)
 
-    history: list[dict[str, Any]] = []
-    diverged: dict[str, Any] | None = None
-    best_epoch: int | None = None
-    best_acc = -1.0
-    kept: dict[str, torch.Tensor] | None = None  # weights behind `final` (best-val or last good epoch)
-    step = 0
-    for epoch in range(1, config.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        lr_epoch = lr_at(config, step, steps_per_epoch)
-        perm = torch.randperm(n_train, generator=data_gen)
-        xs, ys = x_train, y_train
-        if config.augment:
-            from ablab.data import augment
 
-            xs, ys = augment(x_train[perm], data_gen), y_train[perm]  # whole epoch at once
-            perm = torch.arange(n_train)
-        losses: list[torch.Tensor] = []  # batch mean losses, summed once per epoch (no per-step sync)
-        corrects: list[torch.Tensor] = []
-        sizes: list[int] = []
-        checked = 0  # losses[:checked] are known finite
-        for b in range(steps_per_epoch):
-            idx = perm[b * bs:(b + 1) * bs]
-            xb, yb = xs.index_select(0, idx), ys.index_select(0, idx)  # (B, C, H, W), (B,)
-            if scheduled:
-                lr = lr_at(config, step, steps_per_epoch)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            # forward: logits and the training objective (data term; + explicit L2 penalty if asked)
-            out = model(xb)  # (B, K)
-            loss = F.cross_entropy(out, yb, label_smoothing=config.label_smoothing)
-            objective = loss
-            if config.l2_penalty:
-                penalty = torch.stack([w.square().sum() for w in decay_weights]).sum()  # Σ w² over weights
-                objective = loss + 0.5 * config.l2_penalty * penalty
-            # backward and update
-            optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            optimizer.step()
-            step += 1
-            # bookkeeping on tensors only
-            losses.append(loss.detach())
-            corrects.append((out.detach().argmax(1) == yb).sum())
-            sizes.append(int(yb.shape[0]))
-            if (b + 1) % CHECK_EVERY == 0 or b + 1 == steps_per_epoch:
-                diverged = _find_nonfinite(losses, checked, epoch, step - b - 1)
-                checked = len(losses)
-                if diverged:
-                    break
-                callback("progress", {"epoch": epoch, "batch": b + 1, "steps_per_epoch": steps_per_epoch})
-        train_time = time.perf_counter() - t0
-        if diverged:
-            break
+def _train_epoch(run: _Setup, state: _State, epoch: int, callback: Callback) -> _EpochStats:
+    """Phase 2: one pass over the shuffled (and augmented) training split. Sets ``state.diverged`` and
+    stops at the first non-finite loss (checked every CHECK_EVERY steps: one host sync each)."""
+    config, model, optimizer = run.config, run.model, run.optimizer
+    t0 = time.perf_counter()
+    model.train()
+    stats = _EpochStats(lr=lr_at(config, state.step, run.steps_per_epoch))
+    xs, ys = run.splits["train"]
+    n_train, bs = int(ys.shape[0]), config.batch_size
+    perm = torch.randperm(n_train, generator=run.data_gen)
+    if config.augment:
+        from ablab.data import augment
 
-        # --- measure: train (running or clean), validation, test
-        t1 = time.perf_counter()
-        if config.train_metrics == "clean":
-            train_loss, train_acc = evaluate(model, x_train, y_train, config.eval_batch_size)
-        else:
-            w = torch.tensor(sizes, dtype=torch.float64)
-            train_loss = float((torch.stack(losses).double() * w).sum() / w.sum())
-            train_acc = int(torch.stack(corrects).sum()) / int(w.sum())
-        val_loss, val_acc = evaluate(model, x_val, y_val, config.eval_batch_size)
-        test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size)
-        metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-                   "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc, "lr": lr_epoch,
-                   "train_time_s": train_time, "eval_time_s": time.perf_counter() - t1}
-        history.append(metrics)
+        xs, ys = augment(xs[perm], run.data_gen), ys[perm]  # whole epoch at once
+        perm = torch.arange(n_train)
+    scheduled = config.schedule != "constant"
+    checked = 0  # stats.losses[:checked] are known finite
+    for b in range(run.steps_per_epoch):
+        idx = perm[b * bs:(b + 1) * bs]
+        xb, yb = xs.index_select(0, idx), ys.index_select(0, idx)  # (B, C, H, W), (B,)
+        if scheduled:
+            lr = lr_at(config, state.step, run.steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        # forward: logits and the training objective (data term; + explicit L2 penalty if asked)
+        out = model(xb)  # (B, K)
+        loss = F.cross_entropy(out, yb, label_smoothing=config.label_smoothing)
+        objective = loss
+        if config.l2_penalty:
+            penalty = torch.stack([w.square().sum() for w in run.decay_weights]).sum()  # Σ w² over weights
+            objective = loss + 0.5 * config.l2_penalty * penalty
+        # backward and update
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        state.step += 1
+        # bookkeeping on tensors only (no host sync)
+        stats.losses.append(loss.detach())
+        stats.corrects.append((out.detach().argmax(1) == yb).sum())
+        stats.sizes.append(int(yb.shape[0]))
+        if (b + 1) % CHECK_EVERY == 0 or b + 1 == run.steps_per_epoch:
+            state.diverged = _find_nonfinite(stats.losses, checked, epoch, state.step - b - 1)
+            checked = len(stats.losses)
+            if state.diverged:
+                break
+            callback("progress", {"epoch": epoch, "batch": b + 1, "steps_per_epoch": run.steps_per_epoch})
+    stats.seconds = time.perf_counter() - t0
+    return stats
 
-        improved = has_val and val_acc is not None and val_acc > best_acc
-        if improved:
-            best_acc, best_epoch = float(val_acc), epoch  # type: ignore[arg-type]
-        if improved or not config.early_stopping:
-            kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        callback("epoch", dict(metrics))
-        if config.early_stopping and best_epoch is not None and epoch - best_epoch >= config.early_stopping:
-            break
 
-    # --- final: the last epoch, the best-val epoch under early stopping, the last good one if diverged
+def _measure(run: _Setup, epoch: int, stats: _EpochStats) -> dict[str, Any]:
+    """Phase 3: the epoch's metrics — train (running average or a clean pass), validation, test."""
+    config, model = run.config, run.model
+    t1 = time.perf_counter()
+    if config.train_metrics == "clean":
+        train_loss, train_acc = evaluate(model, *run.splits["train"], config.eval_batch_size)
+    else:
+        w = torch.tensor(stats.sizes, dtype=torch.float64)
+        train_loss = float((torch.stack(stats.losses).double() * w).sum() / w.sum())
+        train_acc = int(torch.stack(stats.corrects).sum()) / int(w.sum())
+    val_loss, val_acc = evaluate(model, *run.splits["val"], config.eval_batch_size)
+    test_loss, test_acc = evaluate(model, *run.splits["test"], config.eval_batch_size)
+    return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+            "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc, "lr": stats.lr,
+            "train_time_s": stats.seconds, "eval_time_s": time.perf_counter() - t1}
+
+
+def _record_epoch(run: _Setup, state: _State, metrics: dict[str, Any]) -> bool:
+    """Phase 4: add the epoch to the history, track the best validation epoch and the weights behind
+    ``final``; True when early stopping ends the run."""
+    config, epoch = run.config, int(metrics["epoch"])
+    state.history.append(metrics)
+    val_acc = metrics["val_acc"]
+    improved = run.info["n_val"] > 0 and val_acc is not None and val_acc > state.best_acc
+    if improved:
+        state.best_acc, state.best_epoch = float(val_acc), epoch
+    if improved or not config.early_stopping:
+        state.kept = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    return bool(config.early_stopping and state.best_epoch is not None
+                and epoch - state.best_epoch >= config.early_stopping)
+
+
+def _finish(run: _Setup, state: _State, out_dir: str | Path | None, t_start: float,
+            callback: Callback) -> RunResult:
+    """Phase 5: the final metrics (the last epoch; the best-val epoch under early stopping; the last
+    good one if diverged), the weights behind them, and the output files."""
+    config, model = run.config, run.model
     final: dict[str, Any] = {}
-    if history:
-        final_epoch = best_epoch if (config.early_stopping and best_epoch) else history[-1]["epoch"]
-        final = dict(history[final_epoch - 1])
-    if kept is not None and (diverged or config.early_stopping):
-        model.load_state_dict(kept)
-    result = RunResult(status="diverged" if diverged else "done", history=history, diverged=diverged,
-                       best_epoch=best_epoch, final=final, seeds=seeds, threads=threads, versions=versions(),
-                       wall_time_s=0.0, info=info)
+    if state.history:
+        final_epoch = state.best_epoch if (config.early_stopping and state.best_epoch) else state.history[-1]["epoch"]
+        final = dict(state.history[final_epoch - 1])
+    if state.kept is not None and (state.diverged or config.early_stopping):
+        model.load_state_dict(state.kept)
+    result = RunResult(status="diverged" if state.diverged else "done", history=state.history,
+                       diverged=state.diverged, best_epoch=state.best_epoch, final=final, seeds=config.seeds,
+                       threads=torch.get_num_threads(), versions=versions(), wall_time_s=0.0, info=run.info)
     if out_dir is not None:
-        result.checkpoint = _write_outputs(Path(out_dir), model, config, spec, dataset, result,
-                                           has_weights=bool(history), t_start=t_start)
+        result.checkpoint = _write_outputs(Path(out_dir), model, config, run.spec, run.dataset, result,
+                                           has_weights=bool(state.history), t_start=t_start)
     result.wall_time_s = time.perf_counter() - t_start
     if out_dir is not None:
         _write_metrics(Path(out_dir), result)

@@ -1,0 +1,83 @@
+"""What a run computes in and with: threads, CPU float settings, library versions, the prepared
+splits and evaluation. Shared by the trainer and checkpoint evaluation, so both compute the same numbers.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from ablab.data.dataset import Split
+
+
+def set_threads(n: int | None) -> int:
+    """Set torch's intra-op thread count (None: leave it); returns the previous count.
+
+    Study workers running several runs side by side call ``set_threads(1)``: two runs with one thread
+    each use two cores better than two runs fighting over two threads each (oversubscription).
+    """
+    previous = torch.get_num_threads()
+    if n is not None and n != previous:
+        torch.set_num_threads(n)
+    return previous
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    import ablab
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "ablab": ablab.__version__}
+
+
+@contextmanager
+def cpu_settings(threads: int | None) -> Iterator[None]:
+    """The CPU state a run computes in, restored afterwards: ``threads`` intra-op threads and
+    flush-to-zero for denormal floats (denormals — e.g. Adam's second moments of rarely-used weights,
+    gradients through saturated tanh — run ~100x slower on x86; flushing them changes nothing
+    measurable). Training and ``evaluate_checkpoint`` use the same settings, hence the same numbers."""
+    previous = set_threads(threads)
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+        set_threads(previous)
+
+
+def prepare_split(split: Split, mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x float32 (N, C, H, W) normalized and contiguous, y int64 (N,)): done once per run."""
+    from ablab.data import normalize
+
+    x = normalize(split.x, mean, std).contiguous()
+    return x, split.y.to(torch.int64).contiguous()
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float | None, float | None]:
+    """(mean cross-entropy, accuracy) over all samples, in eval mode; (None, None) for an empty split.
+
+    Batches only change speed, not the result: the sums are accumulated per sample in float64.
+    """
+    n = int(y.shape[0])
+    if n == 0:
+        return None, None
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.int64)
+    for i in range(0, n, batch_size):
+        out = model(x[i:i + batch_size])  # (B, K) logits
+        yb = y[i:i + batch_size]
+        loss_sum += F.cross_entropy(out, yb, reduction="sum").double()
+        correct += (out.argmax(1) == yb).sum()
+    model.train(was_training)
+    return float(loss_sum) / n, int(correct) / n
