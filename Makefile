@@ -1,12 +1,13 @@
 # The two commands of README.md. Both set everything up first (idempotent, ~2 min on a fresh machine).
 #   make study   - run the preset study fashion-regularization to a finished report
-#   make test    - run the test suite
+#   make test    - run the test suite (it also builds the documentation site with mkdocs --strict)
+#   make docs    - build the documentation site from docs/ into site/ (strict: broken links fail)
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STUDY ?= fashion-regularization
 OUT ?= runs/$(STUDY)
 
-.PHONY: setup study test lint bench
+.PHONY: setup study test docs lint bench
 
 setup:
 	@if command -v apt-get >/dev/null 2>&1 && { [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null 2>&1; }; then \
@@ -20,6 +21,9 @@ study: setup
 
 test: setup
 	$(PYTHON) -m pytest -q
+
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
 
 lint:
 	ruff check src tests benchmarks

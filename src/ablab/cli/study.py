@@ -276,7 +276,13 @@ def compare_cmd(dir_a: str, dir_b: str, metric: str | None) -> None:
 
 @study.command("presets", context_settings=CTX)
 def presets_cmd() -> None:
-    """List the preset studies (run one with `ablab study run NAME`)."""
+    """List the preset studies (run one with `ablab study run NAME`).
+
+    \b
+    Example:
+      ablab study presets
+      ablab study run fashion-regularization --dry-run
+    """
     from ablab.study.studyfile import list_presets, load_study
 
     for name in list_presets():
