@@ -24,80 +24,26 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STORE_NAME = "study.sqlite"
-SCHEMA_VERSION = 1
-STATUSES = ("pending", "running", "done", "failed", "diverged")
-FINISHED = ("done", "diverged")  # never rerun
-EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
-                 "train_time_s", "eval_time_s")
+from ablab.fsio import sqlite_error_message
+from ablab.storefile import (
+    EPOCH_COLUMNS,
+    FINISHED,
+    SCHEMA,
+    SCHEMA_VERSION,
+    STATUSES,
+    STORE_NAME,
+    StoreError,
+    check_store,
+    connect_readonly,
+)
 
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS studies (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    source TEXT NOT NULL,            -- file path or "preset NAME"
-    file_text TEXT NOT NULL,         -- the study file as run (latest)
-    info_json TEXT NOT NULL,         -- seeds, metric, baseline, cells, comparisons, ...
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    study_id INTEGER NOT NULL REFERENCES studies(id),
-    config_hash TEXT NOT NULL,       -- sha256 of the canonical config JSON: the run's identity
-    label TEXT NOT NULL,             -- "<cell>/seed<seed>"
-    variant TEXT NOT NULL,
-    cell TEXT NOT NULL,              -- variant + grid point
-    point_json TEXT NOT NULL,        -- the grid point
-    seed INTEGER NOT NULL,
-    config_json TEXT NOT NULL,
-    seeds_json TEXT,                 -- init/data/dropout seeds as used
-    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ({", ".join(f"'{s}'" for s in STATUSES)})),
-    active INTEGER NOT NULL DEFAULT 1,  -- 0: no longer in the study file (kept, not reported)
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    wall_time_s REAL,                -- the trainer's wall time of the run
-    host TEXT, pid INTEGER, threads INTEGER,
-    versions_json TEXT,              -- python/torch/numpy/ablab versions
-    code_version TEXT,               -- git describe of the code that ran (or the package version)
-    out_dir TEXT, checkpoint TEXT,   -- artifact paths
-    best_epoch INTEGER,
-    diverged_json TEXT,
-    result_json TEXT,                -- RunResult.to_dict() without the history
-    error TEXT,
-    UNIQUE (study_id, config_hash)
-);
-CREATE INDEX IF NOT EXISTS runs_status ON runs(study_id, status);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    epoch INTEGER NOT NULL,          -- 1-based
-    {", ".join(f"{c} REAL" for c in EPOCH_COLUMNS)},
-    extra_json TEXT,                 -- any other metric the trainer reported
-    PRIMARY KEY (run_id, epoch)
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id INTEGER PRIMARY KEY,
-    study_id INTEGER NOT NULL REFERENCES studies(id),
-    started_at REAL NOT NULL,
-    last_seen_at REAL NOT NULL,      -- updated with every finished run: a killed session still counts
-    ended_at REAL,
-    workers INTEGER,
-    pid INTEGER,
-    code_version TEXT
-);
-"""
-
-
-class StoreError(RuntimeError):
-    pass
+__all__ = ["EPOCH_COLUMNS", "FINISHED", "SCHEMA_VERSION", "STATUSES", "STORE_NAME", "RunRow", "Store", "StoreError",
+           "find_stores"]
 
 
 @dataclass(frozen=True)
@@ -132,26 +78,51 @@ class RunRow:
 class Store:
     """A connection to a study folder's SQLite store; one per process (connections are not shared)."""
 
-    def __init__(self, path: str | Path, *, timeout_s: float = 60.0) -> None:
+    def __init__(self, path: str | Path, *, timeout_s: float = 60.0, readonly: bool = False) -> None:
+        """Open (``readonly=False``: create if needed) the store at ``path`` (a study folder or its
+        ``.sqlite`` file). ``readonly`` opens with ``mode=ro``: nothing is created or changed, and the
+        write methods fail. Either way a file that is not an ablab store, or one of a newer schema, is
+        refused before anything touches it."""
         path = Path(path)
-        if path.is_dir() or path.suffix != ".sqlite":
+        if path.is_dir() or (path.suffix != ".sqlite" and not (readonly and path.is_file())):
             path = path / STORE_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.readonly = readonly
+        if readonly:
+            self.db = connect_readonly(path, timeout_s)
+            try:
+                check_store(self.db, path, allow_empty=False)
+            except BaseException:
+                self.db.close()
+                raise
+            self.db.row_factory = sqlite3.Row
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT) in _tx
-        self.db = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
+        try:
+            self.db = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(sqlite_error_message(e, path)) from e
+        try:
+            self.db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            check_store(self.db, path, allow_empty=True)  # before any write: foreign files stay untouched
+            mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{path}: could not switch to WAL mode (got {mode})")
+            self.db.execute("PRAGMA synchronous = FULL")  # a committed run survives power loss too
+            self.db.execute("PRAGMA foreign_keys = ON")
+            with self._tx():
+                for stmt in SCHEMA.split(";\n"):
+                    if stmt.strip():
+                        self.db.execute(stmt)
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.Error as e:
+            self.db.close()
+            raise StoreError(sqlite_error_message(e, path)) from e
+        except BaseException:
+            self.db.close()
+            raise
         self.db.row_factory = sqlite3.Row
-        self.db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise StoreError(f"{path}: could not switch to WAL mode (got {mode})")
-        self.db.execute("PRAGMA synchronous = FULL")  # a committed run survives power loss too
-        self.db.execute("PRAGMA foreign_keys = ON")
-        with self._tx():
-            for stmt in SCHEMA.split(";\n"):
-                if stmt.strip():
-                    self.db.execute(stmt)
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self.db.close()
@@ -166,13 +137,17 @@ class Store:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One transaction: BEGIN IMMEDIATE takes the write lock up front, so concurrent writers wait
         (busy timeout) rather than fail after doing work."""
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                with suppress(sqlite3.Error):  # a failed write may already have rolled back
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.Error as e:  # disk full, read-only file, locked: one message naming the store
+            raise StoreError(sqlite_error_message(e, self.path)) from e
 
     # ------------------------------------------------------------ studies
 

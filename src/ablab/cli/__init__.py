@@ -7,6 +7,7 @@ Each command lives in its own module and is imported only when it runs, so ``abl
 from __future__ import annotations
 
 import importlib
+import sqlite3
 import sys
 from typing import Any
 
@@ -49,11 +50,27 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
     def invoke(self, ctx: click.Context) -> Any:
+        """The one error path: a user error, an operating-system error (read-only folder, full disk,
+        missing file) or an SQLite error becomes one ``error:`` line and exit code 2, no traceback."""
         try:
             return super().invoke(ctx)
         except UserError as e:
-            click.echo(f"error: {e}", err=True)
-            ctx.exit(2)
+            message = str(e)
+        except BrokenPipeError:  # `ablab runs ls | head`: the reader left; nothing to say
+            sys.stderr.close()
+            ctx.exit(1)
+        except OSError as e:
+            from ablab.fsio import os_error_message
+
+            message = os_error_message(e)
+        except sqlite3.Error as e:
+            from ablab.fsio import sqlite_error_message
+
+            message = sqlite_error_message(e)
+        except RecursionError:
+            message = "input nested too deeply to read (recursion limit); flatten it"
+        click.echo(f"error: {message}", err=True)
+        ctx.exit(2)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -51,8 +51,11 @@ def study() -> None:
               "(needs pip install 'ablab[ray]').")
 @click.option("--address", help="--executor ray: the Ray cluster to join (auto: the one this machine is part "
               "of; ray://HOST:10001); default: start a local Ray instance.")
+@click.option("--max-runs", type=click.IntRange(min=1), default=None,
+              help="Refuse a study that expands past N runs (default: [study] max_runs, else 10,000).")
 def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, measure: bool,
-            make_report: bool, executor_name: str = "local", address: str | None = None) -> None:
+            make_report: bool, executor_name: str = "local", address: str | None = None,
+            max_runs: int | None = None) -> None:
     """Run a study: every variant × grid point × seed; resumes where it stopped.
 
     FILE is a study file (TOML) or a preset study name (see `ablab study presets`). Running the same
@@ -70,7 +73,7 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
     from ablab.study.studyfile import load_study
 
     console = _console()
-    s = load_study(file)
+    s = load_study(file, max_runs=max_runs)
     out = Path(out_dir) if out_dir else default_out_dir(s)
     if address is not None and executor_name != "ray":
         raise click.UsageError("--address needs --executor ray")
@@ -331,7 +334,7 @@ def runs_ls(where: str, study_name: str | None, status: str | None, variant: str
     n = 0
     failures = []
     for path in stores:
-        with Store(path) as store:
+        with Store(path, readonly=True) as store:
             for r in store.runs(study_name, status=status, variant=variant):
                 final = (r.result or {}).get("final") or {}
                 acc = final.get("test_acc")

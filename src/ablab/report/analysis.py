@@ -121,7 +121,7 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
         from ablab.errors import UserError
 
         raise UserError(f"{study_dir}: no study store (study.sqlite) here; run 'ablab study run' first")
-    with Store(paths[0]) as store:
+    with Store(paths[0], readonly=True) as store:
         srow = store.study(study)
         info = srow["info"]
         runs = store.runs(srow["name"])

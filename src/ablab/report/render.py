@@ -16,12 +16,14 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
+from ablab.fsio import write_atomic
 from ablab.report import figures
 from ablab.report.analysis import SUMMARY_METRICS, StudyReport, analyze
 
@@ -29,6 +31,8 @@ SUMMARY_COLUMNS = ("test_acc", "test_acc_at_best_val", "train_acc", "gap")
 
 
 def human_time(s: float) -> str:
+    if not math.isfinite(s):
+        return "—"
     s = int(round(s))
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
@@ -103,6 +107,18 @@ def _num(v: Any) -> Any:
     return None if isinstance(v, float) and math.isnan(v) else v
 
 
+def finite_json(v: Any) -> Any:
+    """``v`` with every non-finite float (inf, -inf, nan: a diverged loss, an old store's ``lr = inf``)
+    replaced by None, so report.json is valid JSON whatever the runs stored."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: finite_json(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [finite_json(x) for x in v]
+    return v
+
+
 def report_json(r: StudyReport) -> dict[str, Any]:
     return {
         "study": r.name, "description": r.description, "metric": r.metric, "metric_doc": r.metric_doc,
@@ -118,11 +134,12 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    f = io.StringIO(newline="")
+    w = csv.DictWriter(f, fieldnames=keys)
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    write_atomic(path, f.getvalue())
 
 
 # ---------------------------------------------------------------- documents
@@ -274,13 +291,13 @@ def write_report(study_dir: str | Path, out: str | Path | None = None, study: st
     (out / "figures").mkdir(parents=True, exist_ok=True)
     figs = _figures(r)
     for name, _, png in figs:
-        (out / "figures" / name).write_bytes(png)
+        write_atomic(out / "figures" / name, png)  # a full disk leaves no truncated PNG
     paths = {"html": out / "report.html", "markdown": out / "report.md", "json": out / "report.json",
              "summary_csv": out / "summary.csv", "comparisons_csv": out / "comparisons.csv",
              "runs_csv": out / "runs.csv"}
-    paths["html"].write_text(html_doc(r, figs), encoding="utf-8")
-    paths["markdown"].write_text(markdown(r, [(n, c) for n, c, _ in figs]), encoding="utf-8")
-    paths["json"].write_text(json.dumps(report_json(r), indent=2, allow_nan=False, default=str) + "\n")
+    write_atomic(paths["html"], html_doc(r, figs))
+    write_atomic(paths["markdown"], markdown(r, [(n, c) for n, c, _ in figs]))
+    write_atomic(paths["json"], json.dumps(finite_json(report_json(r)), indent=2, allow_nan=False, default=str) + "\n")
     _write_csv(paths["summary_csv"], summary_rows(r))
     _write_csv(paths["comparisons_csv"], comparison_rows(r))
     _write_csv(paths["runs_csv"], r.runs)

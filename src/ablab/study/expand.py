@@ -7,7 +7,6 @@ stopped halfway already has complete, pairable seeds for every cell.
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +36,6 @@ class PlannedRun:
         """The run's identity in the store: the hash of its full config (seed included)."""
         return self.config.config_hash()
 
-    @property
-    def point_json(self) -> str:
-        return json.dumps(dict(self.point), sort_keys=False)
-
 
 def fmt_value(v: Any) -> str:
     if isinstance(v, float):
@@ -60,7 +55,13 @@ def grid_points(study: Study) -> list[dict[str, Any]]:
 
 
 def expand(study: Study) -> list[PlannedRun]:
-    """All runs of the study, seed-major; two runs with the same config are an error."""
+    """All runs of the study, seed-major; two runs with the same config are an error. A study that
+    expands past ``study.max_runs`` is refused before anything is built (the count comes from the axes)."""
+    n = study.run_count()
+    if n > study.max_runs:
+        raise StudyError(f"{study.source}: the study expands to {n:,} runs, more than the limit of "
+                         f"{study.max_runs:,}; shrink the grid or the seeds, or raise the limit with --max-runs N "
+                         "or [study] max_runs = N")
     runs: list[PlannedRun] = []
     seen: dict[str, str] = {}
     points = grid_points(study)
@@ -75,11 +76,6 @@ def expand(study: Study) -> list[PlannedRun]:
                 seen[run.key] = run.label
                 runs.append(run)
     return runs
-
-
-def cells(study: Study) -> list[tuple[str, dict[str, Any]]]:
-    """(variant, grid point) of every cell, in report order: variants, then grid points."""
-    return [(v.name, p) for v in study.variants for p in grid_points(study)]
 
 
 def comparisons(study: Study) -> list[tuple[str, str]]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ablab.fsio import write_atomic
 from ablab.store import FINISHED, Store
 from ablab.study.executor import Executor, LocalExecutor, RunEvent, RunSpec, default_workers
 from ablab.study.expand import PlannedRun, comparisons, expand, grid_points
@@ -115,12 +116,6 @@ def study_lock(out_dir: Path) -> Iterator[None]:
         f.close()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def prepare(study: Study, out_dir: Path) -> tuple[Store, int, list[PlannedRun], dict[str, int]]:
     """Open the store, record the study and make its runs match the expansion (one transaction)."""
     planned = expand(study)
@@ -145,7 +140,7 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
     emit = on_event or (lambda kind, info: None)
     t0 = time.time()
     with study_lock(out):
-        _write_atomic(out / STUDY_COPY, study.text)
+        write_atomic(out / STUDY_COPY, study.text)
         store, study_id, planned, ids = prepare(study, out)
         try:
             store.reset_interrupted(study_id)
@@ -233,15 +228,21 @@ class RunCost:
 
 
 def sample_counts(config: Any) -> tuple[int, int, int, tuple[int, ...]]:
-    """(n_train, n_val, n_test, input shape) of a config's dataset, from the data registry (no loading)."""
+    """(n_train, n_val, n_test, input shape) of a config's dataset as the run will split it (the
+    splitter's own :func:`~ablab.data.split.split_sizes`, ``limit`` included), from the data registry
+    or the synthetic options — no loading, no torch."""
     from ablab.data.registry import get_spec
+    from ablab.data.split import split_sizes
 
     spec = get_spec(config.dataset)
-    n_val = int(round(spec.n_train * config.val_fraction))
-    n_train = spec.n_train - n_val
-    if config.limit is not None:
-        n_train = min(n_train, config.limit)
-    return n_train, n_val, spec.n_test, tuple(spec.shape)
+    n_train, n_test, shape = spec.n_train, spec.n_test, tuple(spec.shape)
+    if spec.files is None:  # synthetic: sizes and shape come from its options
+        from ablab.data.synthetic import parse_options
+
+        opts = parse_options(config.dataset)
+        n_train, n_test, shape = opts.n, opts.test, tuple(opts.shape)
+    sizes = split_sizes(n_train, n_test, val_fraction=config.val_fraction, limit=config.limit)
+    return (*sizes, shape)
 
 
 def forward_macs(config: Any, input_shape: tuple[int, ...]) -> int:
@@ -301,7 +302,7 @@ def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool =
     out = Path(out_dir) if out_dir is not None else default_out_dir(study)
     stored: dict[str, Any] = {}
     if (out / "study.sqlite").is_file():
-        with Store(out) as store:
+        with Store(out, readonly=True) as store:
             stored = {r.config_hash: r for r in store.runs(study.name)}
     cache: dict[str, tuple[int, tuple[float, float] | None]] = {}
     costs = []

@@ -27,6 +27,7 @@ expected``; ``tomllib`` does not give key positions, so :func:`find_line` finds 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import UserError
-from ablab.train.config import FIELDS, ConfigError, TrainConfig
+from ablab.study.tomlpos import find_line
+from ablab.train.config import FIELDS, MAX_SEED, ConfigError, TrainConfig
 
 # metric name -> what it means (all fractions of the samples; accuracies in [0, 1])
 METRICS: dict[str, str] = {
@@ -53,6 +55,7 @@ STUDY_KEYS = {
     "baseline": "the variant the others are compared with (default: 'baseline' if present, else the first)",
     "reference": "grid point the other grid points are compared with, e.g. {lr = 1e-3} (default: first values)",
     "confidence": "confidence level of every interval (default 0.95)",
+    "max_runs": "refuse to expand past this many runs (default 10,000; --max-runs overrides)",
 }
 VARIANT_EXTRA_KEYS = {
     "description": "one line shown in the report",
@@ -60,6 +63,8 @@ VARIANT_EXTRA_KEYS = {
 }
 TOP_KEYS = ("study", "base", "variants", "grid")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+MAX_NAME = 64  # characters of a study or variant name (they become folder names)
+DEFAULT_MAX_RUNS = 10_000  # runs one study may expand to unless raised (--max-runs, [study] max_runs)
 
 
 class StudyError(UserError, ValueError):
@@ -92,55 +97,14 @@ class Study:
     confidence: float
     source: str  # path of the file (or "preset NAME")
     text: str  # the file's text, stored with the study for provenance
+    max_runs: int = DEFAULT_MAX_RUNS  # expansion limit (checked before anything is built)
+
+    def run_count(self) -> int:
+        """seeds × variants × grid points, computed from the axes (nothing is built)."""
+        return len(self.seeds) * len(self.variants) * math.prod(len(v) for _, v in self.grid)
 
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
-
-
-# ---------------------------------------------------------------- locating keys in the text
-
-_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*(.+?)\s*\]\]?\s*(#.*)?$")
-_KEY_RE = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
-
-
-def _split_dotted(key: str) -> list[str]:
-    parts = re.findall(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""", key)
-    return [p[1:-1] if p[:1] in "\"'" else p for p in parts]
-
-
-def find_line(text: str, path: tuple[str, ...]) -> int | None:
-    """The 1-based line where the key ``path`` (e.g. ("variants", "bn", "dropout")) is set or its table
-    starts; the closest enclosing key's line when the exact key is not written out; None if absent."""
-    best: tuple[int, int] | None = None  # (matched depth, line)
-    table: list[str] = []
-    in_multiline = False
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if in_multiline:  # skip the body of multi-line arrays/strings (a crude but sufficient guard)
-            if line.count('"""') % 2 == 1 or line.strip().startswith("]"):
-                in_multiline = False
-            continue
-        h = _HEADER_RE.match(line)
-        if h and not _KEY_RE.match(line):
-            table = _split_dotted(h.group(2))
-            full = table
-        else:
-            k = _KEY_RE.match(line)
-            if not k:
-                continue
-            full = table + _split_dotted(k.group(1))
-            rest = line[k.end():].strip()
-            if (rest.startswith("[") and "]" not in rest) or rest.count('"""') == 1:
-                in_multiline = True
-        depth = 0
-        for a, b in zip(full, path, strict=False):
-            if a != b:
-                break
-            depth += 1
-        if depth == len(full) <= len(path) and (best is None or depth > best[0]):
-            best = (depth, lineno)
-            if depth == len(path):
-                return lineno
-    return best[1] if best else None
 
 
 # ---------------------------------------------------------------- parsing
@@ -150,7 +114,7 @@ def resolve_study_path(name_or_path: str | Path) -> tuple[str, str]:
     """(source, text) of a study file path or a preset study name (``fashion-regularization``)."""
     p = Path(name_or_path)
     if p.is_file():
-        return str(p), p.read_text(encoding="utf-8")
+        return str(p), decode_text(p.read_bytes(), p)
     name = str(name_or_path).removesuffix(".toml")
     presets = list_presets()
     if name in presets:
@@ -161,26 +125,40 @@ def resolve_study_path(name_or_path: str | Path) -> tuple[str, str]:
     raise StudyError(f"{name_or_path}: no such study file or preset study{hint}")
 
 
+def decode_text(raw: bytes, source: str | Path) -> str:
+    """UTF-8 text of a study file; a StudyError naming the byte offset when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise StudyError(f"{source}:{line}: not UTF-8 text: byte 0x{raw[e.start]:02x} at offset {e.start:,} "
+                         "(study files are UTF-8 TOML)") from None
+
+
 def list_presets() -> list[str]:
     """Names of the preset studies shipped in ablab/studies/."""
     folder = resources.files("ablab").joinpath("studies")
     return sorted(e.name.removesuffix(".toml") for e in folder.iterdir() if e.name.endswith(".toml"))
 
 
-def load_study(name_or_path: str | Path) -> Study:
-    """Parse and validate a study file (path) or preset study (name)."""
+def load_study(name_or_path: str | Path, *, max_runs: int | None = None) -> Study:
+    """Parse and validate a study file (path) or preset study (name). ``max_runs`` overrides the
+    file's ``[study] max_runs`` (default 10,000): a study expanding past it is refused."""
     source, text = resolve_study_path(name_or_path)
     default_name = Path(source).stem if not source.startswith("preset ") else source.split(" ", 1)[1]
-    return parse_study(text, source=source, default_name=default_name)
+    return parse_study(text, source=source, default_name=default_name, max_runs=max_runs)
 
 
-def parse_study(text: str, source: str = "study.toml", default_name: str = "study") -> Study:
+def parse_study(text: str, source: str = "study.toml", default_name: str = "study",
+                max_runs: int | None = None) -> Study:
     """Validate ``text`` (a TOML study file) into a :class:`Study`; errors name the key and its line."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise StudyError(f"{source}: not valid TOML: {e}") from None
-    return _Checker(text, source).study(doc, default_name)
+    except RecursionError:
+        raise StudyError(f"{source}: not readable TOML: arrays or tables nested too deeply") from None
+    return _Checker(text, source).study(doc, default_name, max_runs)
 
 
 class _Checker:
@@ -191,7 +169,8 @@ class _Checker:
     def error(self, path: tuple[str, ...], message: str) -> StudyError:
         line = find_line(self.text, path)
         where = f"{self.source}:{line}" if line else self.source
-        return StudyError(f"{where}: {'.'.join(path)}: {message}")
+        key = ".".join(p if len(p) <= 40 else f"{p[:30]}...({len(p)} characters)" for p in path)
+        return StudyError(f"{where}: {key}: {message}")
 
     def unknown(self, path: tuple[str, ...], allowed: list[str]) -> StudyError:
         close = difflib.get_close_matches(path[-1], allowed, n=1)
@@ -216,7 +195,7 @@ class _Checker:
             key = key.split("/")[0]
             raise self.error((*prefix, key) if key in FIELDS else prefix, msg or str(e)) from None
 
-    def study(self, doc: dict[str, Any], default_name: str) -> Study:
+    def study(self, doc: dict[str, Any], default_name: str, max_runs: int | None = None) -> Study:
         for k in doc:
             if k not in TOP_KEYS:
                 raise self.unknown((k,), list(TOP_KEYS))
@@ -225,8 +204,10 @@ class _Checker:
             if k not in STUDY_KEYS:
                 raise self.unknown(("study", k), list(STUDY_KEYS))
         name = self.string(meta, ("study", "name"), default_name)
-        if not NAME_RE.match(name):
-            raise self.error(("study", "name"), f"expected letters, digits, '_', '-', '.', got {name!r}")
+        if not NAME_RE.match(name) or len(name) > MAX_NAME:
+            raise self.error(("study", "name"), f"expected at most {MAX_NAME} letters, digits, '_', '-', '.', "
+                             f"got {_cut(name)}")
+        limit = self.max_runs(meta, max_runs)
         description = self.string(meta, ("study", "description"), "")
 
         base = self.table(doc, "base")
@@ -236,7 +217,8 @@ class _Checker:
 
         variants = self.variants(self.table(doc, "variants"), base)
         grid = self.grid(self.table(doc, "grid"), base, variants)
-        seeds = self.seeds(meta.get("seeds", 3))
+        cells = len(variants) * math.prod(len(v) for _, v in grid)
+        seeds = self.seeds(meta.get("seeds", 3), cells, limit)
         metric = self.string(meta, ("study", "metric"), "test_acc")
         if metric not in METRICS:
             raise self.error(("study", "metric"), f"expected one of {', '.join(METRICS)}, got {metric!r}")
@@ -250,7 +232,23 @@ class _Checker:
         if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
             raise self.error(("study", "confidence"), f"expected a number in (0, 1), got {confidence!r}")
         return Study(name, description, dict(base), variants, grid, seeds, metric, baseline, reference,
-                     float(confidence), self.source, self.text)
+                     float(confidence), self.source, self.text, limit)
+
+    def max_runs(self, meta: dict[str, Any], override: int | None) -> int:
+        if override is not None:
+            if isinstance(override, bool) or not isinstance(override, int) or override < 1:
+                raise StudyError(f"--max-runs: expected a positive integer, got {override!r}")
+            return override
+        v = meta.get("max_runs", DEFAULT_MAX_RUNS)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise self.error(("study", "max_runs"), f"expected a positive integer, got {_cut(v)}")
+        return v
+
+    def too_many(self, cells: int, n_seeds: int, limit: int) -> StudyError:
+        return self.error(("grid",) if cells > limit else ("study", "seeds"),
+                          f"the study expands to {cells * n_seeds:,} runs ({cells:,} cell(s) × {n_seeds:,} "
+                          f"seed(s)), more than the limit of {limit:,}; shrink the grid or the seeds, or raise "
+                          "the limit with --max-runs N or [study] max_runs = N")
 
     def string(self, d: dict[str, Any], path: tuple[str, ...], default: str) -> str:
         v = d.get(path[-1], default)
@@ -258,19 +256,24 @@ class _Checker:
             raise self.error(path, f"expected a string, got {type(v).__name__} {v!r}")
         return v
 
-    def seeds(self, v: Any) -> tuple[int, ...]:
+    def seeds(self, v: Any, cells: int, limit: int) -> tuple[int, ...]:
+        """The seeds, refused before they are built when cells × seeds exceeds ``limit``."""
         path = ("study", "seeds")
         if isinstance(v, int) and not isinstance(v, bool):
             if v < 1:
-                raise self.error(path, f"expected a positive number of seeds, got {v}")
+                raise self.error(path, f"expected a positive number of seeds, got {_cut(v)}")
+            if cells * v > limit:
+                raise self.too_many(cells, v, limit)
             return tuple(range(v))
         if isinstance(v, list) and v and all(isinstance(s, int) and not isinstance(s, bool) for s in v):
+            if cells * len(v) > limit:
+                raise self.too_many(cells, len(v), limit)
             if len(set(v)) != len(v):
-                raise self.error(path, f"seeds must be distinct, got {v}")
-            if min(v) < 0:
-                raise self.error(path, f"seeds must be >= 0, got {v}")
+                raise self.error(path, f"seeds must be distinct, got {_cut(v)}")
+            if min(v) < 0 or max(v) > MAX_SEED:
+                raise self.error(path, f"seeds must be in 0..{MAX_SEED:,}, got {_cut(v)}")
             return tuple(v)
-        raise self.error(path, f"expected a positive integer or a non-empty list of integers, got {v!r}")
+        raise self.error(path, f"expected a positive integer or a non-empty list of integers, got {_cut(v)}")
 
     def variants(self, table: dict[str, Any], base: dict[str, Any]) -> tuple[Variant, ...]:
         if not table:
@@ -278,8 +281,9 @@ class _Checker:
         out = []
         for name, body in table.items():
             path = ("variants", name)
-            if not NAME_RE.match(name):
-                raise self.error(path, "variant names may use letters, digits, '_', '-', '.', '+'")
+            if not NAME_RE.match(name) or len(name) > MAX_NAME:
+                raise self.error(path, f"variant names are at most {MAX_NAME} letters, digits, '_', '-', '.', '+'; "
+                                 f"got {_cut(name)}")
             if not isinstance(body, dict):
                 raise self.error(path, f"expected a table [variants.{name}], got {type(body).__name__}")
             overrides = {k: v for k, v in body.items() if k not in VARIANT_EXTRA_KEYS}
@@ -348,6 +352,12 @@ class _Checker:
                 raise self.error(path, f"{k} = {v!r} is not one of the grid's values {list(axes[k])}")
             out[k] = v
         return out
+
+
+def _cut(v: Any) -> str:
+    """``repr(v)`` cut to 60 characters, so a 10,000-character value does not fill the screen."""
+    r = repr(v)
+    return r if len(r) <= 60 else f"{r[:40]}... ({len(r):,} characters)"
 
 
 def variant_config(base: dict[str, Any], variant: Variant, point: dict[str, Any] | None = None) -> TrainConfig:

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,6 +169,8 @@ def _unknown_message(key: str) -> str:
     return f"unknown key '{key}'{hint}"
 
 
+MAX_SEED = 2**32 - 1  # seeds: what numpy and every torch generator accept
+MAX_INT = 2**31 - 1  # every other integer field (sizes, epochs, threads): far beyond any real run
 _TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 
 
@@ -184,6 +187,23 @@ def _check_types(cfg: TrainConfig) -> None:
             continue
         ok = isinstance(v, _TYPES[base]) and not (base != "bool" and isinstance(v, bool))
         if not ok:
-            raise ConfigError(f"{name}: expected {base}, got {type(v).__name__} {v!r}")
+            raise ConfigError(f"{name}: expected {base}, got {type(v).__name__} {_short(v)}")
+        if base == "int":
+            top = MAX_SEED if name.endswith("seed") else MAX_INT
+            if not -top <= v <= top or (name.endswith("seed") and v < 0):
+                lo = 0 if name.endswith("seed") else -top
+                raise ConfigError(f"{name}: expected an integer in {lo:,}..{top:,}, got {_short(v)}")
         if base == "float":
-            object.__setattr__(cfg, name, float(v))
+            try:
+                x = float(v)
+            except OverflowError:
+                x = math.inf
+            if not math.isfinite(x):
+                raise ConfigError(f"{name}: expected a finite number, got {_short(v)}")
+            object.__setattr__(cfg, name, x)
+
+
+def _short(v: Any) -> str:
+    """``repr(v)``, cut to 60 characters (a 400-digit number should not fill the screen)."""
+    r = repr(v)
+    return r if len(r) <= 60 else f"{r[:40]}... ({len(r)} characters)"

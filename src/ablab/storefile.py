@@ -1,0 +1,153 @@
+"""Opening a study store: its schema, and the checks that keep ablab off files that are not its own.
+
+A store is opened read-write only by ``ablab study run`` (the driver); every command that only reads
+(``runs ls``, ``study report``, ``study compare``, ``--dry-run``) opens it with SQLite's ``mode=ro``
+URI, so it can never create a file, add a table or switch a journal mode. Before anything is written
+— and before any read-only command reads — :func:`check_store` makes sure the file is an ablab store of
+a schema version this code understands: a foreign SQLite database, an empty or random file, or a store
+written by a newer ablab is refused with a :class:`StoreError` (a :class:`~ablab.errors.UserError`).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote
+
+from ablab.errors import UserError
+from ablab.fsio import sqlite_error_message
+
+STORE_NAME = "study.sqlite"
+SCHEMA_VERSION = 1
+STATUSES = ("pending", "running", "done", "failed", "diverged")
+FINISHED = ("done", "diverged")  # never rerun
+EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
+                 "train_time_s", "eval_time_s")
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS studies (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,            -- file path or "preset NAME"
+    file_text TEXT NOT NULL,         -- the study file as run (latest)
+    info_json TEXT NOT NULL,         -- seeds, metric, baseline, cells, comparisons, ...
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    config_hash TEXT NOT NULL,       -- sha256 of the canonical config JSON: the run's identity
+    label TEXT NOT NULL,             -- "<cell>/seed<seed>"
+    variant TEXT NOT NULL,
+    cell TEXT NOT NULL,              -- variant + grid point
+    point_json TEXT NOT NULL,        -- the grid point
+    seed INTEGER NOT NULL,
+    config_json TEXT NOT NULL,
+    seeds_json TEXT,                 -- init/data/dropout seeds as used
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ({", ".join(f"'{s}'" for s in STATUSES)})),
+    active INTEGER NOT NULL DEFAULT 1,  -- 0: no longer in the study file (kept, not reported)
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    wall_time_s REAL,                -- the trainer's wall time of the run
+    host TEXT, pid INTEGER, threads INTEGER,
+    versions_json TEXT,              -- python/torch/numpy/ablab versions
+    code_version TEXT,               -- git describe of the code that ran (or the package version)
+    out_dir TEXT, checkpoint TEXT,   -- artifact paths
+    best_epoch INTEGER,
+    diverged_json TEXT,
+    result_json TEXT,                -- RunResult.to_dict() without the history
+    error TEXT,
+    UNIQUE (study_id, config_hash)
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(study_id, status);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    epoch INTEGER NOT NULL,          -- 1-based
+    {", ".join(f"{c} REAL" for c in EPOCH_COLUMNS)},
+    extra_json TEXT,                 -- any other metric the trainer reported
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    started_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL,      -- updated with every finished run: a killed session still counts
+    ended_at REAL,
+    workers INTEGER,
+    pid INTEGER,
+    code_version TEXT
+);
+"""
+
+
+TABLES = ("meta", "studies", "runs", "epochs", "sessions")
+_HINT = "point ablab at a study folder written by 'ablab study run' (or use another --out)"
+
+
+class StoreError(UserError, RuntimeError):
+    """A store that cannot be used (not an ablab store, newer schema, unreadable), or a run-state
+    transition that is not allowed."""
+
+
+def connect_readonly(path: Path, timeout_s: float) -> sqlite3.Connection:
+    """A read-only connection (``mode=ro``): creates nothing for a rollback-journal database. A WAL
+    store where SQLite cannot create its ``-shm`` index (a read-only mount, a full disk) and that no
+    writer has open (no ``-wal`` file) is opened ``immutable`` — true while nobody writes it."""
+    if not path.is_file():
+        raise StoreError(f"{path}: no such store file")
+    idle = not path.with_name(path.name + "-wal").exists()  # a connected WAL writer keeps its -wal file
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
+    try:
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as e:
+        db.close()
+        cannot_create = not os.access(path.parent, os.W_OK) or "disk i/o" in str(e).lower()
+        if "unable to open" not in str(e) and "disk i/o" not in str(e).lower() or not (cannot_create and idle):
+            raise _unusable(path, e) from None
+        db = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=timeout_s, isolation_level=None)
+    return db
+
+
+def _unusable(path: Path, e: sqlite3.Error) -> StoreError:
+    if "not a database" not in str(e):
+        return StoreError(sqlite_error_message(e, path))
+    return StoreError(f"{path}: not an ablab study store: not an SQLite database ({e}); {_HINT}")
+
+
+def check_store(db: sqlite3.Connection, path: Path, *, allow_empty: bool) -> bool:
+    """Raise StoreError unless ``db`` is an ablab store of a known schema version; True when it is an
+    empty database (only allowed — and then initialised by the caller — when ``allow_empty``)."""
+    hint = _HINT
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as e:
+        raise _unusable(path, e) from None
+    if not tables:
+        if allow_empty:
+            return True
+        size = path.stat().st_size if path.is_file() else 0
+        raise StoreError(f"{path}: not an ablab study store: an empty database ({size:,} bytes, no tables); "
+                         f"{hint}")
+    missing = [t for t in TABLES if t not in tables]
+    if missing:
+        raise StoreError(f"{path}: not an ablab study store: it has table(s) {', '.join(sorted(tables))} but "
+                         f"not {', '.join(missing)}; ablab leaves it untouched — {hint}")
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row is not None else None
+    except (sqlite3.DatabaseError, ValueError, TypeError) as e:
+        raise StoreError(f"{path}: unreadable schema version in table meta ({e}); {hint}") from None
+    if version is None:
+        raise StoreError(f"{path}: not an ablab study store: table meta has no schema_version; {hint}")
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{path}: written by a newer ablab (store schema version {version}; this ablab reads "
+                         f"up to {SCHEMA_VERSION}); upgrade ablab (pip install -U ablab) to read it")
+    if version < 1:
+        raise StoreError(f"{path}: invalid store schema version {version}; {hint}")
+    return False

@@ -1,0 +1,176 @@
+"""Study files an adversary writes: expansion limits computed before anything is built, huge and
+non-finite numbers, deep nesting, non-UTF-8 bytes; and the one split-size rule shared by the splitter
+and the dry-run estimate (issue 13 items 2-4, issue 12 item 5)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ablab.cli import cli
+from ablab.study.expand import expand
+from ablab.study.studyfile import DEFAULT_MAX_RUNS, StudyError, load_study, parse_study
+
+BASE = """\
+[study]
+name = "s"
+seeds = 2
+[base]
+model = "mlp:8,10"
+dataset = "synthetic:n=200,test=100"
+epochs = 1
+"""
+
+GB = 1 << 30
+
+
+def run_limited(args: list[str], cwd: Path, address_space: int = GB,
+                timeout: float = 120) -> subprocess.CompletedProcess:
+    """``ablab ARGS`` in a subprocess whose address space is capped (RLIMIT_AS): a command that tried to
+    build 10**8 runs (or inflate a bomb) dies with MemoryError instead of passing."""
+    code = textwrap.dedent(f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, ({address_space}, {address_space}))
+        from ablab.cli import main
+        main(sys.argv[1:])
+    """)
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def one_error(res: subprocess.CompletedProcess | object) -> str:
+    out = res.stderr if isinstance(res, subprocess.CompletedProcess) else res.output  # type: ignore[attr-defined]
+    code = res.returncode if isinstance(res, subprocess.CompletedProcess) else res.exit_code  # type: ignore[attr-defined]
+    assert code == 2, out
+    assert out.startswith("error: ") and out.count("\n") == 1 and "Traceback" not in out, out
+    return out.strip()
+
+
+def grid_axes(n_axes: int, n_values: int) -> str:
+    keys = ["lr", "weight_decay", "momentum", "label_smoothing"][:n_axes]
+    lines = ["[grid]"]
+    for k in keys:
+        values = ", ".join(f"{(i + 1) * 1e-4:.6g}" if k != "momentum" else f"{i / (n_values + 1):.6g}"
+                           for i in range(n_values))
+        lines.append(f"{k} = [{values}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS")
+def test_four_axes_of_100_values_refused_before_building_under_1gb(tmp_path):
+    f = tmp_path / "big.toml"
+    f.write_text(BASE.replace('optimizer = "sgd"', "") + 'optimizer = "sgd"\n' + grid_axes(4, 100))
+    res = run_limited(["study", "run", str(f), "--dry-run", "--no-measure"], tmp_path)
+    msg = one_error(res)
+    assert "expands to 200,000,000 runs (100,000,000 cell(s) × 2 seed(s)), more than the limit of 10,000" in msg
+    assert "--max-runs N" in msg and f"{f}:" in msg
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS")
+@pytest.mark.parametrize("seeds", ["10000000", "9223372036854775807"])
+def test_huge_seed_counts_are_one_error_in_bounded_memory(tmp_path, seeds):
+    f = tmp_path / "seeds.toml"
+    f.write_text(BASE.replace("seeds = 2", f"seeds = {seeds}"))
+    msg = one_error(run_limited(["study", "run", str(f), "--dry-run", "--no-measure"], tmp_path))
+    assert f"{f}:3: study.seeds: the study expands to {int(seeds):,} runs" in msg
+
+
+def test_limit_is_raised_by_flag_or_key_and_checked_by_expand(tmp_path):
+    text = BASE.replace("seeds = 2", "seeds = 6") + grid_axes(1, 3)  # 18 runs
+    with pytest.raises(StudyError, match="expands to 18 runs"):
+        parse_study(text.replace('name = "s"', 'name = "s"\nmax_runs = 10'))
+    assert len(expand(parse_study(text.replace('name = "s"', 'name = "s"\nmax_runs = 18')))) == 18
+    f = tmp_path / "s.toml"
+    f.write_text(text.replace('name = "s"', 'name = "s"\nmax_runs = 10'))
+    assert len(expand(load_study(f, max_runs=20))) == 18  # the flag wins over the file
+    res = CliRunner().invoke(cli, ["study", "run", str(f), "--dry-run", "--no-measure", "--max-runs", "5"])
+    assert "more than the limit of 5" in one_error(res)
+    s = parse_study(BASE)
+    assert s.max_runs == DEFAULT_MAX_RUNS == 10_000
+    from dataclasses import replace
+
+    with pytest.raises(StudyError, match="expands to 2 runs, more than the limit of 1"):
+        expand(replace(s, max_runs=1))  # a Study built in Python is checked too
+
+
+@pytest.mark.parametrize("text, expected", [
+    (BASE + "[grid]\nlr = [" + "[" * 5000 + "]" * 5000 + "]\n", "nested too deeply"),
+    ("x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n", "nested too deeply"),
+    (BASE.replace("seeds = 2", "seeds = [0, 4294967296]"), "seeds must be in 0..4,294,967,295"),
+    (BASE.replace("seeds = 2", "seeds = [-1, 2]"), "seeds must be in 0..4,294,967,295"),
+    (BASE + "lr = inf\n", "base.lr: expected a finite number, got inf"),
+    (BASE + "lr = nan\n", "base.lr: expected a finite number, got nan"),
+    (BASE + "weight_decay = inf\n", "base.weight_decay: expected a finite number, got inf"),
+    (BASE + "l2_penalty = -inf\n", "base.l2_penalty: expected a finite number, got -inf"),
+    (BASE + "split_seed = -5\n", "base.split_seed: expected an integer in 0..4,294,967,295, got -5"),
+    (BASE + "batch_size = " + "9" * 400 + "\n", "base.batch_size: expected an integer in"),
+    (BASE + "[variants." + "v" * 300 + "]\n", "variant names are at most 64"),
+    (BASE.replace('name = "s"', 'name = "' + "n" * 65 + '"'), "study.name: expected at most 64"),
+    (BASE.replace('name = "s"', 'name = "s"\nmax_runs = 0'), "study.max_runs: expected a positive integer"),
+], ids=lambda v: v if len(v) < 50 else f"text{len(v)}")
+def test_bad_study_files_are_one_error(tmp_path, text, expected):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    res = CliRunner().invoke(cli, ["study", "run", str(f), "--dry-run", "--no-measure"])
+    msg = one_error(res)
+    assert expected in msg and len(msg) < 400, msg
+
+
+def test_non_utf8_study_file_names_the_byte(tmp_path):
+    f = tmp_path / "latin1.toml"
+    f.write_bytes(BASE.encode() + "# café\n".encode("latin-1"))
+    msg = one_error(CliRunner().invoke(cli, ["study", "run", str(f), "--dry-run"]))
+    offset = len(BASE.encode()) + len("# caf")
+    assert msg == f"error: {f}:8: not UTF-8 text: byte 0xe9 at offset {offset:,} (study files are UTF-8 TOML)"
+
+
+# ---------------------------------------------------------------- one split-size function
+
+
+@pytest.mark.parametrize("limit", [None, 1000, 37])
+@pytest.mark.parametrize("dataset, val_fraction", [("fashion-mnist", 0.1), ("synthetic:n=300,test=120", 0.25),
+                                                   ("cifar10", 0.0)])
+def test_dry_run_counts_follow_the_splitter(dataset, val_fraction, limit):
+    """The estimate counts what split_indices returns (it used to count 6,000 val / 10,000 test for
+    fashion-mnist with limit=1000 where the split gives 111 / 1,000)."""
+    import torch
+
+    from ablab.data.registry import get_spec
+    from ablab.data.split import split_indices
+    from ablab.study.runner import sample_counts
+    from ablab.train.config import TrainConfig
+
+    config = TrainConfig(dataset=dataset, val_fraction=val_fraction, limit=limit)
+    n_train, n_val, n_test, shape = sample_counts(config)
+    spec = get_spec(dataset)
+    n_tr_off, n_te_off = (300, 120) if dataset.startswith("synthetic") else (spec.n_train, spec.n_test)
+    y = torch.arange(n_tr_off) % 10
+    tr, va, te = split_indices(y, n_te_off, val_fraction=val_fraction, split_seed=3, stratified=True, limit=limit,
+                               y_test=torch.arange(n_te_off) % 10)
+    assert (n_train, n_val, n_test) == (len(tr), len(va), len(te))
+    if dataset == "fashion-mnist" and limit == 1000:
+        assert (n_train, n_val, n_test) == (1000, 111, 1000)
+    assert shape == ((1, 28, 28) if dataset != "cifar10" else (3, 32, 32))
+
+
+@pytest.mark.parametrize("limit", [None, 150])
+def test_dry_run_counts_equal_the_real_runs(tmp_path, limit):
+    """End to end: the estimate's sample counts are the trainer's own counts for the same config."""
+    from ablab.store import Store
+    from ablab.study.executor import InlineExecutor
+    from ablab.study.runner import run_study, sample_counts
+
+    text = BASE.replace("seeds = 2", "seeds = 1") + ("limit = 150\n" if limit else "") + "val_fraction = 0.15\n"
+    s = parse_study(text)
+    run_study(s, tmp_path, executor=InlineExecutor())
+    with Store(tmp_path, readonly=True) as store:
+        (run,) = store.runs()
+        info = run.result["info"]
+    n_train, n_val, n_test, _ = sample_counts(expand(s)[0].config)
+    assert (n_train, n_val, n_test) == (info["n_train"], info["n_val"], info["n_test"])
