@@ -94,7 +94,7 @@ def random_specs(draw: st.DrawFn) -> Spec:
     spatial = [draw(st.integers(5, 24)) for _ in range(ndim)]
     parts = [f"input({','.join(map(str, [c, *spatial]))})"]
     for _ in range(draw(st.integers(1, 5))):
-        what = draw(st.sampled_from(["conv", "conv", "pool", "bn", "act", "dropout"]))
+        what = draw(st.sampled_from(["conv", "conv", "pool", "bn", "act", "dropout", "norm", "adaptive"]))
         if what == "conv":
             out = draw(st.sampled_from([2, 3, 4, 6]))
             groups = draw(st.sampled_from([1, 2])) if c % 2 == 0 and out % 2 == 0 else 1
@@ -109,9 +109,15 @@ def random_specs(draw: st.DrawFn) -> Spec:
                          f"padding={draw(st.integers(0, k // 2))},ceil_mode={str(draw(st.booleans())).lower()})")
         elif what == "bn":
             parts.append(f"bn(affine={str(draw(st.booleans())).lower()})")
+        elif what == "norm":  # layer norm, or group norm with a group count dividing the channels
+            groups = draw(st.sampled_from([g for g in (1, 2, 3, 4, 6) if c % g == 0]))
+            parts.append(draw(st.sampled_from(["layernorm", f"groupnorm({groups})", "layernorm(affine=false)",
+                                               f"groupnorm({groups},affine=false)"])))
+        elif what == "adaptive" and ndim == 2:
+            parts.append(f"adaptiveavgpool2d({draw(st.sampled_from(['1', '2', '3', '(2,3)', '(4,1)']))})")
         elif what == "act":
             parts.append(draw(st.sampled_from(["relu", "tanh", "sigmoid", "gelu", "leaky_relu(0.2)", "softmax"])))
-        else:
+        elif what == "dropout":
             parts.append("dropout(0.3)")
     head = draw(st.sampled_from(["", "flatten linear(5)", "flatten linear(7,bias=false) relu linear(3)",
                                  "linear(4)"]))

@@ -268,7 +268,7 @@ def test_check_command_table_and_exit_codes(monkeypatch: pytest.MonkeyPatch) -> 
     from ablab.reference.gradcheck import CheckResult
 
     bad = checks.Case("broken", "deliberately wrong", lambda: CheckResult("x", 1.0))
-    monkeypatch.setattr(checks, "CASES", [*checks.CASES, bad])
+    monkeypatch.setitem(checks.CHECKS, bad.name, bad)
     res = CliRunner().invoke(cli, ["check", "-k", "broken"])
     assert res.exit_code == 1 and "FAILED" in res.output
     res = CliRunner().invoke(cli, ["check", "-k", "no-such-family"])

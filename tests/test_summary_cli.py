@@ -84,8 +84,8 @@ def test_spec_string_file_and_json_file(tmp_path: Path) -> None:
     (["conv(6,5) relu", "--input", "1x4x4"], "layer 1 (conv2d_1): the (dilated) kernel 5x5 is larger than its "
                                              "padded input 4x4 (input 1x4x4)"),
     (["lenet5", "--input", "1x8x8"], "layer 4 (conv2d_2)"),
-    (["lenet5", "--input", "axb"], "input shape 'axb': expected positive integers"),
-    (["conv(6,5)"], "no input shape: give --input CxHxW"),
+    (["lenet5", "--input", "axb"], "error: --input 'axb': expected positive integers"),
+    (["conv(6,5)"], "no input shape: give --input (e.g. 1x28x28)"),
     (["nets/missing.json"], "nets/missing.json: no such spec file"),
     (["conv(6,5,strid=2)", "--input", "1x28x28"], "unknown argument 'strid'; did you mean 'stride'?"),
 ])

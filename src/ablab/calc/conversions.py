@@ -12,8 +12,9 @@ test oracles only, never imported here). ``s`` is a :class:`Summary` whose MACs 
   an undercount for a linear layer on a C x L map (it ignores L), and ``2C`` per sample for batch norm:
   ``mult-adds = MACs + bias outputs of conv/linear + batch * 2C per affine batch norm``.
 * **fvcore** ``FlopCountAnalysis`` counts one "flop" per multiply-add of convs and linear layers (no
-  bias), and batch norm in eval mode as 1 per element (2 with affine); pooling and activations are
-  skipped: ``flops = MACs + per-element batch norm cost``.
+  bias), batch norm in eval mode as 1 per element (2 with affine), layer and group norm as 4 per
+  element (5 with affine), adaptive average pooling as 1 per *input* element; other pooling and
+  activations are skipped: ``flops = MACs + per-element norm cost + adaptive pooling inputs``.
 """
 
 from __future__ import annotations
@@ -52,4 +53,15 @@ def fvcore_flops(s: Summary) -> int:
             for x in row.output_shape:
                 elements *= x
             total += elements * (2 if row.params else 1)
+        elif row.kind in ("layernorm", "groupnorm"):
+            total += s.batch * _prod(row.output_shape) * (5 if row.params else 4)
+        elif row.kind == "adaptiveavgpool2d":
+            total += s.batch * _prod(row.input_shape)
     return total
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    out = 1
+    for x in shape:
+        out *= x
+    return out

@@ -2,7 +2,9 @@
 
 Errors (the network cannot run: a spatial size reaching zero, a conv on a flat vector, ...) come from
 shape inference, which raises a ``SpecError`` naming the layer and the shapes; ``lint_spec`` reports
-them as one ``error`` finding. Everything here is pure Python on the resolved stack.
+them as one ``error`` finding. Warnings about one layer come from its kind (``Layer.lint``); the
+stack-level ones (collapse, bias before batch norm, softmax before cross-entropy) read the kinds'
+flags. Everything here is pure Python on the resolved stack.
 """
 
 from __future__ import annotations
@@ -10,11 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ablab.calc.shapes import Resolved, fmt_shape, resolve
-from ablab.spec import WEIGHTED, BatchNorm, Shape, Spec, SpecError, _ConvBase, _PoolBase
-
-# layers that are affine maps at inference: a weighted layer followed only by these and another
-# weighted layer collapses into one affine map
-AFFINE_KINDS = ("flatten", "dropout", "batchnorm", "avgpool2d", "avgpool1d", "pad")
+from ablab.layers.values import Shape, SpecError
+from ablab.specs.stack import Spec
 
 
 @dataclass(frozen=True)
@@ -40,24 +39,31 @@ def lint_spec(spec: Spec, input_shape: Shape | None = None) -> list[Finding]:
     return lint(layers)
 
 
+def input_layout(shape: Shape) -> Finding | None:
+    """A C x H x W input whose last axis looks like the channels (<= 4) and whose first does not: most
+    likely H x W x C (NumPy / TensorFlow order) given where ablab expects C x H x W."""
+    if len(shape) == 3 and shape[2] <= 4 < shape[0]:
+        meant = (shape[2], shape[0], shape[1])
+        return Finding("warning", "", "input-layout",
+                       f"input {fmt_shape(shape)} looks like HxWxC, but ablab reads CxHxW ({shape[0]} channels); "
+                       f"did you mean {fmt_shape(meant)}?")
+    return None
+
+
 def lint(layers: list[Resolved]) -> list[Finding]:
     """Warnings for a resolved stack (it can run; these make it worse or wasteful)."""
     out: list[Finding] = []
+    layout = input_layout(layers[0].in_shape) if layers else None
+    out += [layout] if layout else []
     out += _collapse(layers)
     for i, r in enumerate(layers):
         layer = r.layer
         nxt = layers[i + 1] if i + 1 < len(layers) else None
-        if layer.kind in WEIGHTED and getattr(layer, "bias", False) and nxt is not None \
-                and isinstance(nxt.layer, BatchNorm):
+        if layer.weighted and getattr(layer, "bias", False) and nxt is not None and nxt.layer.cancels_bias:
             out.append(Finding("warning", r.name, "bias-before-bn",
                                f"its bias is redundant: {nxt.name} subtracts the per-channel mean right after, "
                                f"cancelling it; use bias=false"))
-        if isinstance(layer, _ConvBase | _PoolBase):
-            out += _kernel_and_stride(r)
-        if layer.kind == "linear" and len(r.in_shape) > 1:
-            out.append(Finding("warning", r.name, "linear-on-map",
-                               f"linear on a {fmt_shape(r.in_shape)} input mixes only the last axis; "
-                               f"add flatten before it to connect every input"))
+        out += [Finding("warning", r.name, code, message) for code, message in layer.lint(r)]
     if layers and layers[-1].layer.kind == "softmax":
         out.append(Finding("warning", layers[-1].name, "softmax-ce",
                            "softmax as the last layer: cross-entropy (nn.CrossEntropyLoss, ablab train) applies "
@@ -73,39 +79,15 @@ def _collapse(layers: list[Resolved]) -> list[Finding]:
     last: Resolved | None = None
     between: list[str] = []
     for r in layers:
-        kind = r.layer.kind
-        if kind in WEIGHTED:
+        if r.layer.weighted:
             if last is not None:
                 via = f" (only {', '.join(between)} between)" if between else ""
                 out.append(Finding("warning", r.name, "collapse",
                                    f"no nonlinearity between {last.name} and {r.name}{via}: together they are "
                                    f"one affine map, so the extra layer adds parameters but no expressive power"))
             last, between = r, []
-        elif kind in AFFINE_KINDS:
+        elif r.layer.affine_at_inference:
             between.append(r.name)
-        else:  # an activation, max pooling, or an unknown module: nonlinear
+        else:  # an activation, max pooling, a per-sample norm, or an unknown module: nonlinear
             last, between = None, []
     return out
-
-
-def _kernel_and_stride(r: Resolved) -> list[Finding]:
-    layer = r.layer
-    assert isinstance(layer, _ConvBase | _PoolBase)
-    out = []
-    spatial = r.in_shape[1:]
-    dil = layer.dilation if isinstance(layer, _ConvBase) else (1,) * len(spatial)
-    eff = tuple(d * (k - 1) + 1 for k, d in zip(layer.kernel_size, dil, strict=True))
-    if any(e > n for e, n in zip(eff, spatial, strict=True)):
-        out.append(Finding("warning", r.name, "kernel-too-large",
-                           f"the kernel {fmt_shape(eff)} is larger than its input {fmt_shape(spatial)}: part of "
-                           f"every window only ever sees padding"))
-    axes = ("rows", "columns") if len(spatial) == 2 else ("positions",)
-    for ax, n, e, s, (a, _), o in zip(axes, spatial, eff, layer.stride, r.padding, r.out_shape[1:], strict=True):
-        # the last window ends at padded index (o-1)*s + e - 1; the real input ends at a + n - 1
-        dropped = (a + n - 1) - ((o - 1) * s + e - 1)
-        if dropped > 0:
-            out.append(Finding("warning", r.name, "dropped-pixels",
-                               f"stride {s} over {n} {ax} (kernel {e}, padding {a}) leaves the last {dropped} "
-                               f"input {ax} unseen; pad the input or use padding=same"))
-    return out
-

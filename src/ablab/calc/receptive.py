@@ -14,32 +14,15 @@ Distill 2019, eq. 1-2):
 The padding is the resolved one (TF-SAME included), so ``start`` may be negative: the field then
 hangs over the padded border. After ``flatten`` or ``linear`` every output sees the whole input: the
 field is ``None`` ("global"). Layers that act per element (activations, batch norm, dropout) keep it.
+Each kind's step is its ``Layer.field`` (``ablab.layers``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ablab.layers.base import Resolved
+from ablab.layers.placed import Field
 
-from ablab.calc.shapes import Resolved
-from ablab.spec import _ConvBase, _PoolBase
-
-
-@dataclass(frozen=True)
-class Field:
-    """Receptive field of one layer's output, per spatial axis (H, W or L), in input pixels."""
-
-    size: tuple[int, ...]  # input pixels one output element sees
-    stride: tuple[int, ...]  # input pixels between neighbouring output elements
-    start: tuple[int, ...]  # input coordinate of the first pixel output[0] sees (negative: padding)
-
-    def to_dict(self) -> dict[str, list[int]]:
-        return {"size": list(self.size), "stride": list(self.stride), "start": list(self.start)}
-
-    def short(self) -> str:
-        return f"{'x'.join(map(str, self.size))} /{'x'.join(map(str, self.stride))}"
-
-
-GLOBAL_KINDS = ("flatten", "linear")
+__all__ = ["Field", "receptive_fields"]
 
 
 def receptive_fields(layers: list[Resolved]) -> list[tuple[Field | None, str]]:
@@ -53,33 +36,11 @@ def receptive_fields(layers: list[Resolved]) -> list[tuple[Field | None, str]]:
         n = len(layers[0].in_shape) - 1
         field = Field((1,) * n, (1,) * n, (0,) * n)
     for r in layers:
-        layer = r.layer
         if field is None:
             out.append((None, why))
             continue
-        if isinstance(layer, _ConvBase | _PoolBase):
-            dil = layer.dilation if isinstance(layer, _ConvBase) else (1,) * len(layer.kernel_size)
-            eff = tuple(d * (k - 1) + 1 for k, d in zip(layer.kernel_size, dil, strict=True))
-            size = tuple(r0 + (e - 1) * j for r0, e, j in zip(field.size, eff, field.stride, strict=True))
-            stride = tuple(j * s for j, s in zip(field.stride, layer.stride, strict=True))
-            start = tuple(s0 - p[0] * j for s0, p, j in zip(field.start, r.padding, field.stride, strict=True))
-            text = "receptive field: " + ", ".join(
-                f"{r0} + ({e}-1)*{j} = {r1}" for r0, e, j, r1 in zip(field.size, eff, field.stride, size,
-                                                                      strict=True)
-            ) + "; effective stride: " + ", ".join(
-                f"{j}*{s} = {j1}" for j, s, j1 in zip(field.stride, layer.stride, stride, strict=True))
-            field = Field(size, stride, start)
-            out.append((field, text))
-        elif layer.kind == "pad":  # an explicit zero pad (seen in user modules): shifts the start only
-            start = tuple(s0 - p[0] * j for s0, p, j in zip(field.start, r.padding, field.stride, strict=True))
-            field = Field(field.size, field.stride, start)
-            out.append((field, "receptive field unchanged (the padding shifts its start)"))
-        elif layer.kind == "module":
-            field, why = None, "receptive field: unknown (past a module ablab cannot see into)"
-            out.append((None, why))
-        elif layer.kind in GLOBAL_KINDS or len(r.out_shape) != len(r.in_shape):
-            field, why = None, "receptive field: the whole input (every output sees every input pixel)"
-            out.append((None, why))
-        else:
-            out.append((field, "receptive field unchanged (element-wise)"))
+        field, text = r.layer.field(field, r)
+        if field is None:
+            why = text
+        out.append((field, text))
     return out

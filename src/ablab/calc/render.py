@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from ablab.calc.memory import human_bytes
-from ablab.calc.shapes import fmt_shape
-from ablab.calc.summary import Summary
+from ablab.layers.placed import fmt_shape
+
+# ``s`` below is an ``ablab.calc.result.Summary``; it is not imported, since the Summary itself calls
+# this module to render (an import back would be a cycle).
+Summary = Any
 
 
 def table(s: Summary, width: int = 120) -> Table:

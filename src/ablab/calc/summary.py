@@ -17,178 +17,23 @@ schema of ``ablab summary --json``::
 MACs, FLOPs and bytes are for the whole batch (``batch`` samples); parameters do not depend on it.
 """
 
+
 from __future__ import annotations
 
-import json
-import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablab.calc.costs import Conventions, LayerCost, layer_cost, prod
-from ablab.calc.lint import Finding, lint
-from ablab.calc.memory import Memory, dtype_bytes, human_bytes, memory, optimizer_states
-from ablab.calc.receptive import Field, receptive_fields
-from ablab.calc.shapes import Resolved, fmt_shape, resolve
+from ablab.calc.costs import Conventions, layer_cost
+from ablab.calc.memory import dtype_bytes, optimizer_states
+from ablab.calc.result import LayerSummary, Summary, Totals, assemble
+from ablab.calc.shapes import resolve
 from ablab.errors import UserError
-from ablab.spec import Shape, Spec, SpecError, load_spec, parse_shape
+from ablab.layers.values import Shape
+from ablab.specs.source import load_spec
+from ablab.specs.stack import Spec, parse_shape
 
-
-@dataclass(frozen=True)
-class LayerSummary:
-    """One row of the table. MACs, FLOPs and activation bytes are for the whole batch."""
-
-    index: int
-    name: str
-    kind: str
-    layer: str  # the layer in spec syntax (or the module's class for user modules)
-    input_shape: Shape
-    output_shape: Shape
-    params: int
-    trainable_params: int
-    buffers: int
-    macs: int
-    flops: int
-    activation_bytes: int  # the output tensor, batch * prod(output_shape) * dtype bytes
-    receptive_field: Field | None
-    explain: tuple[str, ...] = ()
-    bias: int = 0  # of the params, how many are bias (per output channel / feature)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index, "name": self.name, "kind": self.kind, "layer": self.layer,
-            "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
-            "params": self.params, "trainable_params": self.trainable_params, "buffers": self.buffers,
-            "macs": self.macs, "flops": self.flops, "activation_bytes": self.activation_bytes,
-            "receptive_field": self.receptive_field.to_dict() if self.receptive_field else None,
-        }
-
-
-@dataclass(frozen=True)
-class Totals:
-    params: int
-    trainable_params: int
-    buffers: int  # floating-point buffer elements (batch norm running mean/var), in the dtype
-    int_buffers: int  # int64 buffer elements (batch norm step counters), 8 B each
-    macs: int
-    flops: int
-    memory: Memory
-
-    def to_dict(self) -> dict[str, Any]:
-        m = self.memory
-        return {
-            "params": self.params, "trainable_params": self.trainable_params,
-            "buffers": self.buffers + self.int_buffers,
-            "macs": self.macs, "flops": self.flops, "activation_bytes": m.activation_bytes,
-            "input_bytes": m.input_bytes, "param_bytes": m.param_bytes,
-            "inference_peak_bytes": m.inference_peak_bytes, "training_bytes": m.training_bytes,
-            "training": {"activations": m.saved_bytes, "params": m.param_bytes, "gradients": m.grad_bytes,
-                         "optimizer_state": m.optimizer_bytes},
-        }
-
-
-@dataclass(frozen=True)
-class Summary:
-    """The size-up of one network for one input shape, batch, dtype and optimizer."""
-
-    model: str
-    source: str  # "spec" or "module"
-    input_shape: Shape
-    batch: int
-    dtype: str
-    optimizer: str
-    conventions: Conventions
-    layers: tuple[LayerSummary, ...]
-    totals: Totals
-    findings: tuple[Finding, ...] = ()
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    def __getitem__(self, name: str) -> LayerSummary:
-        for row in self.layers:
-            if row.name == name:
-                return row
-        raise KeyError(name)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model, "source": self.source, "input_shape": list(self.input_shape),
-            "batch": self.batch, "dtype": self.dtype, "optimizer": self.optimizer,
-            "conventions": self.conventions.to_dict(),
-            "layers": [row.to_dict() for row in self.layers],
-            "totals": self.totals.to_dict(),
-            "warnings": [f.to_dict() for f in self.findings],
-            "notes": list(self.notes),
-        }
-
-    def to_json(self, indent: int | None = 2) -> str:
-        text = json.dumps(self.to_dict(), indent=indent)
-        # shapes and fields on one line: [6, 28, 28] rather than one number per line
-        return re.sub(r"\[[\s\d,\-]*\]", lambda m: re.sub(r"\s+", "", m.group()).replace(",", ", "), text)
-
-    def conventions_lines(self) -> list[str]:
-        """What the numbers mean; printed under every table."""
-        b = dtype_bytes(self.dtype)
-        k = optimizer_states(self.optimizer)
-        return [
-            f"Conventions: {self.conventions.describe()}.",
-            f"Batch {self.batch}: MACs, FLOPs and bytes are for the whole batch; {self.dtype} = {b} B/element.",
-            "Inference peak = largest adjacent pair (a layer's input + output) + parameters and buffers.",
-            f"Training = input + every layer output kept for backward + parameters + gradients + "
-            f"{self.optimizer} state ({k}x trainable parameters); no framework overhead or workspaces.",
-        ]
-
-    def totals_lines(self) -> list[str]:
-        t, m = self.totals, self.totals.memory
-        n_buf = t.buffers + t.int_buffers
-        lines = [
-            f"Parameters: {t.params:,} ({t.trainable_params:,} trainable"
-            + (f", {n_buf:,} buffer elements" if n_buf else "") + f") = {human_bytes(m.param_bytes)}",
-            f"MACs: {t.macs:,}   FLOPs: {t.flops:,}",
-            f"Activations: {m.activation_bytes:,} B ({human_bytes(m.activation_bytes)}) for the layer outputs, "
-            f"input {m.input_bytes:,} B",
-            f"Inference peak: {m.inference_peak_bytes:,} B ({human_bytes(m.inference_peak_bytes)}), at "
-            f"{m.peak_layer}",
-            f"Training (batch {self.batch}, {self.optimizer}): {m.training_bytes:,} B "
-            f"({human_bytes(m.training_bytes)}) = activations {m.saved_bytes:,} + params {m.param_bytes:,} + "
-            f"grads {m.grad_bytes:,} + optimizer {m.optimizer_bytes:,}",
-        ]
-        return lines
-
-    def explain(self) -> str:
-        """Every layer's formulas with the numbers substituted, then the totals: a worked solution."""
-        b = dtype_bytes(self.dtype)
-        out = [f"{self.model}: input {fmt_shape(self.input_shape)}, batch {self.batch}, {self.dtype} ({b} B)", ""]
-        for row in self.layers:
-            out.append(f"[{row.index}] {row.name}: {row.layer}")
-            out += [f"    {line}" for line in row.explain]
-            out.append("")
-        t, m = self.totals, self.totals.memory
-        params = " + ".join(f"{row.params:,}" for row in self.layers if row.params)
-        macs = " + ".join(f"{row.macs:,}" for row in self.layers if row.macs)
-        out += [
-            "Totals",
-            f"    params = {params or '0'} = {t.params:,}",
-            f"    MACs = {macs or '0'} = {t.macs:,}",
-            f"    parameter bytes = ({t.params:,} params + {t.buffers:,} buffers) * {b} B"
-            + (f" + {t.int_buffers} int64 counters * 8 B" if t.int_buffers else "") + f" = {m.param_bytes:,} B",
-            f"    inference peak = largest input+output pair (at {m.peak_layer}) + parameter bytes = "
-            f"{m.inference_peak_bytes - m.param_bytes:,} + {m.param_bytes:,} = {m.inference_peak_bytes:,} B",
-            f"    training = (input {m.input_bytes:,} + outputs {m.activation_bytes:,}) + params "
-            f"{m.param_bytes:,} + grads {t.trainable_params:,}*{b} + {self.optimizer} "
-            f"{optimizer_states(self.optimizer)}*{t.trainable_params:,}*{b} = {m.training_bytes:,} B",
-        ]
-        return "\n".join(out)
-
-    def render(self, width: int = 120, explain: bool = False) -> str:
-        """The table as plain text (see ``ablab.calc.render``)."""
-        from ablab.calc.render import render_text
-
-        return render_text(self, width=width, explain=explain)
-
-    def __str__(self) -> str:
-        return self.render()
-
+__all__ = ["LayerSummary", "Summary", "Totals", "assemble", "summarize_spec", "summary"]
 
 def summary(
     model: Any,
@@ -236,41 +81,3 @@ def summarize_spec(spec: Spec, input_shape: Shape | None = None, *, batch: int =
                     batch=batch, dtype=dtype, optimizer=optimizer, conventions=conventions)
 
 
-def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerCost], trainable: list[int], *,
-             batch: int, dtype: str, optimizer: str, conventions: Conventions,
-             describe: list[str] | None = None, total_params: tuple[int, int] | None = None,
-             findings: list[Finding] | None = None, notes: tuple[str, ...] = (),
-             receptive: bool = True) -> Summary:
-    """Per-layer rows, totals, memory and lint from resolved layers and their per-sample costs.
-
-    ``total_params`` (params, trainable) overrides the per-layer sums, for modules that share weights;
-    ``receptive=False`` skips the receptive field (layers that do not form a chain)."""
-    if not layers:
-        raise SpecError("the network has no layers")
-    b = dtype_bytes(dtype)
-    fields = receptive_fields(layers) if receptive else [(None, "receptive field: not computed")] * len(layers)
-    rows = []
-    for i, (r, c, tr, (fld, fld_text)) in enumerate(zip(layers, costs, trainable, fields, strict=True)):
-        elems = prod(r.out_shape)
-        lines = list(c.explain)
-        if batch > 1 and c.macs:
-            lines.append(f"for the batch: MACs = {batch}*{c.macs:,} = {batch * c.macs:,}; "
-                         f"FLOPs = {batch}*{c.flops:,} = {batch * c.flops:,}")
-        lines.append(f"activations = {batch}*{fmt_shape(r.out_shape)} elements * {b} B = {batch * elems * b:,} B")
-        lines.append(fld_text)
-        rows.append(LayerSummary(
-            index=r.index, name=r.name, kind=r.layer.kind,
-            layer=describe[i] if describe else r.layer.to_string(),
-            input_shape=r.in_shape, output_shape=r.out_shape, params=c.params, trainable_params=tr,
-            buffers=c.buffers + c.int_buffers, macs=batch * c.macs, flops=batch * c.flops,
-            activation_bytes=batch * elems * b, receptive_field=fld, explain=tuple(lines), bias=c.bias,
-        ))
-    params, train = total_params or (sum(c.params for c in costs), sum(trainable))
-    buffers, int_buffers = sum(c.buffers for c in costs), sum(c.int_buffers for c in costs)
-    mem = memory(prod(layers[0].in_shape), [(r.name, prod(r.in_shape), prod(r.out_shape)) for r in layers],
-                 params, train, buffers, int_buffers, batch, dtype, optimizer)
-    totals = Totals(params=params, trainable_params=train, buffers=buffers, int_buffers=int_buffers,
-                    macs=sum(row.macs for row in rows), flops=sum(row.flops for row in rows), memory=mem)
-    return Summary(model=model, source=source, input_shape=layers[0].in_shape, batch=batch, dtype=dtype,
-                   optimizer=optimizer.lower(), conventions=conventions, layers=tuple(rows), totals=totals,
-                   findings=tuple(lint(layers) if findings is None else findings), notes=notes)

@@ -13,105 +13,22 @@ summary says so and does not claim a receptive field. Torch is imported here onl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from ablab.calc.costs import Conventions, LayerCost, layer_cost
+from ablab.calc.result import Summary, assemble
 from ablab.calc.shapes import Resolved, fmt_shape, resolve
-from ablab.calc.summary import Summary, assemble
 from ablab.errors import UserError
-from ablab.spec import (
-    AvgPool1d,
-    AvgPool2d,
-    BatchNorm,
-    Conv1d,
-    Conv2d,
-    Dropout,
-    Flatten,
-    Layer,
-    LeakyReLU,
-    Linear,
-    MaxPool1d,
-    MaxPool2d,
-    Shape,
-    Softmax,
-    Spec,
-    SpecError,
-)
-
-
-@dataclass(frozen=True)
-class Pad(Layer):
-    """An explicit zero pad (``nn.ZeroPad2d``, ``nn.ConstantPad1d/2d``): moves data, shifts the field."""
-
-    pairs: tuple[tuple[int, int], ...] = ()
-
-    kind = "pad"
-
-    def to_string(self) -> str:
-        return "pad(" + ",".join(f"({a},{b})" for a, b in self.pairs) + ")"
-
-
-@dataclass(frozen=True)
-class Opaque(Layer):
-    """A module ablab has no formula for: real parameters, no MACs."""
-
-    cls: str = ""
-
-    kind = "module"
-
-    def to_string(self) -> str:
-        return self.cls
-
-
-def _pairs(m: Any, n: int) -> tuple[tuple[int, int], ...]:
-    """Per-axis (before, after) padding of a conv, incl. padding='same' (torch stores it reversed)."""
-    rev = getattr(m, "_reversed_padding_repeated_twice", None)
-    if isinstance(m.padding, str) and rev is not None:
-        # rev is (last_before, last_after, ..., first_before, first_after)
-        return tuple((int(rev[2 * i]), int(rev[2 * i + 1])) for i in reversed(range(n)))
-    return tuple((int(p), int(p)) for p in m.padding)
+from ablab.layers import Layer, Opaque, Pad, Shape, SpecError, layer_from_module
+from ablab.specs.stack import Spec
 
 
 def to_layer(m: nn.Module) -> Layer:
-    """The spec layer computing what ``m`` computes, or ``Opaque`` when there is none."""
-    try:
-        if isinstance(m, nn.Conv2d | nn.Conv1d) and not isinstance(m, nn.modules.conv._ConvTransposeNd):
-            n = 2 if isinstance(m, nn.Conv2d) else 1
-            cls = Conv2d if n == 2 else Conv1d
-            return cls(out_channels=m.out_channels, kernel_size=tuple(m.kernel_size), stride=tuple(m.stride),
-                       padding=_pairs(m, n), dilation=tuple(m.dilation), groups=m.groups, bias=m.bias is not None)
-        if isinstance(m, nn.Linear):
-            return Linear(out_features=m.out_features, bias=m.bias is not None)
-        pools: dict[type, type[Layer]] = {nn.MaxPool2d: MaxPool2d, nn.MaxPool1d: MaxPool1d,
-                                          nn.AvgPool2d: AvgPool2d, nn.AvgPool1d: AvgPool1d}
-        if type(m) in pools and getattr(m, "dilation", 1) in (1, (1, 1), (1,)):
-            return pools[type(m)](kernel_size=m.kernel_size, stride=m.stride, padding=m.padding,  # type: ignore
-                                  ceil_mode=bool(m.ceil_mode))
-        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-            return BatchNorm(eps=m.eps, momentum=m.momentum if m.momentum is not None else 0.1, affine=m.affine)
-        if isinstance(m, nn.Dropout):
-            return Dropout(p=m.p)
-        if isinstance(m, nn.Flatten) and m.start_dim == 1 and m.end_dim == -1:
-            return Flatten()
-        if isinstance(m, nn.LeakyReLU):
-            return LeakyReLU(negative_slope=m.negative_slope)
-        from ablab.models.builder import ELEMENTWISE
-
-        simple: dict[type, type[Layer]] = {mod: layer for layer, mod in ELEMENTWISE.items()}
-        simple[nn.Softmax] = Softmax
-        if type(m) in simple:
-            return simple[type(m)]()
-        if isinstance(m, nn.ZeroPad2d | nn.ConstantPad2d | nn.ConstantPad1d | nn.ZeroPad1d):
-            flat = tuple(m.padding)  # last axis first: (left, right[, top, bottom])
-            pairs = tuple((flat[2 * i], flat[2 * i + 1]) for i in reversed(range(len(flat) // 2)))
-            return Pad(pairs=pairs)
-    except SpecError:
-        pass
-    return Opaque(cls=type(m).__name__)
+    """The spec layer computing what ``m`` computes (read from the layer registry), or ``Opaque``."""
+    return layer_from_module(m) or Opaque(cls=type(m).__name__)
 
 
 def summarize_module(model: nn.Module, input_shape: Shape, *, batch: int = 1, dtype: str = "float32",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,9 @@ def check(pattern: str | None, show_all: bool, no_fd: bool) -> None:
 
     from ablab.reference import checks
 
-    cases = [c for c in checks.CASES if pattern is None or pattern.lower() in c.name.lower()]
+    cases = checks.list_checks("*" if pattern is None else f"*{glob.escape(pattern)}*")
     if not cases:
-        families = sorted({c.family for c in checks.CASES})
+        families = sorted({c.family for c in checks.CHECKS.values()})
         raise UserError(f"--filter {pattern!r}: no check matches; families: {', '.join(families)}")
     results = checks.run(cases, fd=not no_fd)
 
@@ -133,7 +134,23 @@ def _emit(e: Any, fmt: str) -> None:
         raise SystemExit(1)
 
 
-@click.group()
+# library keys -> this command's flags, for error messages
+EXPLAIN_FLAGS = {"layer": "--layer", "input": "--input", "input_shape": "--input", "sizes": "--sizes", "x": "--x",
+                 "weight": "--weight", "format": "--format", "max_entries": "--max-entries", "gamma": "--gamma",
+                 "beta": "--beta", "dy": "--dy", "eps": "--eps", "momentum": "--momentum"}
+
+
+class _ExplainGroup(click.Group):
+    """Runs the subcommand with library keys in errors spelled as its flags."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from ablab.cli.keys import flags
+
+        with flags(EXPLAIN_FLAGS):
+            return super().invoke(ctx)
+
+
+@click.group(cls=_ExplainGroup)
 def explain() -> None:
     """Worked examples with every intermediate value, checked against torch autograd.
 
@@ -197,10 +214,12 @@ def bn_backward_cmd(fmt: str, digits: int, file: str | None, **flags: Any) -> No
 @click.option("--layer", default=None, help="One conv layer in the spec grammar (default 'conv(1,2)').")
 @click.option("--input", "input_", default=None, help="Input sample shape CxHxW or CxL (default 1x3x3).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the small-integer w, x, g.")
+@click.option("--max-entries", type=click.IntRange(min=1), default=None,
+              help="Refuse a matrix A with more entries than this (default 1,000,000).")
 @_file_option
 @_format_option
 def conv_matrix_cmd(fmt: str, digits: int, file: str | None, layer: str | None, input_: str | None,
-                    seed: int) -> None:
+                    seed: int, max_entries: int | None) -> None:
     """Convolution as y = A x with symbolic weights; backward = A^T = rotated-kernel convolution.
 
     The JSON file may give layer, input, and the numbers w, x, g (nested lists).
@@ -230,7 +249,7 @@ def conv_matrix_cmd(fmt: str, digits: int, file: str | None, layer: str | None, 
             except (TypeError, ValueError):
                 raise UserError(f"{data[key][1]}: expected nested lists of numbers") from None
     _emit(ex.conv_matrix(ex.ConvConfig(lay, shape), arrays.get("w"), arrays.get("x"), arrays.get("g"), seed,
-                         digits), fmt)
+                         digits, max_entries=max_entries or ex.MAX_ENTRIES), fmt)
 
 
 @explain.command("graph")

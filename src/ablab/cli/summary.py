@@ -51,9 +51,11 @@ def summary(model: str, input_shape: str | None, batch: int, dtype: str, optimiz
     """
     from ablab.calc.costs import Conventions
     from ablab.calc.summary import summary as size_up
+    from ablab.cli.keys import flags
 
     conv = Conventions(dot=dot, bias=bias_flops, pooling=pool_flops, activation=act_flops, norm=norm_flops)
-    result = size_up(model, input_shape, batch=batch, dtype=dtype, optimizer=optimizer, conventions=conv)
+    with flags({"input_shape": "--input"}):
+        result = size_up(model, input_shape, batch=batch, dtype=dtype, optimizer=optimizer, conventions=conv)
     if as_json:
         click.echo(result.to_json())
         return

@@ -13,11 +13,11 @@ Where the published archive's own SHA-256 is known it is pinned too and checked 
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
 
 from ablab.data.errors import DataError
+from ablab.registry import Registry
 
 MIRROR_ENV = "ABLAB_DATA_MIRROR"  # a base URL that replaces every dataset's official mirrors
 
@@ -105,32 +105,27 @@ _FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sand
                     "Bag", "Ankle boot")
 _CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
-DATASETS: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("dataset", DataError, cutoff=0.5)
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Add (or replace) a dataset in the registry; returns it."""
-    DATASETS[spec.name] = spec
-    return spec
+    return DATASETS.register(spec.name, spec)
 
 
 def unregister_dataset(name: str) -> None:
-    DATASETS.pop(name, None)
+    DATASETS.unregister(name)
 
 
 def list_datasets() -> list[str]:
     """Registered dataset names, sorted (``synthetic`` also accepts options, see ``synthetic.py``)."""
-    return sorted(DATASETS)
+    return DATASETS.list()
 
 
 def get_spec(name: str) -> DatasetSpec:
     """The spec of ``name`` (options after ``:`` are ignored here), or a DataError naming the close match."""
     base = name.split(":", 1)[0].strip().lower()
-    if base in DATASETS:
-        return DATASETS[base]
-    close = difflib.get_close_matches(base, list(DATASETS), n=1, cutoff=0.5)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise DataError(f"unknown dataset '{name}'{hint} (known: {', '.join(list_datasets())})")
+    return DATASETS.get(base, shown=name)
 
 
 register_dataset(DatasetSpec(

@@ -49,12 +49,14 @@ def _bc(v: Array, x: Array) -> Array:
     return v.reshape(1, -1, *([1] * (x.ndim - 2)))
 
 
-def forward(x: Array, gamma: Array, beta: Array, running_mean: Array | None = None,
+def forward(x: Array, gamma: Array | None, beta: Array | None, running_mean: Array | None = None,
             running_var: Array | None = None, *, training: bool = True, momentum: float = 0.1,
             eps: float = 1e-5) -> tuple[Array, dict[str, Any]]:
     """Normalize ``x (N, C, ...)``. In training, ``running_mean`` and ``running_var`` (if given) are
-    updated in place, as PyTorch updates its buffers."""
+    updated in place, as PyTorch updates its buffers. ``gamma``/``beta`` ``None``: 1 and 0 (affine=false)."""
     axes = _axes(x)
+    gamma = np.ones(x.shape[1]) if gamma is None else gamma
+    beta = np.zeros(x.shape[1]) if beta is None else beta
     if training:
         m = x.size // x.shape[1]
         mu = x.mean(axis=axes)

@@ -13,6 +13,7 @@ One training step, as in any framework::
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,48 +22,50 @@ from typing import Any
 import numpy as np
 
 from ablab.calc.shapes import Resolved, resolve
-from ablab.reference import activations, batchnorm, conv, dropout, linear, losses, pool
+from ablab.layers import LAYERS, ReferenceOp
+from ablab.layers.mapping import source
+from ablab.layers.values import Shape, SpecError
+from ablab.reference import losses
 from ablab.reference._util import Array
-from ablab.spec import (
-    BatchNorm,
-    Dropout,
-    Flatten,
-    LeakyReLU,
-    Linear,
-    Shape,
-    Spec,
-    SpecError,
-    _ConvBase,
-    _PoolBase,
-)
+from ablab.specs.stack import Spec
+
+_FILL = {"zeros": np.zeros, "ones": np.ones, "fan_in": np.zeros}
+
+
+def _op(r: Resolved) -> ReferenceOp:
+    op = LAYERS.get(r.layer.kind).reference
+    if op is None:
+        raise SpecError(f"layer {r.index} ({r.name}): no NumPy reference for kind '{r.layer.kind}'")
+    return op
+
+
+def _function(path: str) -> Any:
+    """``"ablab.reference.conv:forward"`` -> the function."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class NumpyModel:
-    """The network of ``spec`` in NumPy. ``params`` and ``buffers`` map state-dict names to arrays."""
+    """The network of ``spec`` in NumPy. ``params`` and ``buffers`` map state-dict names to arrays.
+
+    Each layer runs its kind's reference op (``ReferenceOp`` in the layer registry) on the tensors its
+    kind declares (``Layer.tensors``): the model itself knows no kind."""
 
     def __init__(self, spec: Spec, input_shape: Shape | None = None):
         self.layers: list[Resolved] = resolve(spec, input_shape)
         self.params: dict[str, Array] = {}
         self.buffers: dict[str, Array] = {}
+        self.fan_in: dict[str, int] = {}
         self.training = True
         for r in self.layers:
-            layer = r.layer
-            if isinstance(layer, _ConvBase):
-                self.params[f"{r.name}.weight"] = np.zeros((layer.out_channels, r.in_shape[0] // layer.groups,
-                                                            *layer.kernel_size))
-                if layer.bias:
-                    self.params[f"{r.name}.bias"] = np.zeros(layer.out_channels)
-            elif isinstance(layer, Linear):
-                self.params[f"{r.name}.weight"] = np.zeros((layer.out_features, r.in_shape[-1]))
-                if layer.bias:
-                    self.params[f"{r.name}.bias"] = np.zeros(layer.out_features)
-            elif isinstance(layer, BatchNorm):
-                c = r.in_shape[0]
-                if layer.affine:
-                    self.params[f"{r.name}.weight"] = np.ones(c)
-                    self.params[f"{r.name}.bias"] = np.zeros(c)
-                self.buffers[f"{r.name}.running_mean"] = np.zeros(c)
-                self.buffers[f"{r.name}.running_var"] = np.ones(c)
+            _op(r)  # every kind must have a reference op
+            for t in r.layer.tensors(r):
+                if t.role == "int_buffer":
+                    continue  # batch norm's step counter: nothing to compute with
+                arr = _FILL[t.init](t.shape)
+                (self.params if t.is_param else self.buffers)[f"{r.name}.{t.name}"] = arr
+                if t.init == "fan_in":
+                    self.fan_in[f"{r.name}.{t.name}"] = t.fan_in
 
     # ------------------------------------------------------------------------------ weights
 
@@ -71,9 +74,8 @@ class NumpyModel:
         layers ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with a=sqrt(5))."""
         rng = np.random.default_rng(seed)
         for name, p in self.params.items():
-            if name.split(".")[0].startswith(("conv", "linear")):
-                w = self.params[name.rsplit(".", 1)[0] + ".weight"]
-                bound = 1.0 / math.sqrt(int(np.prod(w.shape[1:])))
+            if name in self.fan_in:
+                bound = 1.0 / math.sqrt(self.fan_in[name])
                 p[...] = rng.uniform(-bound, bound, size=p.shape)
         return self
 
@@ -108,56 +110,19 @@ class NumpyModel:
 
     def _forward_one(self, r: Resolved, x: Array, masks: Mapping[str, Array], rng: np.random.Generator | None
                      ) -> tuple[Array, dict[str, Any]]:
-        layer, p = r.layer, self.params
-        w, b = p.get(f"{r.name}.weight"), p.get(f"{r.name}.bias")
-        if isinstance(layer, _ConvBase):
-            assert w is not None
-            return conv.forward(x, w, b, layer.stride, r.padding, layer.dilation, layer.groups)
-        if isinstance(layer, Linear):
-            assert w is not None
-            return linear.forward(x, w, b)
-        if isinstance(layer, _PoolBase):
-            pad = tuple(a for a, _ in r.padding)
-            fwd = pool.max_forward if layer.op == "max" else pool.avg_forward
-            return fwd(x, layer.kernel_size, layer.stride, pad, layer.ceil_mode)
-        if isinstance(layer, BatchNorm):
-            c = r.in_shape[0]
-            gamma = w if w is not None else np.ones(c)
-            beta = b if b is not None else np.zeros(c)
-            return batchnorm.forward(x, gamma, beta, self.buffers[f"{r.name}.running_mean"],
-                                     self.buffers[f"{r.name}.running_var"], training=self.training,
-                                     momentum=layer.momentum, eps=layer.eps)
-        if isinstance(layer, Dropout):
-            return dropout.forward(x, layer.p, masks.get(r.name), self.training, rng)
-        if isinstance(layer, Flatten):
-            return x.reshape(x.shape[0], -1), {"shape": x.shape}  # (N, C*H*W)
-        if isinstance(layer, LeakyReLU):
-            return activations.leaky_relu_forward(x, layer.negative_slope)
-        if layer.kind in activations.ACTIVATIONS:
-            return activations.ACTIVATIONS[layer.kind][0](x)
-        raise SpecError(f"layer {r.index} ({r.name}): no NumPy reference for kind '{layer.kind}'")
+        op = _op(r)
+        ctx = {"param": lambda n: self.params.get(f"{r.name}.{n}"),
+               "buffer": lambda n: self.buffers.get(f"{r.name}.{n}"),
+               "ctx": {"training": self.training, "mask": masks.get(r.name), "rng": rng}}
+        return _function(op.forward)(x, **{k: source(v, r, ctx) for k, v in op.args.items()})
 
     def backward(self, dy: Array, caches: list[dict[str, Any]]) -> dict[str, Array]:
         """Backpropagate ``dy = dL/d(output)``; returns ``dL/dp`` for every parameter, by name."""
         grads: dict[str, Array] = {}
         for r, cache in zip(reversed(self.layers), reversed(caches), strict=True):
-            layer = r.layer
-            if isinstance(layer, _ConvBase):
-                g = conv.backward(dy, cache)
-            elif isinstance(layer, Linear):
-                g = linear.backward(dy, cache)
-            elif isinstance(layer, _PoolBase):
-                g = (pool.max_backward if layer.op == "max" else pool.avg_backward)(dy, cache)
-            elif isinstance(layer, BatchNorm):
-                g = batchnorm.backward(dy, cache)
-                g = {"x": g["x"], "w": g["gamma"], "b": g["beta"]} if layer.affine else {"x": g["x"]}
-            elif isinstance(layer, Dropout):
-                g = dropout.backward(dy, cache)
-            elif isinstance(layer, Flatten):
-                g = {"x": dy.reshape(cache["shape"])}
-            else:
-                g = activations.ACTIVATIONS[layer.kind][1](dy, cache)
-            for key, pname in (("w", "weight"), ("b", "bias")):
+            op = _op(r)
+            g = _function(op.backward)(dy, cache)
+            for key, pname in op.grads.items():
                 if key in g and f"{r.name}.{pname}" in self.params:
                     grads[f"{r.name}.{pname}"] = g[key]
             dy = g["x"]

@@ -110,3 +110,29 @@ def avg_backward(dy: Array, cache: dict[str, Any]) -> dict[str, Array]:
     dxp = np.zeros(cache["xp_shape"])
     add_windows(dxp, per_tap, s, (1, 1))
     return {"x": _crop(dxp, cache)}
+
+
+def _adaptive_windows(n: int, s: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive windows: output i averages inputs floor(i*n/s) .. ceil((i+1)*n/s) - 1."""
+    return [((i * n) // s, -(-((i + 1) * n) // s)) for i in range(s)]
+
+
+def adaptive_avg_forward(x: Array, output_size: Any) -> tuple[Array, dict[str, Any]]:
+    """Adaptive average pooling of ``x (N, C, H, W)`` to ``output_size`` (an int or (Sh, Sw)); the
+    windows may differ in size (and overlap) when ``S`` does not divide the input."""
+    sh, sw = ntuple(output_size, 2)
+    rows, cols = _adaptive_windows(x.shape[2], sh), _adaptive_windows(x.shape[3], sw)
+    y = np.empty((*x.shape[:2], sh, sw))
+    for i, (r0, r1) in enumerate(rows):
+        for j, (c0, c1) in enumerate(cols):
+            y[:, :, i, j] = x[:, :, r0:r1, c0:c1].mean(axis=(2, 3))
+    return y, {"shape": x.shape, "rows": rows, "cols": cols}
+
+
+def adaptive_avg_backward(dy: Array, cache: dict[str, Any]) -> dict[str, Array]:
+    """``{"x": dx}``: each output's gradient spread evenly over its window (added where windows overlap)."""
+    dx = np.zeros(cache["shape"])
+    for i, (r0, r1) in enumerate(cache["rows"]):
+        for j, (c0, c1) in enumerate(cache["cols"]):
+            dx[:, :, r0:r1, c0:c1] += dy[:, :, i, j][:, :, None, None] / ((r1 - r0) * (c1 - c0))
+    return {"x": dx}

@@ -52,6 +52,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ablab.jsonable import jsonable
+
 EVENT_KINDS = ("start", "epoch", "end", "error")
 TERMINAL = ("end", "error")
 
@@ -104,31 +106,17 @@ def execute_run(spec: RunSpec, emit: Emit, *, dataset: Any = None) -> None:
             if event == "start":  # the trainer's sample counts, spec, params + where it runs
                 info = {k: v for k, v in payload.items() if k != "config"}
                 info.update(pid=os.getpid(), host=socket.gethostname(), threads=spec.threads)
-                emit(RunEvent(spec.run_id, "start", _jsonable(info)))
+                emit(RunEvent(spec.run_id, "start", jsonable(info)))
             elif event == "epoch":
-                emit(RunEvent(spec.run_id, "epoch", _jsonable(dict(payload))))
+                emit(RunEvent(spec.run_id, "epoch", jsonable(dict(payload))))
 
         result = fit(config, callback=callback, out_dir=spec.out_dir, dataset=dataset)
-        emit(RunEvent(spec.run_id, "end", _jsonable(result.to_dict())))
+        emit(RunEvent(spec.run_id, "end", jsonable(result.to_dict())))
     except BaseException as e:  # noqa: BLE001 - reported to the driver, which records the failure
         if isinstance(e, KeyboardInterrupt | SystemExit):
             raise
         emit(RunEvent(spec.run_id, "error", {"error": f"{type(e).__name__}: {e}",
                                              "traceback": traceback.format_exc()}))
-
-
-def _jsonable(x: Any) -> Any:
-    """Plain JSON types only (tensors/numpy scalars become floats, tuples lists, paths strings)."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if x is None or isinstance(x, bool | int | float | str):
-        return x
-    if hasattr(x, "item"):
-        with contextlib.suppress(Exception):
-            return x.item()
-    return str(x)
 
 
 class Executor(abc.ABC):

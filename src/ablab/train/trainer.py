@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ablab.errors import UserError
+from ablab.jsonable import jsonable
 from ablab.train.config import TrainConfig
 from ablab.train.optim import lr_at, make_optimizer
 from ablab.train.runtime import cpu_settings, evaluate, prepare_split, set_threads, versions
@@ -73,17 +73,7 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (non-finite floats become the strings "nan", "inf", "-inf")."""
-        return _jsonable(dataclasses.asdict(self))  # type: ignore[no-any-return]
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    return v
+        return jsonable(dataclasses.asdict(self), nonfinite="string")  # type: ignore[no-any-return]
 
 
 class DataMismatchError(UserError):
@@ -354,7 +344,7 @@ def _write_outputs(out: Path, model: nn.Module, config: TrainConfig, spec: Any, 
         "seeds": result.seeds,
         "threads": result.threads,
         "status": result.status,
-        "metrics": _jsonable(result.final),
+        "metrics": jsonable(result.final, nonfinite="string"),
     }
     return str(save_checkpoint(out / "checkpoint", model, meta))
 

@@ -32,10 +32,10 @@ comparable across the three forms.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ablab.registry import Registry
 from ablab.spec import (
     WEIGHTED,
     Activation,
@@ -59,7 +59,7 @@ class Variant:
     default: float | None = None  # used when no number is given
 
 
-VARIANTS: dict[str, Variant] = {}
+VARIANTS: Registry[Variant] = Registry("variant", ConfigError, sort=False)
 
 
 Transform = Callable[[TrainConfig, float | None], TrainConfig]
@@ -79,17 +79,11 @@ def register_variant(
 
 def list_variants(pattern: str = "*") -> list[str]:
     """Registered variant names matching a glob pattern, in registration order."""
-    return [n for n in VARIANTS if fnmatch.fnmatch(n, pattern)]
+    return VARIANTS.list(pattern)
 
 
 def get_variant(name: str) -> Variant:
-    if name not in VARIANTS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(VARIANTS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"unknown variant '{name}'{hint} (known: {', '.join(VARIANTS)})")
-    return VARIANTS[name]
+    return VARIANTS.get(name)
 
 
 def parse_variant(text: str) -> tuple[Variant, float | None]:

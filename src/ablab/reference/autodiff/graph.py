@@ -1,229 +1,18 @@
-"""A micrograd-sized scalar autodiff, and small networks written as a graph of named scalar formulas —
-the by-hand backpropagation exercise, done by the machine with every intermediate shown.
-
-``Value`` holds a number, its gradient, and for each parent the *local derivative* of this node with
-respect to that parent (a number, not a closure, so it can be printed). ``backward()`` applies the
-chain rule in reverse topological order (Rumelhart, Hinton & Williams 1986; Karpathy's micrograd)::
-
-    parent.grad += local_derivative * node.grad
-
-A graph file names inputs, weights, targets and formulas, one per line; ``#`` starts a comment::
-
-    input  x1 = 0.05
-    weight w1 = 0.15
-    target t1 = 0.01
-    net_h1 = w1*x1 + w2*x2 + b1
-    out_h1 = sigmoid(net_h1)
-    loss E = 0.5*(t1 - out_o1)**2 + 0.5*(t2 - out_o2)**2
-
-or the same as JSON: ``{"inputs": {...}, "weights": {...}, "targets": {...}, "nodes": {"net_h1": "w1*x1
-+ ..."}, "loss": "E"}`` where ``loss`` may instead be ``{"kind": "half_sse" | "mse" | "bce",
-"outputs": [...], "targets": [...]}``. Formulas use ``+ - * / **``, numbers, earlier names and
-``sigmoid tanh relu exp log``; they are parsed with ``ast`` and never executed as code.
-"""
+"""Small networks written as a graph of named scalar formulas: the graph, its two file formats, and
+its evaluation (forward values, gradients by backprop, and each node's local derivatives)."""
 
 from __future__ import annotations
 
 import ast
-import json
 import math
 import re
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablab.errors import UserError
-
-
-class GraphError(UserError, ValueError):
-    """A graph file or formula that cannot be read; the message names the file, line and problem."""
-
-
-# ------------------------------------------------------------------------------------------ Value
-
-
-class Value:
-    """A scalar in a computation graph (micrograd's ``Value`` with numeric local derivatives)."""
-
-    def __init__(self, data: float, parents: Iterable[tuple[Value, float]] = (), op: str = "", label: str = ""):
-        self.data = float(data)
-        self.grad = 0.0
-        self.parents = tuple(parents)  # (parent, d self / d parent)
-        self.op = op
-        self.label = label
-
-    def __repr__(self) -> str:
-        return f"Value({self.label + '=' if self.label else ''}{self.data:.6g}, grad={self.grad:.6g})"
-
-    @staticmethod
-    def lift(v: Value | float) -> Value:
-        return v if isinstance(v, Value) else Value(v)
-
-    def __add__(self, other: Value | float) -> Value:
-        o = Value.lift(other)
-        return Value(self.data + o.data, ((self, 1.0), (o, 1.0)), "+")
-
-    def __mul__(self, other: Value | float) -> Value:
-        o = Value.lift(other)
-        return Value(self.data * o.data, ((self, o.data), (o, self.data)), "*")
-
-    def __pow__(self, k: float) -> Value:
-        if isinstance(k, Value):
-            raise TypeError("only constant exponents")
-        return Value(self.data**k, ((self, k * self.data ** (k - 1)),), f"**{k:g}")
-
-    def __neg__(self) -> Value:
-        return self * -1.0
-
-    def __sub__(self, other: Value | float) -> Value:
-        return self + (-Value.lift(other))
-
-    def __truediv__(self, other: Value | float) -> Value:
-        o = Value.lift(other)
-        return Value(self.data / o.data, ((self, 1.0 / o.data), (o, -self.data / o.data**2)), "/")
-
-    def __radd__(self, other: float) -> Value:
-        return self + other
-
-    def __rmul__(self, other: float) -> Value:
-        return self * other
-
-    def __rsub__(self, other: float) -> Value:
-        return Value.lift(other) - self
-
-    def __rtruediv__(self, other: float) -> Value:
-        return Value.lift(other) / self
-
-    def exp(self) -> Value:
-        e = math.exp(self.data)
-        return Value(e, ((self, e),), "exp")
-
-    def log(self) -> Value:
-        if self.data <= 0:
-            raise GraphError(f"log of a non-positive number ({self.data:g})")
-        return Value(math.log(self.data), ((self, 1.0 / self.data),), "log")
-
-    def tanh(self) -> Value:
-        t = math.tanh(self.data)
-        return Value(t, ((self, 1.0 - t * t),), "tanh")  # tanh' = 1 - tanh^2
-
-    def sigmoid(self) -> Value:
-        s = 1.0 / (1.0 + math.exp(-self.data))
-        return Value(s, ((self, s * (1.0 - s)),), "sigmoid")  # sigma' = sigma (1 - sigma)
-
-    def relu(self) -> Value:
-        return Value(max(self.data, 0.0), ((self, 1.0 if self.data > 0 else 0.0),), "relu")
-
-    def backward(self) -> None:
-        """Set ``grad`` of every node this one depends on to ``d self / d node``."""
-        order: list[Value] = []
-        seen: set[int] = set()
-
-        def visit(v: Value) -> None:  # topological order, iterative to allow deep graphs
-            stack = [(v, False)]
-            while stack:
-                node, done = stack.pop()
-                if done:
-                    order.append(node)
-                    continue
-                if id(node) in seen:
-                    continue
-                seen.add(id(node))
-                stack.append((node, True))
-                stack.extend((p, False) for p, _ in node.parents)
-
-        visit(self)
-        for v in order:
-            v.grad = 0.0
-        self.grad = 1.0
-        for v in reversed(order):
-            for parent, local in v.parents:
-                parent.grad += local * v.grad  # the chain rule
-
-
-# ------------------------------------------------------------------------------- formula parsing
-
-FUNCTIONS = ("sigmoid", "tanh", "relu", "exp", "log")
-_BINOPS: dict[type, str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
-
-
-def parse_formula(text: str, known: Iterable[str], where: str) -> ast.expr:
-    """Parse ``text`` into a checked expression tree: only numbers, known names, ``+ - * / **`` and
-    ``FUNCTIONS``; anything else is an error naming ``where``."""
-    try:
-        tree = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError as e:
-        raise GraphError(f"{where}: cannot parse formula {text.strip()!r}: {e.msg}") from None
-    names = set(known)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.BinOp):
-            if type(node.op) not in _BINOPS:
-                raise GraphError(f"{where}: operator not allowed in {text.strip()!r} (use + - * / **)")
-            if isinstance(node.op, ast.Pow) and not _is_number(node.right):
-                raise GraphError(f"{where}: exponents must be numbers in {text.strip()!r}")
-        elif isinstance(node, ast.UnaryOp):
-            if not isinstance(node.op, ast.USub | ast.UAdd):
-                raise GraphError(f"{where}: operator not allowed in {text.strip()!r}")
-        elif isinstance(node, ast.Call):
-            if not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS) or len(node.args) != 1 \
-                    or node.keywords:
-                raise GraphError(f"{where}: only one-argument calls of {', '.join(FUNCTIONS)} are allowed "
-                                 f"in {text.strip()!r}")
-        elif isinstance(node, ast.Name):
-            if node.id not in names and node.id not in FUNCTIONS:
-                raise GraphError(f"{where}: unknown name '{node.id}' in {text.strip()!r} "
-                                 f"(define it on an earlier line)")
-        elif isinstance(node, ast.Constant):
-            if not isinstance(node.value, int | float) or isinstance(node.value, bool):
-                raise GraphError(f"{where}: only numbers are allowed as constants in {text.strip()!r}")
-        elif not isinstance(node, ast.operator | ast.unaryop | ast.Load | ast.expr_context):
-            raise GraphError(f"{where}: {type(node).__name__} not allowed in {text.strip()!r}")
-    return tree
-
-
-def _is_number(node: ast.expr) -> bool:
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        return _is_number(node.operand)
-    return isinstance(node, ast.Constant) and isinstance(node.value, int | float)
-
-
-def evaluate_formula(tree: ast.expr, env: dict[str, Any], funcs: dict[str, Callable[[Any], Any]]) -> Any:
-    """Evaluate a checked tree over any number type (``Value``, float, torch tensor)."""
-    if isinstance(tree, ast.Constant):
-        assert isinstance(tree.value, int | float)  # parse_formula admits only numbers
-        return float(tree.value)
-    if isinstance(tree, ast.Name):
-        return env[tree.id]
-    if isinstance(tree, ast.UnaryOp):
-        v = evaluate_formula(tree.operand, env, funcs)
-        return -v if isinstance(tree.op, ast.USub) else v
-    if isinstance(tree, ast.BinOp):
-        a = evaluate_formula(tree.left, env, funcs)
-        b = evaluate_formula(tree.right, env, funcs)
-        op = _BINOPS[type(tree.op)]
-        return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
-                "**": lambda: a**b}[op]()
-    if isinstance(tree, ast.Call):
-        assert isinstance(tree.func, ast.Name)
-        return funcs[tree.func.id](evaluate_formula(tree.args[0], env, funcs))
-    raise GraphError(f"cannot evaluate {ast.dump(tree)}")
-
-
-VALUE_FUNCS: dict[str, Callable[[Any], Any]] = {f: (lambda name: lambda v: getattr(Value.lift(v), name)())(f)
-                                                for f in FUNCTIONS}
-
-
-def names_in(tree: ast.expr) -> list[str]:
-    """Names a formula reads, in order of first appearance."""
-    out: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id not in FUNCTIONS and node.id not in out:
-            out.append(node.id)
-    return out
-
-
-# ------------------------------------------------------------------------------------------ Graph
+from ablab.files import load_json, read_utf8
+from ablab.reference.autodiff.formula import FUNCTIONS, VALUE_FUNCS, evaluate_formula, names_in, parse_formula
+from ablab.reference.autodiff.value import GraphError, Value
 
 
 @dataclass
@@ -367,13 +156,9 @@ def load_graph(path: str | Path) -> Graph:
     p = Path(path)
     if not p.is_file():
         raise GraphError(f"{p}: no such graph file")
-    text = p.read_text()
+    text = read_utf8(p)
     if p.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise GraphError(f"{p}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-        return parse_graph_json(data, str(p))
+        return parse_graph_json(load_json(text, str(p), GraphError), str(p))
     return parse_graph_text(text, str(p))
 
 
@@ -405,9 +190,6 @@ out_o1 = sigmoid(net_o1)
 out_o2 = sigmoid(net_o2)
 loss E = 0.5*(t1 - out_o1)**2 + 0.5*(t2 - out_o2)**2
 """
-
-
-# ------------------------------------------------------------------------------------- evaluation
 
 
 @dataclass
@@ -449,6 +231,10 @@ def evaluate(graph: Graph) -> Evaluation:
             v = Value.lift(evaluate_formula(n.tree, env, VALUE_FUNCS))
         except (ZeroDivisionError, OverflowError, ValueError) as e:
             raise GraphError(f"node '{n.name}' = {n.formula}: {e}") from None
+        except GraphError as e:
+            raise GraphError(f"node '{n.name}' = {n.formula}: {e}") from None
+        if not math.isfinite(v.data):
+            raise GraphError(f"node '{n.name}' = {n.formula}: the value is {v.data} (not a finite number)")
         env[n.name] = Value(v.data, ((v, 1.0),), "=", n.name)  # a named handle on the formula's result
     env[graph.loss].backward()
     values = {k: v.data for k, v in env.items()}

@@ -1,84 +1,16 @@
-"""The registered reference checks: every layer, parametrised over shapes, kernel, stride, padding
-(asymmetric pairs too), dilation and groups, plus batch-norm running statistics, dropout's mask, the
-NumPy model's training trajectory and the scalar autodiff. ``ablab check`` and the tests run this
-same list (``CASES``), so what the table shows is what the test suite asserts.
-"""
+"""Checks of the layers: linear, conv (im2col and the matrix), pooling, batch norm, dropout,
+activations, each parametrised over shapes, kernel, stride, padding, dilation and groups."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ablab.reference import activations, batchnorm, conv, dropout, linear, losses, pool
-from ablab.reference.gradcheck import CheckResult, check, scaled_error
-
-
-@dataclass(frozen=True)
-class Case:
-    """One registered check: a family (``conv2d``), a label naming its parameters, and the runner."""
-
-    family: str
-    label: str
-    run: Callable[[], CheckResult]
-
-    @property
-    def name(self) -> str:
-        return f"{self.family}[{self.label}]"
-
-
-CASES: list[Case] = []
-
-
-def register(family: str, label: str) -> Callable[[Callable[[], CheckResult]], Callable[[], CheckResult]]:
-    def deco(fn: Callable[[], CheckResult]) -> Callable[[], CheckResult]:
-        CASES.append(Case(family, label, fn))
-        return fn
-
-    return deco
-
-
-def run(cases: list[Case] | None = None, fd: bool = True) -> list[tuple[Case, CheckResult]]:
-    """Run the given cases (all by default); ``fd=False`` skips the finite-difference oracle."""
-    out = []
-    for case in cases if cases is not None else CASES:
-        res = case.run() if fd else _FD_OFF.call(case)
-        res.name = case.name
-        out.append((case, res))
-    return out
-
-
-class _FdSwitch:
-    """Lets ``run(fd=False)`` turn finite differences off for every ``check`` call a case makes."""
-
-    enabled = True
-
-    def call(self, case: Case) -> CheckResult:
-        self.enabled = False
-        try:
-            return case.run()
-        finally:
-            self.enabled = True
-
-
-_FD_OFF = _FdSwitch()
-
-
-def _check(name: str, fwd: Any, bwd: Any, torch_fn: Any, inputs: dict[str, Any], wrt: list[str],
-           **kw: Any) -> CheckResult:
-    return check(name, fwd, bwd, torch_fn, inputs, wrt, fd=_FD_OFF.enabled, **kw)
-
-
-def _rng(label: str) -> np.random.Generator:
-    """A generator seeded by the case's label: stable across runs and Python hash seeds."""
-    return np.random.default_rng(sum(i * ord(ch) for i, ch in enumerate(label, 1)))
-
-
-def _fmt_pad(p: Any) -> str:
-    return str(p).replace(" ", "")
-
+from ablab.reference import activations, batchnorm, conv, dropout, linear, pool
+from ablab.reference.checks.base import _check, _fmt_pad, _rng, register
+from ablab.reference.gradcheck import CheckResult, scaled_error
 
 # ------------------------------------------------------------------------------------- linear
 
@@ -314,62 +246,3 @@ for _name in ("relu", "sigmoid", "tanh", "gelu"):
 _act("leaky_relu", (3, 5), negative_slope=0.2)
 _act("softmax", (4, 5))
 _act("softmax", (2, 3, 4))
-
-
-# -------------------------------------------------------------------------------------- losses
-
-
-@register("loss", "softmax cross-entropy, 5x4")
-def _ce() -> CheckResult:
-    import torch.nn.functional as F
-
-    rng = _rng("ce")
-    inp = {"logits": rng.normal(0, 3, size=(5, 4)), "target": rng.integers(0, 4, size=5)}
-    return _check("ce", losses.softmax_cross_entropy, losses.softmax_cross_entropy_backward,
-                  lambda logits, target: F.cross_entropy(logits, target), inp, ["logits"])
-
-
-@register("loss", "mse, 3x4")
-def _mse() -> CheckResult:
-    import torch.nn.functional as F
-
-    rng = _rng("mse")
-    inp = {"pred": rng.normal(size=(3, 4)), "target": rng.normal(size=(3, 4))}
-    return _check("mse", losses.mse, losses.mse_backward, lambda pred, target: F.mse_loss(pred, target), inp, ["pred"])
-
-
-@register("loss", "bce on probabilities, 6")
-def _bce() -> CheckResult:
-    import torch.nn.functional as F
-
-    rng = _rng("bce")
-    inp = {"prob": rng.uniform(0.05, 0.95, size=6), "target": rng.integers(0, 2, size=6).astype(np.float64)}
-    return _check("bce", losses.bce, losses.bce_backward,
-                  lambda prob, target: F.binary_cross_entropy(prob, target), inp, ["prob"])
-
-
-@register("loss", "bce with logits, 2x3")
-def _bce_logits() -> CheckResult:
-    import torch.nn.functional as F
-
-    rng = _rng("bcel")
-    inp = {"logits": rng.normal(0, 3, size=(2, 3)), "target": rng.uniform(0, 1, size=(2, 3))}
-    return _check("bcel", losses.bce_with_logits, losses.bce_with_logits_backward,
-                  lambda logits, target: F.binary_cross_entropy_with_logits(logits, target), inp, ["logits"])
-
-
-# ---------------------------------------------------------------------------------- NumPy model
-
-MODEL_SPEC = ("input(2,8,8) conv(4,3,s=2,pad=same) bn relu maxpool(2) conv(6,2,g=2) tanh flatten dropout(0.3) "
-              "linear(10) leaky_relu(0.1) linear(5)")
-
-
-@register("model", "SGD trajectory, 5 steps: " + MODEL_SPEC)
-def _model() -> CheckResult:
-    """The NumPy model and ``build(spec)`` trained side by side; forward = largest loss difference."""
-    from ablab.reference.model import compare_with_torch
-    from ablab.spec import parse_spec
-
-    t = compare_with_torch(parse_spec(MODEL_SPEC), steps=5, batch=8, lr=0.5)
-    return CheckResult("model", t.max_loss_diff,
-                       autograd={"params": t.max_param_diff, "buffers": t.max_buffer_diff}, tol=1e-8)
