@@ -6,8 +6,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 MAX_LINES = 420
 
@@ -94,20 +92,9 @@ def test_the_cycle_finder_finds_cycles() -> None:
     assert sorted(cycles(edges)) == [["a", "b", "c"], ["f", "g"]]
 
 
-# developer ownmodel removes this one (train/trainer <-> train/checkpoint); until then it may remain
-PENDING = [["ablab.train.checkpoint", "ablab.train.trainer"]]
-
-
 def test_no_import_cycles() -> None:
     found = cycles(import_graph())
-    unexpected = [c for c in found if c not in PENDING]
-    assert not unexpected, "import cycles: " + "; ".join(" <-> ".join(c) for c in unexpected)
-
-
-@pytest.mark.xfail(strict=False, reason="trainer <-> checkpoint: being fixed by the ownmodel branch")
-def test_no_pending_import_cycles() -> None:
-    found = cycles(import_graph())
-    assert not [c for c in found if c in PENDING]
+    assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
 def test_the_layer_registry_is_the_only_place_kinds_are_named() -> None:
