@@ -268,8 +268,11 @@ def test_check_command_table_and_exit_codes(monkeypatch: pytest.MonkeyPatch) -> 
     from ablab.reference.gradcheck import CheckResult
 
     bad = checks.Case("broken", "deliberately wrong", lambda: CheckResult("x", 1.0))
-    monkeypatch.setitem(checks.CHECKS, bad.name, bad)
-    res = CliRunner().invoke(cli, ["check", "-k", "broken"])
+    checks.CHECKS.register(bad.name, bad)
+    try:
+        res = CliRunner().invoke(cli, ["check", "-k", "broken"])
+    finally:
+        checks.CHECKS.unregister(bad.name)
     assert res.exit_code == 1 and "FAILED" in res.output
     res = CliRunner().invoke(cli, ["check", "-k", "no-such-family"])
     assert res.exit_code == 2 and "no check matches" in res.output

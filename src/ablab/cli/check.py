@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import glob
-import json
-from pathlib import Path
 from typing import Any
 
 import click
@@ -85,47 +83,11 @@ def _file_option(f: Any) -> Any:
                         help="A JSON file with the same keys as the flags (flags win).")(f)
 
 
-def _load(file: str | None, allowed: set[str]) -> dict[str, Any]:
-    """A JSON object with only ``allowed`` keys; errors name the file, the line or the key."""
-    if file is None:
-        return {}
-    p = Path(file)
-    if not p.is_file():
-        raise UserError(f"--file: {p}: no such file")
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{p}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{p}: expected a JSON object with keys {', '.join(sorted(allowed))}")
-    unknown = set(data) - allowed
-    if unknown:
-        raise UserError(f"{p}: unknown key(s) {', '.join(sorted(unknown))}; expected {', '.join(sorted(allowed))}")
-    return {k: (v, f"{p}: {k}") for k, v in data.items()}
+def _run(example: str, fmt: str, digits: int, file: str | None = None, **values: Any) -> None:
+    """Run one worked example (``ablab.reference.explain.run_example``) and print it."""
+    from ablab.reference.explain import run_example
 
-
-def _pick(flags: dict[str, Any], data: dict[str, Any], key: str) -> tuple[Any, str] | None:
-    """The flag's value if given, else the file's; with the name to blame in errors."""
-    if flags.get(key) is not None:
-        return flags[key], f"--{key.replace('_', '-')}"
-    return data.get(key)
-
-
-def _array(flags: dict[str, Any], data: dict[str, Any], key: str, ndim: int) -> Any:
-    from ablab.reference.explain import as_array
-
-    got = _pick(flags, data, key)
-    return None if got is None else as_array(got[0], got[1], ndim)
-
-
-def _number(flags: dict[str, Any], data: dict[str, Any], key: str, default: float) -> float:
-    got = _pick(flags, data, key)
-    if got is None:
-        return default
-    value, where = got
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UserError(f"{where}: expected a number, got {value!r}")
-    return float(value)
+    _emit(run_example(example, file, digits, **values), fmt)
 
 
 def _emit(e: Any, fmt: str) -> None:
@@ -180,11 +142,7 @@ def bn_forward_cmd(fmt: str, digits: int, file: str | None, **flags: Any) -> Non
     Example:
       ablab explain bn-forward --x "1,2;3,4;5,9" --gamma "1,2" --beta "0,1"
     """
-    from ablab.reference import explain as ex
-
-    data = _load(file, {"x", "gamma", "beta", "eps", "momentum"})
-    _emit(ex.bn_forward(_array(flags, data, "x", 2), _array(flags, data, "gamma", 1), _array(flags, data, "beta", 1),
-                        _number(flags, data, "eps", 1e-5), _number(flags, data, "momentum", 0.1), digits), fmt)
+    _run("bn-forward", fmt, digits, file, **flags)
 
 
 @explain.command("bn-backward")
@@ -202,12 +160,7 @@ def bn_backward_cmd(fmt: str, digits: int, file: str | None, **flags: Any) -> No
     Example:
       ablab explain bn-backward --x "1,2;3,4;5,9" --dy "0.1,0;0,0.2;-0.1,0.1"
     """
-    from ablab.reference import explain as ex
-
-    data = _load(file, {"x", "gamma", "beta", "dy", "eps"})
-    _emit(ex.bn_backward(_array(flags, data, "x", 2), _array(flags, data, "gamma", 1),
-                         _array(flags, data, "beta", 1), _array(flags, data, "dy", 2),
-                         _number(flags, data, "eps", 1e-5), digits), fmt)
+    _run("bn-backward", fmt, digits, file, **flags)
 
 
 @explain.command("conv-matrix")
@@ -228,28 +181,7 @@ def conv_matrix_cmd(fmt: str, digits: int, file: str | None, layer: str | None, 
     Example:
       ablab explain conv-matrix --layer "conv(2,2,s=2,p=(0,1))" --input 1x3x4
     """
-    from ablab.reference import explain as ex
-    from ablab.spec import parse_shape
-
-    data = _load(file, {"layer", "input", "w", "x", "g"})
-    lay = layer if layer is not None else data.get("layer", ("conv(1,2)", ""))[0]
-    if not isinstance(lay, str):
-        raise UserError(f"{data['layer'][1]}: expected a layer string like 'conv(1,2)'")
-    shape_src = input_ if input_ is not None else data.get("input", ("1x3x3", ""))[0]
-    if isinstance(shape_src, list):
-        shape_src = "x".join(map(str, shape_src))
-    shape = parse_shape(str(shape_src))
-    arrays = {}
-    for key in ("w", "x", "g"):
-        if key in data:
-            import numpy as np
-
-            try:
-                arrays[key] = np.asarray(data[key][0], dtype=np.float64)
-            except (TypeError, ValueError):
-                raise UserError(f"{data[key][1]}: expected nested lists of numbers") from None
-    _emit(ex.conv_matrix(ex.ConvConfig(lay, shape), arrays.get("w"), arrays.get("x"), arrays.get("g"), seed,
-                         digits, max_entries=max_entries or ex.MAX_ENTRIES), fmt)
+    _run("conv-matrix", fmt, digits, file, layer=layer, input=input_, seed=seed, max_entries=max_entries)
 
 
 @explain.command("graph")
@@ -268,11 +200,7 @@ def graph_cmd(fmt: str, digits: int, file: str | None, weight: str | None, lr: f
       ablab explain graph --weight w5 --lr 0.5
       ablab explain graph my_net.graph --weight w1 --format markdown
     """
-    from ablab.reference import autodiff
-    from ablab.reference import explain as ex
-
-    g = autodiff.load_graph(file) if file else None
-    _emit(ex.graph(g, weight, lr, digits), fmt)
+    _run("graph", fmt, digits, graph=file, weight=weight, lr=lr)
 
 
 @explain.command("collapse")
@@ -289,26 +217,7 @@ def collapse_cmd(fmt: str, digits: int, file: str | None, sizes: str | None, see
     Example:
       ablab explain collapse --sizes 4,2,3
     """
-    from ablab.reference import explain as ex
-
-    data = _load(file, {"layers"})
-    layers = None
-    if "layers" in data:
-        raw, where = data["layers"]
-        if not isinstance(raw, list):
-            raise UserError(f"{where}: expected a list of {{\"w\": [[...]], \"b\": [...]}}")
-        layers = []
-        for i, item in enumerate(raw):
-            if not isinstance(item, dict) or set(item) != {"w", "b"}:
-                raise UserError(f"{where}[{i}]: expected an object with keys 'w' and 'b'")
-            layers.append((ex.as_array(item["w"], f"{where}[{i}].w", 2), ex.as_array(item["b"], f"{where}[{i}].b", 1)))
-    widths: tuple[int, ...] = (3, 4, 2)
-    if sizes is not None:
-        try:
-            widths = tuple(int(s) for s in sizes.split(","))
-        except ValueError:
-            raise UserError(f"--sizes: expected integers like 3,4,2, got {sizes!r}") from None
-    _emit(ex.collapse(layers, widths, seed, digits), fmt)
+    _run("collapse", fmt, digits, file, sizes=sizes, seed=seed)
 
 
 @explain.command("activation")
@@ -326,7 +235,4 @@ def activation_cmd(fmt: str, digits: int, name: str, x: str | None, slope: float
     Example:
       ablab explain activation sigmoid --x "-1,0,1"
     """
-    from ablab.reference import explain as ex
-
-    pts = ex.parse_vector(x, "--x") if x is not None else None
-    _emit(ex.activation(name, pts, slope, digits), fmt)
+    _run("activation", fmt, digits, name=name, x=x, slope=slope)

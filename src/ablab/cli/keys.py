@@ -11,11 +11,13 @@ from ablab.errors import UserError
 
 
 def to_flags(message: str, mapping: Mapping[str, str]) -> str:
-    """Replace each key where it names a value (``key:``, ``key 'x'``, ``give key``) by its flag."""
-    for key, flag in mapping.items():
-        k = re.escape(key)
-        message = re.sub(rf"(?<![\w\-.\[])({k})(?=: | '|\[)|(?<=give )({k})\b", flag, message)
-    return message
+    """Spell the keys a message opens with (``x: ...``, ``layer, input: ...``, ``input_shape '1x2': ...``)
+    and the key after "give " or "with " as flags. Keys after a file name (``net.json: x: ...``) stay keys."""
+    m = re.match(r"([\w, ]+?)(?=: | ')", message)
+    if m and all(k.strip() in mapping for k in m.group(1).split(",")):
+        head = ", ".join(mapping[k.strip()] for k in m.group(1).split(","))
+        message = head + message[m.end():]
+    return re.sub(r"(?<=give |with )(\w+)\b", lambda g: mapping.get(g.group(1), g.group(1)), message)
 
 
 @contextmanager

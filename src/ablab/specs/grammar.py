@@ -30,8 +30,8 @@ Token = tuple[str, str, int]  # (kind, text, offset)
 class _Parser:
     """Parser over the token list; ``self.i`` is the next token."""
 
-    def __init__(self, text: str, source: str = "spec"):
-        self.text, self.source = text, source
+    def __init__(self, text: str, source: str = "spec", max_layers: int = MAX_LAYERS):
+        self.text, self.source, self.max_layers = text, source, max_layers
         self.toks: list[Token] = []
         pos = 0
         while pos < len(text):
@@ -100,8 +100,8 @@ class _Parser:
                 except SpecError as e:
                     self.fail(start, str(e))
                 continue
-            if len(layers) >= MAX_LAYERS:
-                self.fail(start, f"more than {MAX_LAYERS:,} layers (the limit of a spec)")
+            if len(layers) >= self.max_layers:
+                self.fail(start, f"more than {self.max_layers:,} layers, the limit of a spec (max_layers)")
             try:
                 layers.append(make_layer(name, pos_args, kw_args))
             except SpecError as e:
@@ -179,7 +179,8 @@ def repr_token(t: Token | None) -> str:
     return f"'{t[1]}'" if t else "end of spec"
 
 
-def parse_spec(text: str, source: str = "spec") -> Spec:
-    """Parse the spec grammar (see the module docstring). Comments start with ``#``."""
+def parse_spec(text: str, source: str = "spec", max_layers: int = MAX_LAYERS) -> Spec:
+    """Parse the spec grammar (see the module docstring). Comments start with ``#``; more than
+    ``max_layers`` layers are refused (the work of a summary grows with them)."""
     clean = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-    return _Parser(clean, source).parse()
+    return _Parser(clean, source, max_layers).parse()

@@ -147,5 +147,6 @@ def _torch_style(name: str, kind: str, positional: list[Any], keywords: dict[str
         form = f"write {LAYERS[kind].cls(**kw).to_string()}"
     except (SpecError, TypeError):
         form = f"write {kind}(...) without them"
-    return (f"{name}({', '.join(map(show, positional))}) is PyTorch's nn.{name}({sig}); in a spec the input "
+    call = ", ".join([*map(show, positional), *(f"{k}={show(v)}" for k, v in keywords.items())])
+    return (f"{name}({call}) is PyTorch's nn.{name}({sig}); in a spec the input "
             f"sizes come from the previous layer: {form}")

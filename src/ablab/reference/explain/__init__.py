@@ -11,7 +11,8 @@ result against PyTorch autograd (float64) on the spot, and returns an ``Explanat
 * ``activation`` — derivative identities of the activations.
 
 One module per worked example; ``document`` holds the document model and its renderers, ``inputs``
-the parsing of numbers from flags and JSON.
+the parsing of numbers from strings and JSON, and ``run`` runs an example by name from plain values
+merged over a JSON file (``run_example("bn-forward", "x.json", x="1,2;3,4")``), as ``ablab explain`` does.
 """
 
 from ablab.reference.explain.activation import ACTIVATION_NAMES, activation
@@ -22,7 +23,8 @@ from ablab.reference.explain.conv_matrix import MAX_ENTRIES, MAX_PRINT, ConvConf
 from ablab.reference.explain.document import TOL, ExplainError, Explanation
 from ablab.reference.explain.graph import graph
 from ablab.reference.explain.inputs import as_array, parse_matrix, parse_vector
+from ablab.reference.explain.run import run_example
 
 __all__ = ["ACTIVATION_NAMES", "MAX_ENTRIES", "MAX_PRINT", "TOL", "ConvConfig", "ExplainError", "Explanation",
            "activation", "as_array", "bn_backward", "bn_forward", "collapse", "conv_matrix", "graph", "parse_matrix",
-           "parse_vector"]
+           "parse_vector", "run_example"]
