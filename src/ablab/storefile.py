@@ -17,13 +17,13 @@ from urllib.parse import quote
 
 from ablab.errors import UserError
 from ablab.fsio import sqlite_error_message
+from ablab.metrics import EPOCH_METRICS
 
 STORE_NAME = "study.sqlite"
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "done", "failed", "diverged")
 FINISHED = ("done", "diverged")  # never rerun
-EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
-                 "train_time_s", "eval_time_s")
+EPOCH_COLUMNS = EPOCH_METRICS  # the one list: ablab.metrics
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -89,30 +89,12 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
 
 
 def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None) -> None:
-    from rich.table import Table
-
-    from ablab.report.render import human_time
+    from ablab.report.terminal import cost_view
     from ablab.study.executor import default_workers
     from ablab.study.runner import estimate
 
-    costs = estimate(s, out, measure=measure)
-    table = Table(title=f"study {s.name}: {len(costs)} runs → {out}")
-    for col in ("run", "status", "fwd MACs/sample", "run FLOPs", "est. time"):
-        table.add_column(col, justify="left" if col in ("run", "status") else "right")
-    for c in costs:
-        table.add_row(c.label, c.status, f"{c.macs:,}", f"{c.train_flops:.3g}",
-                      human_time(c.seconds) if c.seconds is not None else "—")
-    console.print(table)
-    todo = [c for c in costs if c.status not in ("done", "diverged")]
-    flops = sum(c.train_flops for c in todo)
-    w = workers or default_workers()
-    console.print(f"to run: {len(todo)} of {len(costs)} runs, {flops:.3g} FLOPs "
-                  "(3 × 2·MACs per training sample + 2·MACs per evaluated sample: validation, test, "
-                  "and the training split when train_metrics = clean; × epochs)")
-    if todo and all(c.seconds is not None for c in todo):
-        total = sum(c.seconds or 0.0 for c in todo)
-        console.print(f"estimated time: {human_time(total)} of compute at one thread per run (measured rate); "
-                      f"≈ {human_time(total / max(w, 1))} wall on {w} worker(s), assuming perfect packing")
+    for item in cost_view(s.name, out, estimate(s, out, measure=measure), workers or default_workers()):
+        console.print(item)
 
 
 def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool, executor: Any = None) -> None:
@@ -125,7 +107,7 @@ def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool,
         TimeRemainingColumn,
     )
 
-    from ablab.report.render import human_time, wall_line
+    from ablab.report.text import human_time, wall_line
     from ablab.study.executor import InlineExecutor
     from ablab.study.runner import run_study
 
@@ -190,39 +172,13 @@ def _run_line(info: dict[str, Any]) -> str:
             f"{float(r.get('wall_time_s') or 0):.1f} s{extra}")
 
 
-def _report(console: Any, out: Any) -> None:
-    from rich.table import Table
+def _report(console: Any, out: Any, report_dir: Any = None) -> None:
+    from ablab.report.render import write_report
+    from ablab.report.terminal import report_view
 
-    from ablab.report.analysis import SUMMARY_METRICS, analyze
-    from ablab.report.render import SUMMARY_COLUMNS, binomial_line, fmt_interval, fmt_p, wall_line, write_report
-
-    paths = write_report(out)
-    r = analyze(out)
-    table = Table(title=f"{r.name}: mean ± {100 * r.confidence:g}% t-interval across seeds (%)")
-    table.add_column("cell")
-    for k in SUMMARY_COLUMNS:
-        table.add_column(SUMMARY_METRICS[k][0], justify="right")
-    table.add_column("n", justify="right")
-    for c in r.cells:
-        table.add_row(c.cell, *(fmt_interval(c.metrics[k]) for k in SUMMARY_COLUMNS), str(c.n))
-    console.print(table)
-    if r.comparisons:
-        t2 = Table(title=f"paired by seed on {r.metric} (points), Holm-corrected")
-        for col in ("comparison", "n", "difference", "interval", "p", "Holm p"):
-            t2.add_column(col, justify="left" if col == "comparison" else "right")
-        for cmp in r.comparisons:
-            d = cmp.test.diff
-            ci = "—" if math.isnan(d.lo) else f"{100 * d.lo:+.2f} to {100 * d.hi:+.2f}"
-            t2.add_row(f"{cmp.cell} − {cmp.reference}", str(d.n), "—" if d.n == 0 else f"{100 * d.mean:+.2f}", ci,
-                       fmt_p(cmp.test.p), fmt_p(cmp.p_holm))
-        console.print(t2)
-        for cmp in r.comparisons:
-            console.print(f"• {cmp.sentence}")
-    console.print(binomial_line(r))
-    for n in r.notes:
-        console.print(f"note: {n}")
-    console.print(f"report: {paths['html']} (also report.md, summary.csv, comparisons.csv, report.json)")
-    console.print(wall_line(r))
+    written = write_report(out, report_dir)
+    for item in report_view(written.analysis, written):
+        console.print(item)
 
 
 @study.command("report", context_settings=CTX)
@@ -235,14 +191,7 @@ def report_cmd(study_dir: str, out_dir: str | None) -> None:
     Example:
       ablab study report runs/fashion-regularization
     """
-    console = _console()
-    if out_dir is None:
-        _report(console, study_dir)
-        return
-    from ablab.report.render import write_report
-
-    paths = write_report(study_dir, out_dir)
-    console.print(f"report: {paths['html']}")
+    _report(_console(), study_dir, out_dir)
 
 
 @study.command("compare", context_settings=CTX)
@@ -256,25 +205,43 @@ def compare_cmd(dir_a: str, dir_b: str, metric: str | None) -> None:
     Example:
       ablab study compare runs/fashion-regularization runs/fashion-regularization-v2
     """
-    from rich.table import Table
-
     from ablab.report.compare import compare_studies
-    from ablab.report.render import fmt_interval, fmt_p
+    from ablab.report.terminal import compare_view
 
     console = _console()
     a, b, deltas, metric = compare_studies(dir_a, dir_b, metric)
     if not deltas:
         console.print(f"no common cells between {a.name} ({dir_a}) and {b.name} ({dir_b})")
         return
-    table = Table(title=f"{metric}: A = {dir_a}, B = {dir_b} (%; mean ± {100 * a.confidence:g}% interval)")
-    for col in ("cell", "A", "B", "B − A (points)", "Welch p", "Holm p"):
-        table.add_column(col, justify="left" if col == "cell" else "right")
-    for d in deltas:
-        table.add_row(d.cell, fmt_interval(d.a), fmt_interval(d.b),
-                      "—" if math.isnan(d.diff) else f"{100 * d.diff:+.2f}", fmt_p(d.p), fmt_p(d.p_holm))
-    console.print(table)
-    for d in deltas:
-        console.print(f"• {d.sentence}")
+    for item in compare_view(a, dir_a, dir_b, deltas, metric):
+        console.print(item)
+
+
+@study.command("plan", context_settings=CTX)
+@click.argument("study_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--effect", type=float, default=0.5, show_default=True,
+              help="The difference to detect, in percentage points of the deciding metric.")
+@click.option("--power", "target", type=click.FloatRange(0.5, 0.999), default=0.8, show_default=True,
+              help="Probability of detecting a true difference of that size.")
+def plan_cmd(study_dir: str, effect: float, target: float) -> None:
+    """Plan seeds from a finished (or pilot) study: seeds needed to detect EFFECT points, and the smallest
+    difference the current seeds can detect, from the observed spread of the paired differences.
+
+    \b
+    Example:
+      ablab study plan runs/fashion-regularization --effect 0.3
+    """
+    from ablab.errors import UserError
+    from ablab.report.plan import plan_study
+    from ablab.report.terminal import plan_view
+
+    try:
+        p = plan_study(study_dir, effect, target)
+    except UserError as e:  # the library names the key; the CLI names the flag
+        raise UserError(str(e).replace("effect:", "--effect:", 1).replace("power:", "--power:", 1)) from None
+    console = _console()
+    for item in plan_view(p):
+        console.print(item)
 
 
 @study.command("presets", context_settings=CTX)
@@ -318,32 +285,20 @@ def runs_ls(where: str, study_name: str | None, status: str | None, variant: str
       ablab runs ls
       ablab runs ls runs/mlp-sweeps --variant dropout --status done
     """
-    from rich.table import Table
-
     from ablab.errors import UserError
+    from ablab.report.terminal import runs_view
     from ablab.store import Store, find_stores
 
     stores = find_stores(where)
     if not stores:
         raise UserError(f"{where}: no study store (study.sqlite) here or in its subfolders")
     console = _console()
-    table = Table()
-    for col in ("id", "study", "run", "status", "attempts", "final test acc", "best epoch", "wall (s)"):
-        table.add_column(col, justify="right" if col in ("id", "attempts", "final test acc", "best epoch",
-                                                          "wall (s)") else "left")
-    n = 0
-    failures = []
+    rows = []
     for path in stores:
         with Store(path, readonly=True) as store:
-            for r in store.runs(study_name, status=status, variant=variant):
-                final = (r.result or {}).get("final") or {}
-                acc = final.get("test_acc")
-                table.add_row(str(r.id), r.study, r.label, r.status, str(r.attempts),
-                              f"{100 * float(acc):.2f}" if isinstance(acc, int | float) else "—",
-                              str(r.best_epoch or "—"), f"{r.wall_time_s:.1f}" if r.wall_time_s else "—")
-                n += 1
-                if errors and r.error:
-                    failures.append(f"{r.study} {r.label}: {r.error}")
+            rows += store.runs(study_name, status=status, variant=variant)
+    failures = [f"{r.study} {r.label}: {r.error}" for r in rows if errors and r.error]
+    table, n = runs_view(rows), len(rows)
     console.print(table)
     console.print(f"{n} run(s)")
     for f in failures:

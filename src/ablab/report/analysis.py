@@ -12,19 +12,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablab.report.stats import Interval, PairedTest, clopper_pearson, holm, paired_t, t_interval
+from ablab.metrics import RUN_METRICS
+from ablab.report.power import min_detectable
+from ablab.report.stats import (
+    Interval,
+    PairedTest,
+    Superiority,
+    bootstrap_interval,
+    clopper_pearson,
+    effect_size,
+    holm,
+    paired_t,
+    prob_better,
+    t_interval,
+)
 from ablab.store import Store, find_stores
 
 CURVE_METRICS = ("train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss")
-# summary columns: key -> (title, description)
-SUMMARY_METRICS: dict[str, tuple[str, str]] = {
-    "test_acc": ("final test acc", "test accuracy after the last epoch"),
-    "test_acc_at_best_val": ("test acc @ best val", "test accuracy at the epoch of best validation accuracy"),
-    "train_acc": ("train acc", "training accuracy of the last epoch"),
-    "gap": ("generalization gap", "train acc − test acc, last epoch (points)"),
-    "val_acc": ("val acc", "validation accuracy after the last epoch"),
-    "best_val_acc": ("best val acc", "best validation accuracy over the epochs"),
-}
+SUMMARY_METRICS = RUN_METRICS  # summary columns: key -> (title, description); the one list is ablab.metrics
+SEED_KEYS = ("seed", "init_seed", "data_seed", "dropout_seed")  # differ between runs of one cell by design
 
 
 @dataclass
@@ -40,6 +46,7 @@ class CellSummary:
     binomial: tuple[float, float] | None  # Clopper-Pearson interval of one run at the mean test accuracy
     diverged: list[str] = field(default_factory=list)  # labels of diverged runs, with where
     description: str = ""
+    changed: str = ""  # what the variant changes against the base config ("what changed" line)
 
     @property
     def n(self) -> int:
@@ -54,6 +61,19 @@ class Comparison:
     test: PairedTest
     p_holm: float
     sentence: str = ""
+    label: str = ""  # "dropout − baseline" or "dropout − no-dropout at lr=0.001 model=mlp:100,10"
+    bootstrap: Interval | None = None  # BCa bootstrap interval of the mean paired difference
+    superiority: Superiority | None = None  # how often cell beats reference on the same seed
+    effect: tuple[float, float] = (math.nan, math.nan)  # Cohen's d_z, Hedges' g_z
+    mdd: float = math.nan  # smallest true difference these n seeds detect with 80% power (alpha = 1 − confidence)
+    alpha: float = 0.05  # level of the verdict (1 − confidence), after Holm
+
+    @property
+    def verdict(self) -> str:
+        """better / worse (distinguishable from seed noise after Holm, by sign) or noise."""
+        if math.isnan(self.p_holm) or self.p_holm >= self.alpha:
+            return "noise"
+        return "better" if self.test.diff.mean > 0 else "worse"
 
 
 @dataclass
@@ -187,11 +207,20 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
             continue
         a = {s: x for s, m in by_name[cell].per_seed.items() if (x := m[metric]) is not None}
         b = {s: x for s, m in by_name[ref].per_seed.items() if (x := m[metric]) is not None}
-        comps.append(Comparison(cell, ref, metric, paired_t(a, b, confidence), math.nan))
+        test = paired_t(a, b, confidence)
+        diffs = [a[s] - b[s] for s in test.seeds]
+        comps.append(Comparison(
+            cell, ref, metric, test, math.nan, label=comparison_label(by_name[cell], by_name[ref]),
+            bootstrap=bootstrap_interval(diffs, confidence), superiority=prob_better(diffs),
+            effect=effect_size(diffs), mdd=min_detectable(test.diff.sd, test.diff.n, alpha=1 - confidence),
+            alpha=1 - confidence))
     adjusted = holm([c.test.p for c in comps])
     for c, p in zip(comps, adjusted, strict=True):
         c.p_holm = p
         c.sentence = sentence(c, confidence, by_name[c.reference].binomial)
+    changed = what_changed(info, runs)
+    for cell in cells:
+        cell.changed = changed.get(cell.variant, "")
 
     counts_all: dict[str, int] = {}
     for r in runs:
@@ -216,6 +245,70 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
         workers=sorted({int(s["workers"]) for s in sessions if s["workers"]}),
         code_versions=sorted({r.code_version for r in runs if r.code_version}), versions=versions,
         base=info.get("base", {}), info=info, runs=run_rows, notes=notes)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"model_args": {"width": 32}} -> {"model_args.width": 32}: nested settings compared key by key."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, bool) or v is None:
+        return str(v).lower() if v is not None else "none"
+    if isinstance(v, dict) and not v:
+        return "{}"
+    return str(v)
+
+
+def what_changed(info: dict[str, Any], runs: list[Any]) -> dict[str, str]:
+    """variant -> "dropout = 0.5 (base 0)"...: every setting (model_args included, key by key) where the
+    variant's stored run config differs from the study's base config, seeds and grid axes left out."""
+    base = dict(info.get("base", {}))
+    try:
+        from ablab.train.config import TrainConfig  # no torch: the dataclass fills in the defaults
+
+        base = TrainConfig.from_dict(base).to_dict()
+    except Exception:  # noqa: BLE001 - a store from another version: compare with what was written
+        pass
+    flat_base = _flat(base)
+    skip = set(SEED_KEYS) | {k for k, _ in info.get("grid", [])} | {"threads"}
+    out: dict[str, str] = {}
+    for r in sorted(runs, key=lambda r: r.id):
+        if r.variant in out or not isinstance(r.config, dict):
+            continue
+        flat = _flat(r.config)
+        diffs = [f"{k} = {_show(v)} (base {_show(flat_base.get(k))})" for k, v in flat.items()
+                 if k.split(".")[0] not in skip and (k not in flat_base or flat_base[k] != v)]
+        diffs += [f"{k} unset (base {_show(v)})" for k, v in flat_base.items()
+                  if k not in flat and k.split(".")[0] not in skip and not (isinstance(v, dict) and not v)]
+        out[r.variant] = "; ".join(diffs) if diffs else "nothing: the base config"
+    return out
+
+
+def comparison_label(cell: CellSummary, ref: CellSummary) -> str:
+    """Name what differs once: ``dropout − baseline``; with a grid, ``dropout − no-dropout at lr=0.001``
+    (same point) or ``no-dropout: lr=0.01 − lr=0.001 (model=mlp:100,10)`` (same variant)."""
+    from ablab.study.expand import fmt_value
+
+    def pt(p: dict[str, Any]) -> str:
+        return " ".join(f"{k}={fmt_value(v)}" for k, v in p.items())
+
+    if cell.point == ref.point:
+        return f"{cell.variant} − {ref.variant}" + (f" at {pt(cell.point)}" if cell.point else "")
+    if cell.variant == ref.variant:
+        diff = [k for k in cell.point if cell.point.get(k) != ref.point.get(k)]
+        same = {k: v for k, v in cell.point.items() if k not in diff}
+        a, b = pt({k: cell.point[k] for k in diff}), pt({k: ref.point.get(k) for k in diff})
+        return f"{cell.variant}: {a} − {b}" + (f" ({pt(same)})" if same else "")
+    return f"{cell.cell} − {ref.cell}"
 
 
 def pts(x: float) -> str:
@@ -247,4 +340,7 @@ def sentence(c: Comparison, confidence: float, binomial: tuple[float, float] | N
     if binomial is not None and abs(d.mean) < (binomial[1] - binomial[0]) / 2:
         tail = (f" The difference is also smaller than one run's test-set interval "
                 f"(±{100 * (binomial[1] - binomial[0]) / 2:.2f} points).")
+    if not math.isnan(c.mdd):
+        tail += (f" With {n} seeds, only true differences of about {100 * c.mdd:.2f} points or more are detected "
+                 "4 times in 5 (80% power); 'ablab study plan' says how many seeds a smaller one needs.")
     return f"{head}. Not distinguishable from noise: this study cannot tell the two apart.{tail}"

@@ -13,68 +13,20 @@
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 import json
 import math
-import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ablab.fsio import write_atomic
 from ablab.report import figures
 from ablab.report.analysis import SUMMARY_METRICS, StudyReport, analyze
-
-SUMMARY_COLUMNS = ("test_acc", "test_acc_at_best_val", "train_acc", "gap")
-
-
-def human_time(s: float) -> str:
-    if not math.isfinite(s):
-        return "—"
-    s = int(round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h} h {m:02d} min {sec:02d} s" if h else (f"{m} min {sec:02d} s" if m else f"{sec} s")
-
-
-def fmt_interval(iv: Any, scale: float = 100.0, digits: int = 2) -> str:
-    """``89.41 ± 0.35`` (mean ± half-width of the t-interval), or the mean alone when n = 1."""
-    if iv.n == 0:
-        return "—"
-    if math.isnan(iv.lo):
-        return f"{scale * iv.mean:.{digits}f} (n=1)"
-    return f"{scale * iv.mean:.{digits}f} ± {scale * iv.half_width:.{digits}f}"
-
-
-def fmt_p(p: float) -> str:
-    if math.isnan(p):
-        return "—"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "cell"
-
-
-def wall_line(r: StudyReport) -> str:
-    workers = "/".join(map(str, r.workers)) or "?"
-    return (f"Study wall time: {human_time(r.wall_time_s)} over {r.sessions} session(s) with {workers} worker(s); "
-            f"compute (sum of run times): {human_time(r.compute_time_s)}.")
-
-
-def binomial_line(r: StudyReport) -> str:
-    cells = [c for c in r.cells if c.binomial is not None]
-    if not cells:
-        return "No finished run reported its test-set size, so no binomial interval is shown."
-    c = max(cells, key=lambda c: c.metrics["test_acc"].mean)
-    lo, hi = c.binomial or (math.nan, math.nan)
-    return (f"Test-set noise: with n = {c.n_test:,} test images, one run's accuracy of "
-            f"{100 * c.metrics['test_acc'].mean:.2f}% has an exact (Clopper–Pearson) {100 * r.confidence:g}% "
-            f"binomial interval of {100 * lo:.2f}–{100 * hi:.2f}% (±{50 * (hi - lo):.2f} points): differences "
-            "smaller than that are within what resampling the test set alone would produce.")
-
+from ablab.report.sweeps import best_on_validation, heat_maps, sweep_axes
+from ablab.report.text import SUMMARY_COLUMNS, binomial_line, fmt_interval, fmt_p, human_time, slug, wall_line  # noqa: F401 - re-exported
 
 # ---------------------------------------------------------------- tables as rows
 
@@ -96,11 +48,21 @@ def summary_rows(r: StudyReport) -> list[dict[str, Any]]:
 
 
 def comparison_rows(r: StudyReport) -> list[dict[str, Any]]:
-    return [{"cell": c.cell, "reference": c.reference, "metric": c.metric, "n_pairs": c.test.diff.n,
-             "diff_mean": _num(c.test.diff.mean), "diff_lo": _num(c.test.diff.lo), "diff_hi": _num(c.test.diff.hi),
-             "t": _num(c.test.t), "p": _num(c.test.p), "p_holm": _num(c.p_holm),
-             "distinguishable": bool(c.p_holm < 1 - r.confidence), "sentence": c.sentence}
-            for c in r.comparisons]
+    rows = []
+    for c in r.comparisons:
+        boot = c.bootstrap
+        sup = c.superiority
+        rows.append({
+            "cell": c.cell, "reference": c.reference, "label": c.label, "metric": c.metric, "n_pairs": c.test.diff.n,
+            "diff_mean": _num(c.test.diff.mean), "diff_lo": _num(c.test.diff.lo), "diff_hi": _num(c.test.diff.hi),
+            "diff_sd": _num(c.test.diff.sd), "bootstrap_method": "BCa",
+            "bootstrap_lo": _num(boot.lo) if boot else None, "bootstrap_hi": _num(boot.hi) if boot else None,
+            "wins": sup.wins if sup else None, "ties": sup.ties if sup else None,
+            "p_better_model": _num(sup.p_model) if sup else None, "cohen_dz": _num(c.effect[0]),
+            "hedges_gz": _num(c.effect[1]), "mdd_80": _num(c.mdd), "t": _num(c.test.t), "p": _num(c.test.p),
+            "p_holm": _num(c.p_holm), "distinguishable": c.verdict != "noise", "verdict": c.verdict,
+            "color": figures.VERDICT_COLORS[c.verdict], "sentence": c.sentence})
+    return rows
 
 
 def _num(v: Any) -> Any:
@@ -119,14 +81,22 @@ def finite_json(v: Any) -> Any:
     return v
 
 
-def report_json(r: StudyReport) -> dict[str, Any]:
+def report_json(r: StudyReport, figure_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    best = best_on_validation(r)
     return {
         "study": r.name, "description": r.description, "metric": r.metric, "metric_doc": r.metric_doc,
         "confidence": r.confidence, "baseline": r.baseline, "seeds": r.seeds, "counts": r.counts,
         "wall_time_s": r.wall_time_s, "sessions": r.sessions, "compute_time_s": r.compute_time_s,
         "workers": r.workers, "code_versions": r.code_versions, "versions": r.versions, "base": r.base,
+        "changed": {c.variant: c.changed for c in r.cells},
+        "best_on_validation": None if best is None else {
+            "cell": best.cell.cell, "chosen_on": best.chosen_on, "val_mean": _num(best.val.mean),
+            "test_at_best_val_mean": _num(best.test.mean), "test_lo": _num(best.test.lo),
+            "test_hi": _num(best.test.hi), "n": best.test.n, "sentence": best.sentence()},
         "summary": summary_rows(r), "comparisons": comparison_rows(r), "runs": r.runs, "notes": r.notes,
-        "units": "accuracies and differences are fractions (0.9 = 90%); losses are cross-entropy in nats",
+        "figures": figure_meta or {},
+        "units": "accuracies and differences are fractions (0.9 = 90%); losses are cross-entropy in nats; "
+                 "figure y-values are percent",
     }
 
 
@@ -142,163 +112,88 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     write_atomic(path, f.getvalue())
 
 
-# ---------------------------------------------------------------- documents
+# ---------------------------------------------------------------- figures and files
 
 
-def _figures(r: StudyReport) -> list[tuple[str, str, bytes]]:
-    """(file name, caption, png) of every figure, in report order."""
-    out: list[tuple[str, str, bytes]] = []
+Figure = tuple[str, str, bytes, list[dict[str, Any]]]  # (file name, caption, PNG, meta of its panels)
+
+
+def _figure(name: str, caption: str, fig: Any) -> Figure:
+    m = figures.meta(fig)  # before png(): saving closes the figure
+    return name, caption, figures.png(fig), m
+
+
+def _figures(r: StudyReport) -> list[Figure]:
+    """Every figure, in report order: overview, differences, sweeps and heat map, overlay, per-cell curves."""
+    out: list[Figure] = []
     done = [c for c in r.cells if c.n > 0]
     if not done:
         return out
     title = SUMMARY_METRICS.get(r.metric, (r.metric, ""))[0]
-    out.append(("overview.png", f"{title} per cell", figures.overview(done, r.metric, title, r.confidence)))
+    verdicts = {c.cell: c.verdict for c in r.comparisons}
+    verdicts.update({c.reference: "reference" for c in r.comparisons if c.reference not in verdicts})
+    out.append(_figure("overview.png", f"{title} per cell",
+                       figures.overview(done, r.metric, title, r.confidence, verdicts)))
     if any(c.test.diff.n > 0 for c in r.comparisons):
-        out.append(("differences.png", "paired differences against the reference",
-                    figures.differences(r.comparisons, r.confidence)))
-    if len(done) <= 20:
-        out.append(("test_curves.png", "test accuracy by epoch, every cell", figures.test_curves(done, r.confidence)))
-    for c in done:
-        png = figures.learning_curves(c, r.confidence)
-        out.append((f"curves_{slug(c.cell)}.png", f"learning curves: {c.cell}", png))
+        out.append(_figure("differences.png", "paired differences against the reference",
+                           figures.differences(r.comparisons, r.confidence)))
+    for axis in sweep_axes(r):
+        out.append(_figure(f"sweep_{slug(axis.name)}.png", f"{title} against {axis.name}",
+                           figures.sweep(axis, title, r.confidence)))
+    maps = heat_maps(r)
+    if maps:
+        out.append(_figure("heatmap.png", f"{title}: {maps[0].rows.name} × {maps[0].cols.name}",
+                           figures.heatmap(maps, title)))
+    colors = figures.variant_colors([c.variant for c in r.cells])
+    if len(done) <= 24:
+        out.append(_figure("overlay.png", "validation and test accuracy by epoch, every cell",
+                           figures.overlay(done, r.confidence, colors)))
+        acc = figures.curve_limits(done, ("train_acc", "val_acc", "test_acc"), 100.0)
+        loss = figures.curve_limits(done, ("train_loss", "val_loss", "test_loss"), 1.0)
+        for c in done:
+            out.append(_figure(f"curves_{slug(c.cell)}.png", f"learning curves: {c.cell}",
+                               figures.learning_curves(c, r.confidence, acc, loss, colors[c.variant])))
     return out
 
 
-def markdown(r: StudyReport, figure_files: list[tuple[str, str]]) -> str:
-    conf = f"{100 * r.confidence:g}%"
-    lines = [f"# Study report: {r.name}", ""]
-    if r.description:
-        lines += [r.description, ""]
-    lines += [f"Deciding metric: **{r.metric}** ({r.metric_doc}). Seeds: {', '.join(map(str, r.seeds))}. "
-              f"Runs: {', '.join(f'{v} {k}' for k, v in sorted(r.counts.items()))}.", ""]
-    lines += ["## Summary", "",
-              f"Mean ± half-width of the {conf} Student-t interval across seeds, in percent (gap in points); "
-              "n = finished seeds.", ""]
-    header = ["cell", *(SUMMARY_METRICS[k][0] for k in SUMMARY_COLUMNS), "n", "test-set interval (1 run)"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for c in r.cells:
-        binom = f"±{50 * (c.binomial[1] - c.binomial[0]):.2f} (n_test={c.n_test:,})" if c.binomial and c.n_test else "—"
-        lines.append("| " + " | ".join([c.cell, *(fmt_interval(c.metrics[k]) for k in SUMMARY_COLUMNS),
-                                        str(c.n), binom]) + " |")
-    lines += ["", "## Comparisons", ""]
-    if r.comparisons:
-        lines += [f"Paired by seed on {r.metric}; difference in points with its {conf} interval; p from the paired "
-                  "t-test, Holm-corrected across all comparisons.", "",
-                  "| comparison | n | difference | interval | p | Holm p |", "|---|---|---|---|---|---|"]
-        for cmp in r.comparisons:
-            d = cmp.test.diff
-            ci = "—" if math.isnan(d.lo) else f"{100 * d.lo:+.2f} to {100 * d.hi:+.2f}"
-            mean = "—" if d.n == 0 else f"{100 * d.mean:+.2f}"
-            lines.append(f"| {cmp.cell} − {cmp.reference} | {d.n} | {mean} | {ci} | {fmt_p(cmp.test.p)} "
-                         f"| {fmt_p(cmp.p_holm)} |")
-        lines.append("")
-        lines += [f"- {cmp.sentence}" for cmp in r.comparisons]
-    else:
-        lines.append("The study has a single cell: nothing to compare.")
-    lines += ["", binomial_line(r), ""]
-    for c in r.cells:
-        if c.diverged:
-            lines.append(f"- Diverged in {c.cell}: {'; '.join(c.diverged)}")
-    lines += [f"- {n}" for n in r.notes]
-    lines += ["", "## Figures", ""]
-    lines += [f"![{cap}](figures/{name})" for name, cap in figure_files]
-    lines += ["", "## Provenance", "", f"- code: {', '.join(r.code_versions) or 'unknown'}",
-              f"- packages: {', '.join(f'{k} {v}' for k, v in sorted(r.versions.items())) or 'unknown'}",
-              f"- base config: `{json.dumps(r.base)}`", "", wall_line(r), ""]
-    return "\n".join(lines)
+@dataclass
+class WrittenReport(Mapping[str, Path]):
+    """What ``write_report`` wrote (name -> path, like a dict) and the analysis it wrote it from."""
+
+    paths: dict[str, Path]
+    analysis: StudyReport
+
+    def __getitem__(self, key: str) -> Path:
+        return self.paths[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
 
 
-CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
-color:#222;background:#fff;line-height:1.45}
-h1{font-size:1.6em;border-bottom:2px solid #1f77b4;padding-bottom:.2em}h2{font-size:1.25em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{border:1px solid #ccc;padding:.3em .6em;
-text-align:right}th{background:#eef3f8}td:first-child,th:first-child{text-align:left}
-.yes{color:#b00;font-weight:bold}.no{color:#555}.note{color:#444;font-size:.92em}
-img{max-width:100%;border:1px solid #eee;margin:.4em 0}.wall{font-weight:bold;margin-top:2em}
-li{margin:.3em 0}code{background:#f4f4f4;padding:0 .2em}
-"""
-
-
-def html_doc(r: StudyReport, figs: list[tuple[str, str, bytes]]) -> str:
-    e = html.escape
-    conf = f"{100 * r.confidence:g}%"
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Study report: {e(r.name)}</title>",
-             f"<style>{CSS}</style></head><body>", f"<h1>Study report: {e(r.name)}</h1>"]
-    if r.description:
-        parts.append(f"<p>{e(r.description)}</p>")
-    parts.append(f"<p>Deciding metric: <b>{e(r.metric)}</b> ({e(r.metric_doc)}). Seeds: "
-                 f"{e(', '.join(map(str, r.seeds)))}. Runs: "
-                 f"{e(', '.join(f'{v} {k}' for k, v in sorted(r.counts.items())))}.</p>")
-    parts.append(f"<h2>Summary</h2><p class='note'>Mean ± half-width of the {conf} Student-t interval across "
-                 "seeds, in percent (gap in points); n = finished seeds.</p>")
-    head = ["cell", *(SUMMARY_METRICS[k][0] for k in SUMMARY_COLUMNS), "n", "test-set interval (1 run)"]
-    parts.append("<table id='summary'><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>")
-    for c in r.cells:
-        binom = f"±{50 * (c.binomial[1] - c.binomial[0]):.2f} (n_test={c.n_test:,})" if c.binomial and c.n_test else "—"
-        cells = [c.cell, *(fmt_interval(c.metrics[k]) for k in SUMMARY_COLUMNS), str(c.n), binom]
-        parts.append("<tr>" + "".join(f"<td>{e(x)}</td>" for x in cells) + "</tr>")
-    parts.append("</tbody></table>")
-    parts.append("<h2>Comparisons</h2>")
-    if r.comparisons:
-        parts.append(f"<p class='note'>Paired by seed on {e(r.metric)}; difference in points with its {conf} "
-                     "interval; p from the paired t-test, Holm-corrected across all comparisons.</p>")
-        parts.append("<table id='comparisons'><thead><tr><th>comparison</th><th>n</th><th>difference</th>"
-                     "<th>interval</th><th>p</th><th>Holm p</th><th>beats noise?</th></tr></thead><tbody>")
-        for cmp in r.comparisons:
-            d = cmp.test.diff
-            ci = "—" if math.isnan(d.lo) else f"{100 * d.lo:+.2f} to {100 * d.hi:+.2f}"
-            mean = "—" if d.n == 0 else f"{100 * d.mean:+.2f}"
-            yes = cmp.p_holm < 1 - r.confidence
-            verdict = f"<td class='{'yes' if yes else 'no'}'>{'yes' if yes else 'no'}</td>"
-            parts.append(f"<tr><td>{e(cmp.cell)} − {e(cmp.reference)}</td><td>{d.n}</td><td>{mean}</td><td>{ci}</td>"
-                         f"<td>{fmt_p(cmp.test.p)}</td><td>{fmt_p(cmp.p_holm)}</td>{verdict}</tr>")
-        parts.append("</tbody></table><ul>" + "".join(f"<li>{e(x.sentence)}</li>" for x in r.comparisons) + "</ul>")
-    else:
-        parts.append("<p>The study has a single cell: nothing to compare.</p>")
-    parts.append(f"<p>{e(binomial_line(r))}</p>")
-    notes = [f"Diverged in {c.cell}: {'; '.join(c.diverged)}" for c in r.cells if c.diverged] + r.notes
-    if notes:
-        parts.append("<ul class='note'>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
-    parts.append("<h2>Figures</h2>")
-    for _, cap, png in figs:
-        b64 = base64.b64encode(png).decode("ascii")
-        parts.append(f"<figure><img alt='{e(cap)}' src='data:image/png;base64,{b64}'><figcaption>{e(cap)}"
-                     "</figcaption></figure>")
-    parts.append("<h2>Runs</h2><details><summary>every run</summary><table id='runs'><thead><tr><th>run</th>"
-                 "<th>status</th><th>final test acc</th><th>test @ best val</th><th>best epoch</th><th>wall (s)"
-                 "</th></tr></thead><tbody>")
-    for run in r.runs:
-        acc = "—" if run["test_acc"] is None else f"{100 * run['test_acc']:.2f}"
-        best = "—" if run["test_acc_at_best_val"] is None else f"{100 * run['test_acc_at_best_val']:.2f}"
-        wall = "—" if run["wall_time_s"] is None else f"{run['wall_time_s']:.1f}"
-        parts.append(f"<tr><td>{e(run['label'])}</td><td>{e(run['status'])}</td><td>{acc}</td><td>{best}</td>"
-                     f"<td>{run['best_epoch'] or '—'}</td><td>{wall}</td></tr>")
-    parts.append("</tbody></table></details>")
-    parts.append("<h2>Provenance</h2><ul class='note'>"
-                 f"<li>code: {e(', '.join(r.code_versions) or 'unknown')}</li>"
-                 f"<li>packages: {e(', '.join(f'{k} {v}' for k, v in sorted(r.versions.items())) or 'unknown')}</li>"
-                 f"<li>base config: <code>{e(json.dumps(r.base))}</code></li></ul>")
-    parts.append(f"<p class='wall'>{e(wall_line(r))}</p></body></html>")
-    return "\n".join(parts)
-
-
-def write_report(study_dir: str | Path, out: str | Path | None = None, study: str | None = None) -> dict[str, Path]:
+def write_report(study_dir: str | Path, out: str | Path | None = None, study: str | None = None) -> WrittenReport:
     """Analyze the study in ``study_dir`` and write every report format into ``out`` (default
-    ``<study_dir>/report``). Returns name -> path."""
+    ``<study_dir>/report``). Returns the paths (name -> path) with the analysis (``.analysis``), so a caller
+    prints from the same numbers without analyzing twice."""
+    from ablab.report.documents import html_doc, markdown
+
     r = analyze(study_dir, study)
     out = Path(out) if out is not None else r.out_dir / "report"
     (out / "figures").mkdir(parents=True, exist_ok=True)
     figs = _figures(r)
-    for name, _, png in figs:
-        write_atomic(out / "figures" / name, png)  # a full disk leaves no truncated PNG
+    for name, _, data, _ in figs:
+        write_atomic(out / "figures" / name, data)  # a full disk leaves no truncated PNG
     paths = {"html": out / "report.html", "markdown": out / "report.md", "json": out / "report.json",
              "summary_csv": out / "summary.csv", "comparisons_csv": out / "comparisons.csv",
              "runs_csv": out / "runs.csv"}
-    write_atomic(paths["html"], html_doc(r, figs))
-    write_atomic(paths["markdown"], markdown(r, [(n, c) for n, c, _ in figs]))
-    write_atomic(paths["json"], json.dumps(finite_json(report_json(r)), indent=2, allow_nan=False, default=str) + "\n")
+    write_atomic(paths["html"], html_doc(r, [(n, c, d) for n, c, d, _ in figs]))
+    write_atomic(paths["markdown"], markdown(r, [(n, c) for n, c, _, _ in figs]))
+    meta = {name: panels for name, _, _, panels in figs}
+    write_atomic(paths["json"], json.dumps(finite_json(report_json(r, meta)), indent=2, allow_nan=False,
+                                           default=str) + "\n")
     _write_csv(paths["summary_csv"], summary_rows(r))
     _write_csv(paths["comparisons_csv"], comparison_rows(r))
     _write_csv(paths["runs_csv"], r.runs)
-    return paths
+    return WrittenReport(paths, r)

@@ -36,16 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import UserError
+from ablab.metrics import DECIDING_METRICS
 from ablab.study.tomlpos import find_line
 from ablab.train.config import FIELDS, MAX_SEED, ConfigError, TrainConfig
 
-# metric name -> what it means (all fractions of the samples; accuracies in [0, 1])
-METRICS: dict[str, str] = {
-    "test_acc": "test accuracy after the last epoch",
-    "test_acc_at_best_val": "test accuracy at the epoch of best validation accuracy",
-    "val_acc": "validation accuracy after the last epoch",
-    "best_val_acc": "best validation accuracy over the epochs",
-}
+METRICS = DECIDING_METRICS  # metric name -> what it means (ablab.metrics holds the one list)
 
 STUDY_KEYS = {
     "name": "the study's name (default: the file name); also its default output folder runs/<name>",

@@ -38,6 +38,7 @@ from torch import nn
 
 from ablab.errors import UserError
 from ablab.jsonable import jsonable
+from ablab.metrics import EPOCH_METRICS
 from ablab.train.config import TrainConfig
 from ablab.train.optim import lr_at, make_optimizer
 from ablab.train.runtime import cpu_settings, evaluate, prepare_split, set_threads, versions
@@ -51,8 +52,7 @@ if TYPE_CHECKING:
 Callback = Callable[[str, dict[str, Any]], None]
 
 CHECK_EVERY = 50  # steps between divergence checks (one host sync each)
-METRIC_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
-               "train_time_s", "eval_time_s")
+METRIC_KEYS = ("epoch", *EPOCH_METRICS)  # the one list: ablab.metrics
 
 
 @dataclass
