@@ -116,7 +116,8 @@ def test_unknown_preset_suggests():
         load_study("mlp-sweep")
 
 
-@pytest.mark.parametrize("name", ["fashion-regularization", "mlp-sweeps", "cifar-lenet"])
+@pytest.mark.parametrize("name", ["fashion-regularization", "fashion-regularization-classic", "mlp-sweeps",
+                                  "cifar-lenet", "fashion-small-best"])
 def test_every_preset_parses_and_dry_runs(name, tmp_path):
     assert name in list_presets()
     s = load_study(name)
@@ -124,9 +125,9 @@ def test_every_preset_parses_and_dry_runs(name, tmp_path):
     runs = expand(s)
     costs = estimate(s, tmp_path / "none", measure=False)
     assert len(costs) == len(runs) and all(c.train_flops > 0 and c.status == "new" for c in costs)
-    # the repository's studies/ folder holds identical copies of the packaged files
-    assert (ROOT / "studies" / f"{name}.toml").read_text() == s.text
-    assert load_study(ROOT / "studies" / f"{name}.toml").name == name
+    # one folder: the packaged file is the one the repository holds
+    path = ROOT / "src" / "ablab" / "studies" / f"{name}.toml"
+    assert path.read_text() == s.text and load_study(path).name == name
 
 
 def test_fashion_regularization_is_the_issue_study():
@@ -143,4 +144,21 @@ def test_fashion_regularization_is_the_issue_study():
 
 
 def test_presets_are_listed_in_the_packaged_folder():
-    assert set(list_presets()) == {p.stem for p in (ROOT / "studies").glob("*.toml")}
+    assert set(list_presets()) == {p.stem for p in (ROOT / "src" / "ablab" / "studies").glob("*.toml")}
+    assert not list((ROOT / "studies").glob("*.toml"))  # no second copy to keep in sync
+
+
+def test_classic_and_small_best_presets():
+    classic, modern = load_study("fashion-regularization-classic"), load_study("fashion-regularization")
+    assert classic.base["model"] == "lenet5" and modern.base["model"] == "lenet5-modern"
+    assert {k: v for k, v in classic.base.items() if k != "model"} == {k: v for k, v in modern.base.items()
+                                                                       if k != "model"}
+    assert [v.overrides for v in classic.variants] == [v.overrides for v in modern.variants]
+    small = load_study("fashion-small-best")
+    assert small.metric == "best_val_acc" and len(small.seeds) == 5  # chosen on validation, 5 seeds
+    cost = estimate(small, measure=False)[0]
+    assert cost.macs == 1_985_408
+    from ablab.calc.summary import summarize_spec
+    from ablab.spec import parse_spec
+
+    assert summarize_spec(parse_spec(small.base["model"]), (1, 28, 28)).totals.params == 89_722  # <= 100,000

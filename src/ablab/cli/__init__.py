@@ -81,7 +81,7 @@ def cli() -> None:
     \b
     Example:
       ablab summary lenet5 --input 1x28x28
-      ablab study run studies/fashion-regularization.toml
+      ablab study run fashion-regularization
     """
 
 

@@ -31,7 +31,7 @@ def study() -> None:
     \b
     Example:
       ablab study run fashion-regularization
-      ablab study run studies/mlp-sweeps.toml --out runs/mlp --workers 2
+      ablab study run mlp-sweeps --out runs/mlp --workers 2
       ablab study report runs/fashion-regularization
     """
 
@@ -64,8 +64,8 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
     \b
     Example:
       ablab study run fashion-regularization --dry-run
-      ablab study run studies/fashion-regularization.toml --out runs/fr --workers 2
-      ablab study run studies/mlp-sweeps.toml --executor ray --address auto
+      ablab study run my-study.toml --out runs/mine --workers 2
+      ablab study run mlp-sweeps --executor ray --address auto
     """
     from pathlib import Path
 
@@ -245,20 +245,24 @@ def plan_cmd(study_dir: str, effect: float, target: float) -> None:
 
 
 @study.command("presets", context_settings=CTX)
-def presets_cmd() -> None:
-    """List the preset studies (run one with `ablab study run NAME`).
+@click.option("--show", "show", metavar="NAME", help="Print preset NAME's study file (to start your own from).")
+def presets_cmd(show: str | None) -> None:
+    """List the preset studies (run one with `ablab study run NAME`), or print one.
 
     \b
     Example:
       ablab study presets
-      ablab study run fashion-regularization --dry-run
+      ablab study presets --show mlp-sweeps > my-study.toml
     """
-    from ablab.study.studyfile import list_presets, load_study
+    from ablab.study.studyfile import list_presets, load_study, resolve_study_path
 
+    if show is not None:
+        click.echo(resolve_study_path(show.removesuffix(".toml") if "/" not in show else show)[1], nl=False)
+        return
     for name in list_presets():
         s = load_study(name)
         n = len(s.seeds) * len(s.variants) * math.prod(len(v) for _, v in s.grid)
-        click.echo(f"{name:24s} {n:4d} runs  {s.description.splitlines()[0] if s.description else ''}")
+        click.echo(f"{name:31s} {n:4d} runs  {s.description.splitlines()[0] if s.description else ''}")
 
 
 @click.group("runs", context_settings=CTX)
