@@ -252,7 +252,7 @@ def presets_cmd(show: str | None) -> None:
     \b
     Example:
       ablab study presets
-      ablab study presets --show mlp-sweeps > my-study.toml
+      ablab study presets --show mlp-sweeps
     """
     from ablab.study.studyfile import list_presets, load_study, resolve_study_path
 
