@@ -51,16 +51,27 @@ def test_not_found_lists_every_place_and_fixes(env, monkeypatch):
     os.remove(tmp / "partial" / "tiny" / "t10k-labels-idx1-ubyte.gz")
     monkeypatch.setenv("ABLAB_DATA", str(tmp / "envdir"))
     with pytest.raises(DataError) as e:
-        load_dataset("tiny", data_dir=tmp / "partial", download=False)
+        load_dataset("tiny", download=False)
     msg = str(e.value)
     assert msg.startswith("dataset 'tiny' not found. Looked in, in this order:")
-    order = [f"{tmp}/partial/tiny  (incomplete: found 3 of 4 files; missing t10k-labels-idx1-ubyte[.gz])",
-             f"{tmp}/partial  (none of the files)", f"{tmp}/envdir/tiny  (no such folder)",
-             f"{tmp}/user-cache/ablab/tiny  (no such folder)", f"{system}/tiny  (no such folder)"]
+    order = [f"{tmp}/envdir/tiny  (no such folder)", f"{tmp}/user-cache/ablab/tiny  (no such folder)",
+             f"{system}/tiny  (no such folder)"]
     positions = [msg.index(o) for o in order]
     assert positions == sorted(positions)
-    assert f"ablab data fetch tiny --data-dir {tmp}/partial" in msg
     assert "t10k-labels-idx1-ubyte.gz" in msg and spec.apt_package is None and "apt-get" not in msg
+    # --data-dir is a promise: only that folder is searched, an incomplete copy is named, no fallback
+    write_tiny_idx(tmp / "envdir" / "tiny")  # a complete copy elsewhere must not be used
+    for download in (False, True):
+        with pytest.raises(DataError) as e:
+            load_dataset("tiny", data_dir=tmp / "partial", download=download)
+        msg = str(e.value)
+        assert msg.startswith(f"dataset 'tiny' not found in --data-dir {tmp}/partial (with --data-dir no other place "
+                              "is searched). Looked in:")
+        order = [f"{tmp}/partial/tiny  (incomplete: found 3 of 4 files; missing t10k-labels-idx1-ubyte[.gz])",
+                 f"{tmp}/partial  (none of the files)"]
+        positions = [msg.index(o) for o in order]
+        assert positions == sorted(positions) and "envdir" not in msg and str(system) not in msg
+        assert f"ablab data fetch tiny --data-dir {tmp}/partial" in msg
 
 
 def test_fashion_not_found_suggests_apt(env):

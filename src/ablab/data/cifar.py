@@ -24,6 +24,7 @@ from ablab.data.errors import DataError
 from ablab.data.idx import check_labels
 
 RECORD_BYTES = 1 + 3 * 32 * 32  # label byte + R, G, B planes of 32x32
+PICKLE_OVERHEAD = 1 << 20  # bytes a python-version batch may add to its records (dict, keys, file names)
 BIN_DIR = "cifar-10-batches-bin"
 PY_DIR = "cifar-10-batches-py"
 
@@ -122,24 +123,48 @@ def parse_cifar_pickle(buf: bytes, path: str | Path, expected_records: int | Non
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise DataError(f"{path}: 'data' must be a uint8 array (N, 3072), got {desc}")
-    if not (isinstance(labels, list | np.ndarray) and all(isinstance(v, int | np.integer) for v in labels)):
-        raise DataError(f"{path}: 'labels' must be a list of integers")
-    y = np.asarray(labels, dtype=np.int64)
+    y = _labels(labels, path, num_classes)
     if y.shape[0] != data.shape[0]:
         raise DataError(f"count mismatch in {path}: {data.shape[0]:,} images but {y.shape[0]:,} labels")
     if expected_records is not None and y.shape[0] != expected_records:
         raise DataError(f"{path}: {y.shape[0]:,} records, expected {expected_records:,}")
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        i = int(np.flatnonzero((y < 0) | (y >= num_classes))[0])
-        raise DataError(f"{path}: label {int(y[i])} at index {i:,} is outside 0..{num_classes - 1}")
     return data.reshape(-1, 3, 32, 32).copy(), y  # (N, 3, 32, 32)
+
+
+def _labels(labels: Any, path: str | Path, num_classes: int) -> np.ndarray:
+    """A python-version ``labels`` entry as int64, each an integer (booleans are not labels) in
+    0..num_classes-1 — checked before conversion, so 2**70 is an error, not an OverflowError."""
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            raise DataError(f"{path}: 'labels' must be a 1-d integer array, got {labels.dtype} {labels.shape}")
+        values: list[Any] = labels.tolist()
+    elif isinstance(labels, list):
+        values = labels
+    else:
+        raise DataError(f"{path}: 'labels' must be a list of integers, got {type(labels).__name__}")
+    for i, v in enumerate(values):
+        if isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer):
+            raise DataError(f"{path}: label at index {i:,} is {type(v).__name__} {str(v)[:40]}, expected an "
+                            "integer class index")
+        if not 0 <= int(v) < num_classes:
+            text = str(int(v)) if abs(int(v)) < 10**30 else f"{str(int(v))[:20]}... ({len(str(int(v)))} digits)"
+            raise DataError(f"{path}: label {text} at index {i:,} is outside 0..{num_classes - 1}")
+    return np.asarray(values, dtype=np.int64)
+
+
+def max_batch_bytes(files: Any) -> int:
+    """The most bytes one batch file may have (records × 3,073, plus pickle overhead): the cap on what is
+    read from a batch file or archive member."""
+    return int(files.records_per_batch) * RECORD_BYTES + PICKLE_OVERHEAD
 
 
 # ---------------------------------------------------------------- archives
 
-def read_archive_members(archive: str | Path, wanted: dict[str, str]) -> dict[str, bytes]:
+def read_archive_members(archive: str | Path, wanted: dict[str, str],
+                         max_member_bytes: int | None = None) -> dict[str, bytes]:
     """Read the members named in ``wanted`` (member path inside the tar -> key) from a ``.tar.gz``
-    without extracting anything to disk; only regular files are accepted (no links, no devices)."""
+    without extracting anything to disk; only regular files are accepted (no links, no devices), and a
+    member whose header declares more than ``max_member_bytes`` is refused before it is inflated."""
     out: dict[str, bytes] = {}
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -149,6 +174,9 @@ def read_archive_members(archive: str | Path, wanted: dict[str, str]) -> dict[st
                     continue
                 if not member.isfile():
                     raise DataError(f"{archive}: member {member.name} is not a regular file")
+                if max_member_bytes is not None and member.size > max_member_bytes:
+                    raise DataError(f"{archive}: member {member.name} declares {member.size:,} bytes, more than "
+                                    f"the {max_member_bytes:,} a batch holds; refusing to inflate it")
                 f = tar.extractfile(member)
                 assert f is not None  # regular file
                 out[key] = f.read()

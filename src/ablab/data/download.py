@@ -20,11 +20,11 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ablab.data.cifar import BIN_DIR, read_archive_members
+from ablab.data.cifar import BIN_DIR, max_batch_bytes, read_archive_members
 from ablab.data.errors import DataError
 from ablab.data.locate import Found, find_in_dir, locate, target_dir
 from ablab.data.registry import CifarFiles, DataFile, DatasetSpec, IdxFiles, get_spec
-from ablab.data.verify import MANIFEST, check_file, verify_found
+from ablab.data.verify import MANIFEST, check_file, content_limit, verify_found
 
 CHUNK = 1 << 20  # bytes per read: 1 MiB
 TIMEOUT_S = 30.0  # seconds without data before a download is abandoned
@@ -53,11 +53,14 @@ def _progress_bar(enabled: bool, label: str, total: int | None) -> Iterator[Call
 
 
 def download_file(url: str, dest: str | Path, expected: DataFile, *, progress: bool = True,
-                  timeout: float = TIMEOUT_S) -> Path:
+                  timeout: float = TIMEOUT_S, max_bytes: int | None = None, max_content: int | None = None) -> Path:
     """Download ``url`` to ``dest`` atomically and verify it against ``expected``'s SHA-256.
 
-    Raises DataError naming the URL on any failure (HTTP error, refused or dropped connection, short
-    read, checksum mismatch); ``dest`` is then untouched and no temporary file is left behind.
+    Bounded: a server declaring, or sending, more than ``max_bytes`` is cut off at the first byte beyond
+    it, and the checksum of a compressed file inflates at most ``max_content`` bytes (see
+    :func:`download_caps`). Raises DataError naming the URL on any failure (HTTP error, refused or
+    dropped connection, short read, too large, checksum mismatch); ``dest`` is then untouched and no
+    temporary file is left behind.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -67,17 +70,22 @@ def download_file(url: str, dest: str | Path, expected: DataFile, *, progress: b
         req = urllib.request.Request(url, headers={"User-Agent": "ablab (dataset fetch)"})
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
             declared = int(resp.headers.get("Content-Length") or 0) or None
+            too_big = f"more than the {max_bytes or 0:,} bytes {expected.name} can have; refusing it"
+            if max_bytes is not None and declared is not None and declared > max_bytes:
+                raise DataError(f"{url}: the server announces {declared:,} bytes, {too_big}")
             written = 0
             with _progress_bar(progress, dest.name, declared or expected.size) as advance:
                 while chunk := resp.read(CHUNK):
-                    out.write(chunk)
                     written += len(chunk)
+                    if max_bytes is not None and written > max_bytes:
+                        raise DataError(f"{url}: the server sent {too_big}")
+                    out.write(chunk)
                     advance(len(chunk))
             if declared is not None and written != declared:
                 raise DataError(f"{url}: connection dropped after {written:,} of {declared:,} bytes")
             out.flush()
             os.fsync(out.fileno())
-        check_file(tmp, expected, shown_as=url)
+        check_file(tmp, expected, shown_as=url, max_content=max_content)
         os.replace(tmp, dest)  # atomic on POSIX: dest is either absent/old or the complete, verified file
         return dest
     except DataError:
@@ -97,14 +105,27 @@ def download_file(url: str, dest: str | Path, expected: DataFile, *, progress: b
         tmp.unlink(missing_ok=True)
 
 
+def download_caps(spec: DatasetSpec, f: DataFile) -> tuple[int | None, int | None]:
+    """(most bytes to download, most bytes its content may inflate to), from the registry entry: the
+    published size when known; else, for a gzip IDX file, its content size plus gzip's worst-case
+    overhead (stored blocks: 5 bytes per 64 KiB, plus headers)."""
+    content = content_limit(spec, f)
+    if f.size is not None:
+        return f.size, content
+    if content is not None:
+        return content + content // 10_000 + 1024, content
+    return None, None
+
+
 def download_from_mirrors(spec: DatasetSpec, f: DataFile, dest: Path, *, mirror: str | None = None,
                           progress: bool = True) -> Path:
     """Try each mirror in turn; one DataError listing every URL's failure if none worked."""
     failures = []
+    max_bytes, max_content = download_caps(spec, f)
     for base in spec.download_mirrors(mirror):
         url = base.rstrip("/") + "/" + f.name
         try:
-            return download_file(url, dest, f, progress=progress)
+            return download_file(url, dest, f, progress=progress, max_bytes=max_bytes, max_content=max_content)
         except DataError as e:
             failures.append(str(e))
     raise DataError(f"could not download {f.name}: " + "; ".join(failures))
@@ -115,7 +136,7 @@ def _extract_cifar(archive: Path, folder: Path, files: CifarFiles) -> Path:
     temporary folder and a rename), with a SHA256SUMS manifest of what was written. Only the expected
     regular-file members are read; nothing in the archive chooses a path on disk."""
     names = [f"{b}.bin" for b in files.train_batches + files.test_batches]
-    members = read_archive_members(archive, {f"{BIN_DIR}/{n}": n for n in names})
+    members = read_archive_members(archive, {f"{BIN_DIR}/{n}": n for n in names}, max_batch_bytes(files))
     final = folder / BIN_DIR
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{BIN_DIR}."))
     try:
@@ -140,7 +161,7 @@ def _download_all(spec: DatasetSpec, folder: Path, *, mirror: str | None, force:
             dest = folder / f.name
             if not force and dest.is_file():
                 with contextlib.suppress(DataError):
-                    check_file(dest, f)
+                    check_file(dest, f, max_content=content_limit(spec, f))
                     continue
             download_from_mirrors(spec, f, dest, mirror=mirror, progress=progress)
     elif isinstance(spec.files, CifarFiles):

@@ -6,13 +6,21 @@ big-endian uint32 sizes; then the elements, row-major. Images are ``idx3`` (N, r
 ``idx1`` (N,). We read the whole file into memory and view it with ``numpy.frombuffer`` — one
 decompression and one copy, no per-sample Python — and check every header field against the byte count,
 so a truncated or padded file is an error that names the file, never a silently shifted image.
+
+Bounded by construction: :func:`read_idx_bytes` decompresses as a stream, reads the header first, refuses
+a header that declares more than the caller's cap (the dataset's known size), and then reads at most the
+declared bytes plus a small probe — so a gzip bomb (a small file inflating to gigabytes) costs at most
+the dataset's own size in memory, and is an error at the first byte beyond what the header declares.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -22,14 +30,87 @@ IDX_UBYTE = 0x08  # element type code of unsigned bytes, the only one MNIST-styl
 _TYPE_NAMES = {0x08: "uint8", 0x09: "int8", 0x0B: "int16", 0x0C: "int32", 0x0D: "float32", 0x0E: "float64"}
 
 
-def read_file_bytes(path: str | Path) -> bytes:
-    """The file's content, decompressed when it is gzip (by magic ``1f 8b``, not by name)."""
+CHUNK = 1 << 20  # bytes per streamed read
+TRAIL_PROBE = 1 << 16  # bytes read past the declared end to report how much is trailing
+
+
+@contextlib.contextmanager
+def open_content(path: str | Path, label: str | Path | None = None) -> Iterator[BinaryIO]:
+    """The file's content as a stream, decompressed when it is gzip (by magic ``1f 8b``, not by name);
+    gzip and I/O errors while reading become DataErrors naming ``label`` (default: the path)."""
     p = Path(path)
+    label = label or p
     try:
-        raw = p.read_bytes()
+        f = open(p, "rb")  # noqa: SIM115 - closed below
     except OSError as e:
         raise DataError(f"{p}: cannot read ({e.strerror or e})") from None
-    return gunzip_if_needed(raw, p, named_gz=p.suffix == ".gz")
+    try:
+        magic = f.read(2)
+        f.seek(0)
+        if magic != b"\x1f\x8b":
+            if p.suffix == ".gz":
+                raise DataError(f"{label}: named .gz but is not a gzip file (starts with "
+                                f"{f.read(4).hex(' ') or 'nothing'})")
+            yield f
+        else:
+            with gzip.GzipFile(fileobj=f, mode="rb") as g:
+                yield g  # type: ignore[misc]
+    except EOFError:
+        raise DataError(f"{label}: truncated gzip file ({p.stat().st_size:,} bytes; the compressed stream ends "
+                        "early) — an interrupted copy or download; fetch it again") from None
+    except (gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"{label}: damaged gzip file ({e}); fetch it again") from None
+    except OSError as e:
+        raise DataError(f"{label}: cannot read ({e.strerror or e})") from None
+    finally:
+        f.close()
+
+
+def read_upto(stream: BinaryIO, n: int) -> bytes:
+    """At most ``n`` bytes of ``stream``, in chunks (memory grows with the data that actually arrives,
+    never with ``n``)."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = stream.read(min(CHUNK, n - len(out)))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+def read_file_bytes(path: str | Path, max_bytes: int | None = None) -> bytes:
+    """The file's content, decompressed when it is gzip; with ``max_bytes``, a DataError as soon as the
+    content goes past that many bytes (nothing beyond it is inflated)."""
+    with open_content(path) as f:
+        if max_bytes is None:
+            return f.read()
+        data = read_upto(f, max_bytes + 1)
+    if len(data) > max_bytes:
+        raise DataError(f"{path}: content is larger than the {max_bytes:,} bytes expected; not read further")
+    return data
+
+
+def read_idx_bytes(path: str | Path, ndim: int, max_data: int | None = None) -> bytes:
+    """An IDX file's header and data, read as a bounded stream: the header's dimensions decide how much
+    is read (at most ``max_data`` data bytes when given); :func:`parse_idx` then checks the result."""
+    header = 4 + 4 * ndim
+    with open_content(path) as f:
+        head = read_upto(f, header)
+        if len(head) < header or head[:4] != bytes([0, 0, IDX_UBYTE, ndim]):
+            return head  # parse_idx names what is wrong with the magic / header
+        dims = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+        need = 1
+        for d in dims:
+            need *= d
+        dim_text = " x ".join(f"{d:,}" for d in dims)
+        if max_data is not None and need > max_data:
+            raise DataError(f"{path}: the header declares {dim_text} = {need:,} data bytes, more than the "
+                            f"{max_data:,} this dataset holds; refusing to read it")
+        data = read_upto(f, need + TRAIL_PROBE)
+    if len(data) == need + TRAIL_PROBE:
+        raise DataError(f"{path}: more than {TRAIL_PROBE:,} trailing bytes after the {dim_text} = {need:,} data "
+                        "bytes the header declares (stopped reading there)")
+    return head + data
 
 
 def gunzip_if_needed(raw: bytes, label: str | Path, named_gz: bool = False) -> bytes:
@@ -117,10 +198,14 @@ def read_idx_pair(images_path: str | Path, labels_path: str | Path, num_classes:
                   image_hw: tuple[int, int] | None = None,
                   expected_count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read and validate one split: (uint8 images (N, 1, H, W), int64 labels (N,))."""
-    x = parse_images(read_file_bytes(images_path), images_path, image_hw)
-    y = parse_labels(read_file_bytes(labels_path), labels_path, num_classes)
+    x = parse_images(read_idx_bytes(images_path, 3, _cap(expected_count, image_hw)), images_path, image_hw)
+    y = parse_labels(read_idx_bytes(labels_path, 1, expected_count), labels_path, num_classes)
     check_pair(x, y, images_path, labels_path, expected_count)
     return x, y
+
+
+def _cap(count: int | None, hw: tuple[int, int] | None) -> int | None:
+    return None if count is None or hw is None else count * hw[0] * hw[1]
 
 
 def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> Path:

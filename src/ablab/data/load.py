@@ -20,14 +20,23 @@ import numpy as np
 import torch
 
 from ablab.data import synthetic
-from ablab.data.cifar import parse_cifar_bin, parse_cifar_pickle, read_archive_members
+from ablab.data.cifar import max_batch_bytes, parse_cifar_bin, parse_cifar_pickle, read_archive_members
 from ablab.data.dataset import Dataset, Split, channel_stats
 from ablab.data.errors import DataError
-from ablab.data.idx import check_pair, parse_images, parse_labels, read_file_bytes
+from ablab.data.idx import check_pair, parse_images, parse_labels, read_file_bytes, read_idx_bytes
 from ablab.data.locate import Found, locate, not_found_error
 from ablab.data.registry import CifarFiles, DatasetSpec, IdxFiles, get_spec
 from ablab.data.split import TEST_SUBSET_SEED, split_indices
-from ablab.data.verify import MANIFEST, Check, check_content, check_file, manifest_digest, sha256_bytes, verify_found
+from ablab.data.verify import (
+    MANIFEST,
+    Check,
+    check_content,
+    check_file,
+    idx_data_bytes,
+    manifest_digest,
+    sha256_bytes,
+    verify_found,
+)
 
 RAW_CACHE_SIZE = 4  # official datasets held in memory (Fashion-MNIST: 55 MB as uint8)
 DATASET_CACHE_SIZE = 16  # finished Dataset objects (split/limit variants)
@@ -71,9 +80,11 @@ def read_raw(spec: DatasetSpec, found: Found) -> Raw:
         pinned = spec.files.all()
         arrays: dict[str, np.ndarray] = {}
         for role, path in found.files.items():
-            buf = read_file_bytes(path)
-            files[role] = {"path": str(path), "sha256": check_content(buf, path, pinned[role])}
             hw = (spec.shape[1], spec.shape[2])
+            # bounded: at most the registered count of images/labels is ever inflated (gzip bombs)
+            images = role.endswith("images")
+            buf = read_idx_bytes(path, 3 if images else 1, idx_data_bytes(spec, role))
+            files[role] = {"path": str(path), "sha256": check_content(buf, path, pinned[role])}
             arrays[role] = (parse_images(buf, path, hw) if role.endswith("images")
                             else parse_labels(buf, path, len(spec.classes)))
         f = found.files
@@ -91,7 +102,7 @@ def read_raw(spec: DatasetSpec, found: Found) -> Raw:
             is_bin = found.fmt == "cifar-bin-archive"
             digest = check_file(archive, c.binary_archive if is_bin else c.python_archive)
             sub, suffix = ("cifar-10-batches-bin", ".bin") if is_bin else ("cifar-10-batches-py", "")
-            blobs = read_archive_members(archive, {f"{sub}/{b}{suffix}": b for b in batches})
+            blobs = read_archive_members(archive, {f"{sub}/{b}{suffix}": b for b in batches}, max_batch_bytes(c))
             names = {b: f"{archive}:{sub}/{b}{suffix}" for b in batches}
             files["archive"] = {"path": str(archive), "sha256": digest}
         else:
@@ -99,7 +110,7 @@ def read_raw(spec: DatasetSpec, found: Found) -> Raw:
             blobs, names = {}, {}
             for b in batches:
                 path = found.files[b]
-                blobs[b] = path.read_bytes()
+                blobs[b] = read_file_bytes(path, max_batch_bytes(c))
                 names[b] = str(path)
                 manifest = manifest_digest(path)
                 digest = sha256_bytes(blobs[b])
@@ -122,7 +133,7 @@ def _locate_or_fetch(spec: DatasetSpec, data_dir: str | Path | None, download: b
     found = locate(spec, data_dir)
     if found is not None:
         return found
-    if not download:
+    if not download or data_dir is not None:  # --data-dir is a promise: not there -> say so and stop
         raise not_found_error(spec, data_dir)
     from ablab.data.download import fetch
 

@@ -1,6 +1,9 @@
-"""Where a dataset's files are: an explicit ``data_dir``, then ``$ABLAB_DATA``, then the user cache
-directory, then system locations (Debian's ``dataset-fashion-mnist`` installs to
-``/usr/share/datasets/fashion-mnist/``). Each root is tried as ``ROOT/<name>`` and as ``ROOT`` itself.
+"""Where a dataset's files are: ``$ABLAB_DATA``, then the user cache directory, then system locations
+(Debian's ``dataset-fashion-mnist`` installs to ``/usr/share/datasets/fashion-mnist/``). Each root is
+tried as ``ROOT/<name>`` and as ``ROOT`` itself.
+
+An explicit ``data_dir`` (``--data-dir``) is a promise: it is the only place searched. When the data is
+not there, or only partly, the error says so — ablab never quietly falls back to another copy.
 
 Only finding happens here (stat calls, no reading); when nothing is found, :func:`not_found_error`
 builds the one error that lists every place looked and the commands that fix it.
@@ -33,11 +36,11 @@ def user_cache_dir() -> Path:
 
 
 def search_dirs(name: str, data_dir: str | Path | None = None) -> list[tuple[str, Path]]:
-    """(how, folder) pairs in search order, without duplicates."""
+    """(how, folder) pairs in search order, without duplicates; only ``data_dir`` when it is given."""
     out: list[tuple[str, Path]] = []
     if data_dir is not None:
         d = Path(data_dir).expanduser()
-        out += [("--data-dir", d / name), ("--data-dir", d)]
+        return [("--data-dir", d / name), ("--data-dir", d)]
     env = os.environ.get(DATA_ENV)
     if env:
         e = Path(env).expanduser()
@@ -139,7 +142,9 @@ def not_found_error(spec: DatasetSpec, data_dir: str | Path | None = None,
                     download_error: str | None = None) -> DataError:
     """The one error for a dataset that is nowhere: every place looked (and what was there), why a
     download did not help, and the exact commands that fix it."""
-    lines = [f"dataset '{spec.name}' not found. Looked in, in this order:"]
+    lines = [f"dataset '{spec.name}' not found. Looked in, in this order:" if data_dir is None else
+             f"dataset '{spec.name}' not found in --data-dir {data_dir} (with --data-dir no other place is "
+             "searched). Looked in:"]
     for how, folder in search_dirs(spec.name, data_dir):
         _, note = find_in_dir(spec, folder)
         lines.append(f"  {how:<11} {folder}  ({note})")

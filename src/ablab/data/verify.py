@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ablab.data.errors import DataError
-from ablab.data.idx import gunzip_if_needed
+from ablab.data.idx import CHUNK, open_content
 from ablab.data.locate import Found
 from ablab.data.registry import CifarFiles, DataFile, DatasetSpec, IdxFiles
 
@@ -42,19 +42,50 @@ def check_content(content: bytes, path: str | Path, f: DataFile) -> str:
     return digest
 
 
-def check_file(path: str | Path, f: DataFile, shown_as: str | None = None) -> str:
+def idx_data_bytes(spec: DatasetSpec, role: str) -> int:
+    """The data bytes (after the header) of an IDX file of ``spec``: count × H × W for images, count for
+    labels — the cap on how much of that file is ever decompressed."""
+    count = spec.n_train if role.startswith("train") else spec.n_test
+    return count * spec.shape[1] * spec.shape[2] if role.endswith("images") else count
+
+
+def content_limit(spec: DatasetSpec, f: DataFile) -> int | None:
+    """The most bytes ``f``'s (decompressed) content may have: header + data for an IDX file, the
+    published size for an archive when known."""
+    if isinstance(spec.files, IdxFiles):
+        for role, g in spec.files.all().items():
+            if g == f:
+                return (16 if role.endswith("images") else 8) + idx_data_bytes(spec, role)
+    return f.size
+
+
+def check_file(path: str | Path, f: DataFile, shown_as: str | None = None, max_content: int | None = None) -> str:
     """Verify one file on disk against ``f``; returns the matching digest or raises DataError naming
-    ``shown_as`` (e.g. the URL a temporary download came from) or the path."""
+    ``shown_as`` (e.g. the URL a temporary download came from) or the path. Hashing streams: a content
+    check decompresses at most ``max_content`` bytes (+1 to notice that there is more)."""
     label = shown_as or str(path)
-    raw = Path(path).read_bytes()
-    digest = sha256_bytes(raw)
+    digest = sha256_file(path)
     if not f.hashes_content:
         if digest != f.sha256:
             raise DataError(f"{label}: SHA-256 mismatch: got {digest}, expected {f.sha256} ({f.name})")
         return digest
     if f.download_sha256 is not None and digest == f.download_sha256:
         return digest
-    return check_content(gunzip_if_needed(raw, label, named_gz=Path(path).suffix == ".gz"), label, f)
+    h, n = hashlib.sha256(), 0
+    with open_content(path, label) as stream:
+        while chunk := stream.read(CHUNK):
+            n += len(chunk)
+            if max_content is not None and n > max_content:
+                raise DataError(f"{label}: decompresses to more than the {max_content:,} bytes {f.stem} has — "
+                                "not the official file (stopped inflating there); delete it and run "
+                                "'ablab data fetch'")
+            h.update(chunk)
+    digest = h.hexdigest()
+    if digest != f.sha256:
+        raise DataError(f"{label}: SHA-256 mismatch: the content hashes to {digest}, expected {f.sha256} "
+                        f"({f.stem}) — the file is damaged or is not the official one; delete it and run "
+                        "'ablab data fetch'")
+    return digest
 
 
 @dataclass(frozen=True)
@@ -86,7 +117,8 @@ def verify_found(spec: DatasetSpec, found: Found) -> list[Check]:
         files = spec.files.all()
         for role, path in found.files.items():
             try:
-                checks.append(Check(role, path, True, "sha256 " + check_file(path, files[role])))
+                cap = content_limit(spec, files[role])
+                checks.append(Check(role, path, True, "sha256 " + check_file(path, files[role], max_content=cap)))
             except DataError as e:
                 checks.append(Check(role, path, False, str(e)))
     elif isinstance(spec.files, CifarFiles):
