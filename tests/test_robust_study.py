@@ -174,3 +174,69 @@ def test_dry_run_counts_equal_the_real_runs(tmp_path, limit):
         info = run.result["info"]
     n_train, n_val, n_test, _ = sample_counts(expand(s)[0].config)
     assert (n_train, n_val, n_test) == (info["n_train"], info["n_val"], info["n_test"])
+
+
+# ---------------------------------------------------------------- the whole study is checked first
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ('model = "conv(6,"\n', "s.toml:7: base.model: 'conv(6,' does not build for synthetic"),
+    ('[variants.baseline]\n[variants.x]\ndataset = "synthetic:n=abc"\n',
+     "s.toml:10: variants.x.dataset: dataset 'synthetic:n=abc': option n='abc' is not valid"),
+    ('[variants.baseline]\n[variants.big]\nmodel = "conv(6,5) linear(10)"\ndataset = "synthetic:n=50,shape=1x3x3"\n',
+     "s.toml:9: variants.big.model: 'conv(6,5) linear(10)' does not build for synthetic"),
+    ('data_dir = "{empty}"\ndataset = "fashion-mnist"\n',
+     "s.toml:8: base.dataset: dataset 'fashion-mnist' not found in --data-dir"),
+    ('val_fraction = 0\n[variants.baseline]\n[grid]\nlr = [0.1, 0.01]\n',
+     "s.toml:9: base.val_fraction: is 0, but the study's metric 'best_val_acc' needs a validation split"),
+], ids=["bad-spec", "bad-dataset-option", "shape-mismatch", "absent-dataset", "metric-without-val"])
+def test_a_study_that_can_only_fail_is_refused_before_anything_runs(tmp_path, extra, expected):
+    text = BASE.replace('model = "mlp:8,10"\n', "") if "model" in extra else BASE
+    text = text.replace('dataset = "synthetic:n=200,test=100"\n', "") if "dataset =" in extra.split("[")[0] else text
+    text = text.replace('name = "s"', 'name = "s"\nmetric = "best_val_acc"') if "val_fraction" in extra else text
+    (tmp_path / "empty").mkdir()
+    f = tmp_path / "s.toml"
+    f.write_text(text + extra.replace("{empty}", str(tmp_path / "empty")))
+    for args in (["--workers", "0"], ["--dry-run", "--no-measure"]):
+        res = CliRunner().invoke(cli, ["study", "run", str(f), "--out", str(tmp_path / "out"), *args])
+        assert res.exit_code == 2, res.output
+        assert res.output.startswith(f"error: {tmp_path / expected.split(':')[0]}:") and expected.split(":", 1)[1] in \
+            res.output, res.output
+        assert "Traceback" not in res.output
+        assert not (tmp_path / "out").exists()  # nothing was created, nothing ran
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL of a worker")
+def test_a_killed_worker_makes_the_study_exit_3_and_say_which_run(tmp_path):
+    """`study run` used to exit 0 after a worker was killed; now it names the run and exits 3."""
+    import signal
+    import time
+
+    from ablab.store import Store
+
+    f = tmp_path / "s.toml"
+    f.write_text(BASE.replace("seeds = 2", "seeds = 1").replace("n=200,test=100", "n=20000,test=100")
+                 .replace("epochs = 1", "epochs = 50"))
+    out = tmp_path / "out"
+    code = "import sys; from ablab.cli import main; main(sys.argv[1:])"
+    p = subprocess.Popen([sys.executable, "-c", code, "study", "run", str(f), "--out", str(out), "--workers", "1",
+                          "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    pid = None
+    deadline = time.time() + 120
+    while pid is None and time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+        if (out / "study.sqlite").exists():
+            try:
+                with Store(out, readonly=True) as store:
+                    row = store.db.execute("SELECT pid FROM runs WHERE status = 'running'").fetchone()
+                    pid = row[0] if row and row[0] else None
+            except Exception:  # the driver may be creating the store right now
+                pid = None
+    assert pid is not None, "the run never started"
+    os.kill(pid, signal.SIGKILL)
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 3, (stdout, stderr)
+    assert stderr.startswith("error: 1 of 1 run(s) failed; the same command retries them"), stderr
+    assert "baseline/seed0: worker process died (exit code -9)" in stderr
+    assert "Traceback" not in stderr

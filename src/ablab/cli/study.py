@@ -71,9 +71,11 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
 
     from ablab.study.runner import default_out_dir
     from ablab.study.studyfile import load_study
+    from ablab.study.validate import validate_study
 
     console = _console()
     s = load_study(file, max_runs=max_runs)
+    validate_study(s)  # a study that could only fail stops here: exit 2, nothing created
     out = Path(out_dir) if out_dir else default_out_dir(s)
     if address is not None and executor_name != "ray":
         raise click.UsageError("--address needs --executor ray")
@@ -152,6 +154,22 @@ def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool,
         from ablab.report.analysis import analyze
 
         console.print(wall_line(analyze(out)))
+    if outcome.failed:
+        _failed_exit(outcome)
+
+
+RUNS_FAILED = 3  # exit code of a study in which a run failed (2 is a user error: nothing ran)
+
+
+def _failed_exit(outcome: Any, shown: int = 20) -> None:
+    """Say which runs failed and why on stderr, then exit with RUNS_FAILED."""
+    lines = [f"error: {len(outcome.failed)} of {outcome.total} run(s) failed; the same command retries them "
+             "(errors: ablab runs ls --status failed --errors)"]
+    lines += [f"  {label}: {outcome.errors.get(label, 'unknown error')}" for label in outcome.failed[:shown]]
+    if len(outcome.failed) > shown:
+        lines.append(f"  ... and {len(outcome.failed) - shown} more")
+    click.echo("\n".join(lines), err=True)
+    raise SystemExit(RUNS_FAILED)
 
 
 def _run_line(info: dict[str, Any]) -> str:

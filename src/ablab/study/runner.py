@@ -45,6 +45,7 @@ class StudyOutcome:
     skipped: int  # already finished before this call
     ran: int  # finished in this call (done or diverged)
     failed: list[str] = field(default_factory=list)  # labels of runs that failed in this call
+    errors: dict[str, str] = field(default_factory=dict)  # label -> why it failed (first line of the error)
     counts: dict[str, int] = field(default_factory=dict)  # status -> runs, after this call
     session_wall_s: float = 0.0
     study_wall_s: float = 0.0  # all sessions of the study
@@ -134,7 +135,12 @@ def prepare(study: Study, out_dir: Path) -> tuple[Store, int, list[PlannedRun], 
 
 def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int | None = None,
               executor: Executor | None = None, on_event: OnEvent | None = None) -> StudyOutcome:
-    """Run every unfinished run of ``study`` into ``out_dir`` (default ``runs/<name>``); resumable."""
+    """Run every unfinished run of ``study`` into ``out_dir`` (default ``runs/<name>``); resumable. The
+    whole study is validated first (:func:`~ablab.study.validate.validate_study`): a study that could
+    only fail raises a StudyError before any folder is created or any run starts."""
+    from ablab.study.validate import validate_study
+
+    validate_study(study)
     out = Path(out_dir) if out_dir is not None else default_out_dir(study)
     out.mkdir(parents=True, exist_ok=True)
     emit = on_event or (lambda kind, info: None)
@@ -211,6 +217,7 @@ def _record(store: Store, session: int, event: RunEvent, by_id: dict[int, Planne
         tb = str(event.payload.get("traceback", ""))
         store.fail_run(event.run_id, error + ("\n" + tb if tb else ""), session)
         outcome.failed.append(label)
+        outcome.errors[label] = error.strip().splitlines()[0] if error.strip() else "unknown error"
         emit("run_end", {"label": label, "run_id": event.run_id, "status": "failed", "error": error,
                          "epochs": run.config.epochs})
 
@@ -298,7 +305,11 @@ def measure_rate(config: Any, input_shape: tuple[int, ...], seconds: float = 0.3
 
 def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool = True) -> list[RunCost]:
     """Cost of every run: FLOPs from the size-up calculus × samples × epochs; seconds from a measured
-    single-thread rate (``measure``), or the stored wall time for runs already finished in ``out_dir``."""
+    single-thread rate (``measure``), or the stored wall time for runs already finished in ``out_dir``.
+    The study is validated first, as ``run_study`` does."""
+    from ablab.study.validate import validate_study
+
+    validate_study(study)
     out = Path(out_dir) if out_dir is not None else default_out_dir(study)
     stored: dict[str, Any] = {}
     if (out / "study.sqlite").is_file():

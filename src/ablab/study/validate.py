@@ -1,0 +1,95 @@
+"""Checking a whole study before its first run: every model builds for its dataset's input shape, every
+dataset is known, well-formed and present, the deciding metric can be measured — so a study that could
+only fail does so at once, with one error naming the key and its line, and never after writing a report
+of failures.
+
+What :func:`validate_study` checks, for every distinct configuration the study expands to:
+
+- ``model``: parses (preset, spec string or file) and its shapes resolve for the dataset's input
+  (``ablab.calc.shapes.resolve``), with the variant's batch norm and dropout inserted;
+- ``dataset``: a registered name with valid options (``synthetic:n=abc`` is refused) whose files are
+  present in ``data_dir`` (when given) or the usual search places — fetch it first otherwise;
+- ``metric``: the validation-based metrics need a validation split (``val_fraction > 0``).
+
+Variant names, seeds, split seeds and value ranges are checked when the study file is parsed
+(:mod:`ablab.study.studyfile`, :class:`ablab.train.config.TrainConfig`). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ablab.errors import UserError
+from ablab.study.studyfile import Study, StudyError
+from ablab.study.tomlpos import find_line
+
+VAL_METRICS = ("val_acc", "best_val_acc", "test_acc_at_best_val")  # need a validation split
+
+
+def key_path(study: Study, variant: str, key: str) -> tuple[str, ...]:
+    """Where ``key`` of a run of ``variant`` is set: a grid axis, the variant's overrides, or [base]."""
+    if any(k == key for k, _ in study.grid):
+        return ("grid", key)
+    if key in study.variant(variant).overrides:
+        return ("variants", variant, key)
+    return ("base", key)
+
+
+def _error(study: Study, path: tuple[str, ...], message: str) -> StudyError:
+    line = find_line(study.text, path)
+    where = f"{study.source}:{line}" if line else study.source
+    return StudyError(f"{where}: {'.'.join(path)}: {message}")
+
+
+def validate_study(study: Study) -> None:
+    """Raise one StudyError for the first thing in ``study`` that would make a run fail (see module
+    docstring); return None when every run can start."""
+    from ablab.study.expand import expand
+
+    datasets: dict[tuple[str, str | None], tuple[int, ...]] = {}
+    models: set[tuple[Any, ...]] = set()
+    for run in expand(study):  # bounded: expand refuses studies past max_runs before building
+        c = run.config
+        if study.metric in VAL_METRICS and c.val_fraction == 0:
+            raise _error(study, key_path(study, run.variant, "val_fraction"),
+                         f"is 0, but the study's metric '{study.metric}' needs a validation split "
+                         f"(run {run.label}); set val_fraction > 0 or metric = \"test_acc\"")
+        dkey = (c.dataset, c.data_dir)
+        if dkey not in datasets:
+            try:
+                datasets[dkey] = _dataset_shape(c)
+            except UserError as e:
+                raise _error(study, key_path(study, run.variant, "dataset"), str(e)) from None
+        mkey = (c.model, datasets[dkey], c.batchnorm, c.dropout, c.dropout_placement)
+        if mkey not in models:
+            try:
+                _resolve_model(c, datasets[dkey])
+            except UserError as e:
+                raise _error(study, key_path(study, run.variant, "model"),
+                             f"{_cut(c.model)} does not build for {c.dataset} (run {run.label}): {e}") from None
+            models.add(mkey)
+
+
+def _dataset_shape(config: Any) -> tuple[int, ...]:
+    """The input shape of the config's dataset, after checking the name, its options and that its
+    files are present (no reading, no download)."""
+    from ablab.data.locate import locate, not_found_error
+    from ablab.data.registry import get_spec
+    from ablab.study.runner import sample_counts
+
+    shape = sample_counts(config)[3]  # known name and valid options (synthetic:n=abc is an error)
+    spec = get_spec(config.dataset)
+    if spec.files is not None and locate(spec, config.data_dir) is None:
+        raise not_found_error(spec, config.data_dir)
+    return shape
+
+
+def _resolve_model(config: Any, shape: tuple[int, ...]) -> None:
+    from ablab.calc.shapes import resolve
+    from ablab.train.variants import model_spec
+
+    resolve(model_spec(config, shape), shape)
+
+
+def _cut(v: str) -> str:
+    return repr(v) if len(v) <= 60 else repr(v[:40] + "...")
