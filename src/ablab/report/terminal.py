@@ -123,6 +123,8 @@ def compare_view(a: Any, dir_a: str, dir_b: str, deltas: list[Any], metric: str)
     table = _table(f"{metric}: A = {dir_a}, B = {dir_b} (%; mean ± {100 * a.confidence:g}% interval)",
                    ["cell", "A", "B", "B − A (points)", "Welch p", "Holm p"])
     for d in deltas:
+        untested = "settings differ" if getattr(d, "differs", None) else None  # see report.compare
         table.add_row(d.cell, fmt_interval(d.a), fmt_interval(d.b),
-                      "—" if math.isnan(d.diff) else f"{100 * d.diff:+.2f}", fmt_p(d.p), fmt_p(d.p_holm))
+                      "—" if math.isnan(d.diff) else f"{100 * d.diff:+.2f}", untested or fmt_p(d.p),
+                      untested or fmt_p(d.p_holm))
     return [table, *(f"• {d.sentence}" for d in deltas)]
