@@ -143,7 +143,7 @@ def test_dry_run_counts_follow_the_splitter(dataset, val_fraction, limit):
 
     from ablab.data.registry import get_spec
     from ablab.data.split import split_indices
-    from ablab.study.runner import sample_counts
+    from ablab.study.cost import sample_counts
     from ablab.train.config import TrainConfig
 
     config = TrainConfig(dataset=dataset, val_fraction=val_fraction, limit=limit)
@@ -163,8 +163,9 @@ def test_dry_run_counts_follow_the_splitter(dataset, val_fraction, limit):
 def test_dry_run_counts_equal_the_real_runs(tmp_path, limit):
     """End to end: the estimate's sample counts are the trainer's own counts for the same config."""
     from ablab.store import Store
+    from ablab.study.cost import sample_counts
     from ablab.study.executor import InlineExecutor
-    from ablab.study.runner import run_study, sample_counts
+    from ablab.study.runner import run_study
 
     text = BASE.replace("seeds = 2", "seeds = 1") + ("limit = 150\n" if limit else "") + "val_fraction = 0.15\n"
     s = parse_study(text)

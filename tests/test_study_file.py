@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ablab.study.cost import estimate
 from ablab.study.expand import comparisons, expand
-from ablab.study.runner import estimate
 from ablab.study.studyfile import StudyError, find_line, list_presets, load_study, parse_study
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -92,8 +92,8 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
 
 def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None) -> None:
     from ablab.report.terminal import cost_view
+    from ablab.study.cost import estimate
     from ablab.study.executor import default_workers
-    from ablab.study.runner import estimate
 
     for item in cost_view(s.name, out, estimate(s, out, measure=measure), workers or default_workers()):
         console.print(item)

@@ -9,7 +9,6 @@ second driver off the same folder while one is running.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -25,7 +24,7 @@ from ablab.fsio import write_atomic
 from ablab.store import FINISHED, Store
 from ablab.study.executor import Executor, LocalExecutor, RunEvent, RunSpec, default_workers
 from ablab.study.expand import PlannedRun, comparisons, expand, grid_points
-from ablab.study.studyfile import METRICS, Study, StudyError
+from ablab.study.studyfile import METRICS, Study, StudyError, default_out_dir
 
 LOCK_NAME = ".lock"
 STUDY_COPY = "study.toml"
@@ -49,10 +48,6 @@ class StudyOutcome:
     counts: dict[str, int] = field(default_factory=dict)  # status -> runs, after this call
     session_wall_s: float = 0.0
     study_wall_s: float = 0.0  # all sessions of the study
-
-
-def default_out_dir(study: Study) -> Path:
-    return Path("runs") / study.name
 
 
 def code_version() -> str:
@@ -220,118 +215,3 @@ def _record(store: Store, session: int, event: RunEvent, by_id: dict[int, Planne
         outcome.errors[label] = error.strip().splitlines()[0] if error.strip() else "unknown error"
         emit("run_end", {"label": label, "run_id": event.run_id, "status": "failed", "error": error,
                          "epochs": run.config.epochs})
-
-
-# ---------------------------------------------------------------- cost estimate (--dry-run)
-
-
-@dataclass(frozen=True)
-class RunCost:
-    label: str
-    status: str  # in the store, or "new"
-    macs: int  # forward multiply-accumulates per sample
-    train_flops: float  # whole run: 3 × 2·MACs per training sample (forward + backward ≈ 2× forward) + eval
-    seconds: float | None  # estimated (measured rate) or the stored wall time of a finished run
-
-
-def sample_counts(config: Any) -> tuple[int, int, int, tuple[int, ...]]:
-    """(n_train, n_val, n_test, input shape) of a config's dataset as the run will split it (the
-    splitter's own :func:`~ablab.data.split.split_sizes`, ``limit`` included), from the data registry
-    or the synthetic options — no loading, no torch."""
-    from ablab.data.registry import get_spec
-    from ablab.data.split import split_sizes
-
-    spec = get_spec(config.dataset)
-    n_train, n_test, shape = spec.n_train, spec.n_test, tuple(spec.shape)
-    if spec.files is None:  # synthetic: sizes and shape come from its options
-        from ablab.data.synthetic import parse_options
-
-        opts = parse_options(config.dataset)
-        n_train, n_test, shape = opts.n, opts.test, tuple(opts.shape)
-    sizes = split_sizes(n_train, n_test, val_fraction=config.val_fraction, limit=config.limit)
-    return (*sizes, shape)
-
-
-def forward_macs(config: Any, input_shape: tuple[int, ...]) -> int:
-    """Forward MACs per sample of the network the config trains (batch norm/dropout inserted)."""
-    from ablab.calc.costs import layer_cost
-    from ablab.calc.shapes import resolve
-    from ablab.train.variants import model_spec
-
-    spec = model_spec(config, input_shape)
-    return sum(layer_cost(r).macs for r in resolve(spec, input_shape))
-
-
-def measure_rate(config: Any, input_shape: tuple[int, ...], seconds: float = 0.3) -> tuple[float, float]:
-    """Measured seconds per training sample and per evaluation sample, one thread, on random inputs
-    (imports torch)."""
-    import torch
-
-    from ablab.models import build
-    from ablab.train.fast import accelerate
-    from ablab.train.optim import make_optimizer
-    from ablab.train.variants import model_spec
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model = accelerate(build(model_spec(config, input_shape)))  # the trainer's model and optimizer
-        opt = make_optimizer(config, model)
-        bs = config.batch_size
-        x = torch.randn(bs, *input_shape)  # (B, C, H, W)
-        y = torch.randint(0, 10, (bs,))
-
-        def train_step() -> None:
-            opt.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-
-        def eval_step() -> None:
-            with torch.no_grad():
-                model(x)
-
-        rates = []
-        for step in (train_step, eval_step):
-            step()  # warm-up
-            n, t = 0, time.perf_counter()
-            while time.perf_counter() - t < seconds / 2 or n < 2:
-                step()
-                n += 1
-            rates.append((time.perf_counter() - t) / (n * bs))
-        return rates[0], rates[1]
-    finally:
-        torch.set_num_threads(previous)
-
-
-def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool = True) -> list[RunCost]:
-    """Cost of every run: FLOPs from the size-up calculus × samples × epochs; seconds from a measured
-    single-thread rate (``measure``), or the stored wall time for runs already finished in ``out_dir``.
-    The study is validated first, as ``run_study`` does."""
-    from ablab.study.validate import validate_study
-
-    validate_study(study)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(study)
-    stored: dict[str, Any] = {}
-    if (out / "study.sqlite").is_file():
-        with Store(out, readonly=True) as store:
-            stored = {r.config_hash: r for r in store.runs(study.name)}
-    cache: dict[str, tuple[int, tuple[float, float] | None]] = {}
-    costs = []
-    for r in expand(study):
-        n_train, n_val, n_test, shape = sample_counts(r.config)
-        key = json.dumps([r.config.model, r.config.dataset, r.config.batchnorm, r.config.dropout,
-                          r.config.dropout_placement, r.config.batch_size])
-        if key not in cache:
-            macs = forward_macs(r.config, shape)
-            cache[key] = (macs, measure_rate(r.config, shape) if measure else None)
-        macs, rate = cache[key]
-        n_eval = n_val + n_test + (n_train if r.config.train_metrics == "clean" else 0)  # clean: a train pass
-        flops = r.config.epochs * (3 * 2 * macs * n_train + 2 * macs * n_eval)
-        row = stored.get(r.key)
-        seconds = None
-        if row is not None and row.status in FINISHED and row.wall_time_s:
-            seconds = float(row.wall_time_s)
-        elif rate is not None:
-            seconds = r.config.epochs * (rate[0] * n_train + rate[1] * n_eval)
-        costs.append(RunCost(r.label, row.status if row is not None else "new", macs, float(flops), seconds))
-    return costs

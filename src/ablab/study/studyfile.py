@@ -349,6 +349,11 @@ class _Checker:
         return out
 
 
+def default_out_dir(study: Study) -> Path:
+    """Where a study runs without ``--out``: ``runs/<name>``."""
+    return Path("runs") / study.name
+
+
 def _cut(v: Any) -> str:
     """``repr(v)`` cut to 60 characters, so a 10,000-character value does not fill the screen."""
     r = repr(v)

@@ -75,7 +75,7 @@ def _dataset_shape(config: Any) -> tuple[int, ...]:
     files are present (no reading, no download)."""
     from ablab.data.locate import locate, not_found_error
     from ablab.data.registry import get_spec
-    from ablab.study.runner import sample_counts
+    from ablab.study.cost import sample_counts
 
     shape = sample_counts(config)[3]  # known name and valid options (synthetic:n=abc is an error)
     spec = get_spec(config.dataset)
