@@ -95,7 +95,7 @@ def test_structured_garbage_through_the_cli(tmp_path_factory, doc):
     _check_cli(tmp_path_factory, study_text(doc).encode())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(doc=tables)
 def test_structured_garbage_through_the_parser(doc):
     """The library entry point: a Study or a UserError, nothing else."""

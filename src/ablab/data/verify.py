@@ -103,7 +103,12 @@ def manifest_digest(path: Path) -> str | None:
     m = path.parent / MANIFEST
     if not m.is_file():
         return None
-    for line in m.read_text().splitlines():
+    try:
+        text = m.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{m}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start:,}); delete the "
+                        "folder and fetch the dataset again") from None
+    for line in text.splitlines():
         digest, _, name = line.strip().partition("  ")
         if name == path.name and not line.startswith("#"):
             return digest

@@ -189,10 +189,10 @@ def _check_types(cfg: TrainConfig) -> None:
         if not ok:
             raise ConfigError(f"{name}: expected {base}, got {type(v).__name__} {_short(v)}")
         if base == "int":
-            top = MAX_SEED if name.endswith("seed") else MAX_INT
-            if not -top <= v <= top or (name.endswith("seed") and v < 0):
-                lo = 0 if name.endswith("seed") else -top
-                raise ConfigError(f"{name}: expected an integer in {lo:,}..{top:,}, got {_short(v)}")
+            if name.endswith("seed") and not 0 <= v <= MAX_SEED:
+                raise ConfigError(f"{name}: expected an integer in 0..{MAX_SEED:,}, got {_short(v)}")
+            if abs(v) > MAX_INT:  # the sign is each field's own check (__post_init__)
+                raise ConfigError(f"{name}: expected an integer of at most {MAX_INT:,}, got {_short(v)}")
         if base == "float":
             try:
                 x = float(v)
