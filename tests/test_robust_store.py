@@ -181,3 +181,27 @@ def test_read_only_out_folder_is_one_error(tmp_path, monkeypatch):
     res = CliRunner().invoke(cli, ["study", "run", str(f), "--out", str(tmp_path / "readonly"), "--workers", "0"])
     assert res.exit_code == 2
     assert res.output.strip().startswith(f"error: {tmp_path / 'readonly'}: read-only file system (Errno 30)")
+
+
+def test_report_json_stays_valid_with_non_finite_numbers(tmp_path):
+    """A diverged run's inf loss (or an old store's lr = inf) becomes null: valid JSON, CSVs written."""
+    import json
+    import math
+
+    out = tmp_path / "study"
+    store, study_id, planned, ids = prepare(parse_study(STUDY, source="ro.toml"), out)
+    for i, r in enumerate(planned):
+        h = [{"epoch": 1, "train_loss": math.inf, "train_acc": 0.1, "val_loss": math.nan, "val_acc": 0.1,
+              "test_loss": math.inf, "test_acc": 0.1, "lr": 1e-3, "train_time_s": 0.1, "eval_time_s": 0.1}]
+        store.start_run(ids[r.key])
+        store.finish_run(ids[r.key], {"status": "diverged" if i == 0 else "done", "history": h, "final": h[0],
+                                      "best_epoch": 1, "wall_time_s": 1.0,
+                                      "diverged": {"epoch": 1, "loss": math.inf} if i == 0 else None})
+    info = store.studies()[0]["info"]
+    store.db.execute("UPDATE studies SET info_json = ? WHERE id = ?",
+                     (json.dumps({**info, "base": {**info["base"], "lr": math.inf}}), study_id))
+    store.close()
+    res = CliRunner().invoke(cli, ["study", "report", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "report" / "report.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert doc["base"]["lr"] is None and (out / "report" / "runs.csv").is_file()

@@ -241,3 +241,15 @@ def test_a_killed_worker_makes_the_study_exit_3_and_say_which_run(tmp_path):
     assert stderr.startswith("error: 1 of 1 run(s) failed; the same command retries them"), stderr
     assert "baseline/seed0: worker process died (exit code -9)" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--seed", "-1"], "error: --seed: expected an integer in 0..4,294,967,295, got -1"),
+    (["--seed", "99999999999999999999999"], "error: --seed: expected an integer in 0..4,294,967,295, got 9999999"),
+    (["--batch-size", "9" * 30], "error: --batch-size: expected an integer of at most 2,147,483,647, got 999"),
+    (["--lr", "inf"], "error: --lr: expected a finite number, got inf"),
+    (["--lr", "nan"], "error: --lr: expected a finite number, got nan"),
+])
+def test_train_flags_are_range_checked_before_anything_runs(args, expected):
+    res = CliRunner().invoke(cli, ["train", "mlp:8,10", "--data", "synthetic", "--epochs", "1", "-q", *args])
+    assert one_error(res).startswith(expected)

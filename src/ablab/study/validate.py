@@ -17,6 +17,7 @@ Variant names, seeds, split seeds and value ranges are checked when the study fi
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ablab.errors import UserError
@@ -24,6 +25,8 @@ from ablab.study.studyfile import Study, StudyError
 from ablab.study.tomlpos import find_line
 
 VAL_METRICS = ("val_acc", "best_val_acc", "test_acc_at_best_val")  # need a validation split
+# a model reference (``my_net.py:Net``, ``pkg.mod:Net``) rather than a spec: resolved by its own loader
+MODEL_REFERENCE = re.compile(r"^(?:[^:]+\.py|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+):[A-Za-z_]\w*$")
 
 
 def key_path(study: Study, variant: str, key: str) -> tuple[str, ...]:
@@ -85,9 +88,13 @@ def _dataset_shape(config: Any) -> tuple[int, ...]:
 
 
 def _resolve_model(config: Any, shape: tuple[int, ...]) -> None:
+    """Parse the model's spec and resolve its shapes (torch-free). A model reference is left to the
+    loader of own models, which imports the user's code."""
     from ablab.calc.shapes import resolve
     from ablab.train.variants import model_spec
 
+    if MODEL_REFERENCE.match(config.model):
+        return
     resolve(model_spec(config, shape), shape)
 
 
