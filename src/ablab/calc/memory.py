@@ -105,3 +105,13 @@ def human_bytes(n: int) -> str:
             return f"{n} B" if unit == "B" else f"{x:.2f} {unit}"
         x /= 1024
     return f"{n} B"
+
+
+def decimal_mb(n: int) -> str:
+    """1,234,567 -> '1.23 MB' (decimal: 1 MB = 1,000,000 B, the unit textbook questions use)."""
+    return f"{n / 1e6:.2f} MB" if n >= 10_000 else f"{n / 1e6:.4f} MB"
+
+
+def both_units(n: int) -> str:
+    """'1.18 MiB = 1.23 MB': binary beside decimal, since questions mix the two."""
+    return f"{human_bytes(n)} = {decimal_mb(n)}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ablab.calc.lint import Finding, lint
-from ablab.calc.memory import Memory, dtype_bytes, human_bytes, memory, optimizer_states
+from ablab.calc.memory import Memory, both_units, dtype_bytes, memory, optimizer_states
 from ablab.calc.receptive import receptive_fields
 from ablab.layers.base import Resolved
 from ablab.layers.placed import Conventions, Field, LayerCost, fmt_shape, prod
@@ -124,17 +124,20 @@ class Summary:
     def totals_lines(self) -> list[str]:
         t, m = self.totals, self.totals.memory
         n_buf = t.buffers + t.int_buffers
+        n_in, n_out = prod(self.input_shape), prod(self.layers[-1].output_shape)
         lines = [
             f"Parameters: {t.params:,} ({t.trainable_params:,} trainable"
-            + (f", {n_buf:,} buffer elements" if n_buf else "") + f") = {human_bytes(m.param_bytes)}",
+            + (f", {n_buf:,} buffer elements" if n_buf else "") + f") = {both_units(m.param_bytes)}",
             f"MACs: {t.macs:,}   FLOPs: {t.flops:,}",
-            f"Activations: {m.activation_bytes:,} B ({human_bytes(m.activation_bytes)}) for the layer outputs, "
+            f"Activations: {m.activation_bytes:,} B ({both_units(m.activation_bytes)}) for the layer outputs, "
             f"input {m.input_bytes:,} B",
-            f"Inference peak: {m.inference_peak_bytes:,} B ({human_bytes(m.inference_peak_bytes)}), at "
+            f"Inference peak: {m.inference_peak_bytes:,} B ({both_units(m.inference_peak_bytes)}), at "
             f"{m.peak_layer}",
             f"Training (batch {self.batch}, {self.optimizer}): {m.training_bytes:,} B "
-            f"({human_bytes(m.training_bytes)}) = activations {m.saved_bytes:,} + params {m.param_bytes:,} + "
+            f"({both_units(m.training_bytes)}) = activations {m.saved_bytes:,} + params {m.param_bytes:,} + "
             f"grads {m.grad_bytes:,} + optimizer {m.optimizer_bytes:,}",
+            f"Output/input size: {fmt_shape(self.layers[-1].output_shape)} / {fmt_shape(self.input_shape)} = "
+            f"{n_out:,} / {n_in:,} elements = {n_out / n_in:.4g}",
         ]
         return lines
 
@@ -154,12 +157,15 @@ class Summary:
             f"    params = {params or '0'} = {t.params:,}",
             f"    MACs = {macs or '0'} = {t.macs:,}",
             f"    parameter bytes = ({t.params:,} params + {t.buffers:,} buffers) * {b} B"
-            + (f" + {t.int_buffers} int64 counters * 8 B" if t.int_buffers else "") + f" = {m.param_bytes:,} B",
+            + (f" + {t.int_buffers} int64 counters * 8 B" if t.int_buffers else "") + f" = {m.param_bytes:,} B"
+            f" ({both_units(m.param_bytes)})",
             f"    inference peak = largest input+output pair (at {m.peak_layer}) + parameter bytes = "
-            f"{m.inference_peak_bytes - m.param_bytes:,} + {m.param_bytes:,} = {m.inference_peak_bytes:,} B",
+            f"{m.inference_peak_bytes - m.param_bytes:,} + {m.param_bytes:,} = {m.inference_peak_bytes:,} B "
+            f"({both_units(m.inference_peak_bytes)})",
             f"    training = (input {m.input_bytes:,} + outputs {m.activation_bytes:,}) + params "
             f"{m.param_bytes:,} + grads {t.trainable_params:,}*{b} + {self.optimizer} "
-            f"{optimizer_states(self.optimizer)}*{t.trainable_params:,}*{b} = {m.training_bytes:,} B",
+            f"{optimizer_states(self.optimizer)}*{t.trainable_params:,}*{b} = {m.training_bytes:,} B "
+            f"({both_units(m.training_bytes)})",
         ]
         return "\n".join(out)
 
@@ -189,7 +195,7 @@ def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerC
     rows = []
     for i, (r, c, tr, (fld, fld_text)) in enumerate(zip(layers, costs, trainable, fields, strict=True)):
         elems = prod(r.out_shape)
-        lines = list(c.explain)
+        lines = list(c.explain) + tensor_lines(r)
         if batch > 1 and c.macs:
             lines.append(f"for the batch: MACs = {batch}*{c.macs:,} = {batch * c.macs:,}; "
                          f"FLOPs = {batch}*{c.flops:,} = {batch * c.flops:,}")
@@ -211,3 +217,24 @@ def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerC
     return Summary(model=model, source=source, input_shape=layers[0].in_shape, batch=batch, dtype=dtype,
                    optimizer=optimizer.lower(), conventions=conventions, layers=tuple(rows), totals=totals,
                    findings=tuple(lint(layers) if findings is None else findings), notes=notes)
+
+
+def tensor_lines(r: Resolved) -> list[str]:
+    """Each parameter's shape in both conventions: PyTorch stores a weight as (out, in[, k...]); the X·W
+    textbook (and Keras/TensorFlow) as (in, out) — for convolutions (k..., in, out). Biases are (out,)."""
+    try:
+        tensors = r.layer.tensors(r)
+    except Exception:  # noqa: BLE001 - a user module's layer without a registry entry: nothing to add
+        return []
+    out = []
+    for t in tensors:
+        if t.role == "weight" and len(t.shape) >= 2:
+            o, i, *k = t.shape
+            names = ("out", "in", *(("k",) if len(k) == 1 else ("kH", "kW")[:len(k)]))
+            torch_names = ", ".join(names)
+            tb_names = ", ".join((*names[2:], "in", "out"))
+            out.append(f"{t.name} shape: PyTorch ({torch_names}) = {tuple(t.shape)}; X·W textbook "
+                       f"({tb_names}) = {(*k, i, o)}")
+        elif t.role in ("weight", "bias"):
+            out.append(f"{t.name} shape: {tuple(t.shape)} in both conventions")
+    return out

@@ -131,7 +131,7 @@ def explain() -> None:
 @click.option("--x", default=None, help="Batch matrix N x D: rows by ';', values by ','.")
 @click.option("--gamma", default=None, help="Scale, one value per column.")
 @click.option("--beta", default=None, help="Shift, one value per column.")
-@click.option("--eps", type=float, default=None, help="Epsilon (default 1e-5).")
+@click.option("--eps", type=float, default=None, help="Epsilon (default 1e-5; 0 if every feature varies).")
 @click.option("--momentum", type=float, default=None, help="Running-statistics momentum (default 0.1).")
 @_file_option
 @_format_option
@@ -150,7 +150,7 @@ def bn_forward_cmd(fmt: str, digits: int, file: str | None, **flags: Any) -> Non
 @click.option("--gamma", default=None, help="Scale, one value per column.")
 @click.option("--beta", default=None, help="Shift, one value per column.")
 @click.option("--dy", default=None, help="Upstream gradient dL/dy, same shape as x.")
-@click.option("--eps", type=float, default=None, help="Epsilon (default 1e-5).")
+@click.option("--eps", type=float, default=None, help="Epsilon (default 1e-5; 0 if every feature varies).")
 @_file_option
 @_format_option
 def bn_backward_cmd(fmt: str, digits: int, file: str | None, **flags: Any) -> None:

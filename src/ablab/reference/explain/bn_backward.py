@@ -6,7 +6,7 @@ import numpy as np
 
 from ablab.reference import batchnorm
 from ablab.reference._util import Array
-from ablab.reference.explain.bn_forward import BN_BETA, BN_DY, BN_GAMMA, BN_X, bn_inputs
+from ablab.reference.explain.bn_forward import BN_BETA, BN_DY, BN_GAMMA, BN_X, bn_inputs, eps_note
 from ablab.reference.explain.document import ExplainError, Explanation
 from ablab.reference.gradcheck import scaled_error
 
@@ -45,6 +45,8 @@ def bn_backward(x: Array | None = None, gamma: Array | None = None, beta: Array 
            "dx": xt.grad}
 
     e = Explanation(f"Batch norm, backward (training): N={n}, D={x.shape[1]}, eps={eps:g}", digits=digits)
+    if (note := eps_note(x, eps)) is not None:
+        e.para(note)
     e.para("Ioffe & Szegedy (2015), section 3: the chain rule through x_hat, var and mu. dy = dL/dy is given; "
            "sums run over the batch i = 1..N, per feature.")
     e.mat("x", "x", x)

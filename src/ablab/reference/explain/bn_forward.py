@@ -22,8 +22,23 @@ def bn_inputs(x: Array, gamma: Array, beta: Array, eps: float) -> None:
     for name, v in (("gamma", gamma), ("beta", beta)):
         if v.shape != (d,):
             raise ExplainError(f"{name}: expected {d} values (one per column of x), got {v.size}")
-    if not eps > 0:
-        raise ExplainError(f"eps: expected a positive number, got {eps}")
+    if not eps >= 0:
+        raise ExplainError(f"eps: expected a number >= 0, got {eps}")
+    if eps == 0:  # textbook exercises use eps = 0: fine unless a feature is constant over the batch
+        var = x.var(axis=0)  # biased (1/N), as batch norm uses
+        for j in np.flatnonzero(var == 0):
+            raise ExplainError(
+                f"eps: 0 needs every feature's batch variance to be non-zero, but feature {j + 1} (column {j + 1} "
+                f"of x) is {x[0, j]:g} in every row: its variance is 0, so x_hat = (x - mu) / sqrt(var + eps) "
+                "would be 0/0. Give eps > 0 (PyTorch's default is 1e-5).")
+
+
+def eps_note(x: Array, eps: float) -> str | None:
+    """Why eps = 0 is allowed here (None for eps > 0)."""
+    if eps != 0:
+        return None
+    return (f"eps = 0, as in the textbook exercise: allowed because every feature's batch variance is non-zero "
+            f"(smallest {x.var(axis=0).min():g}), so no division by zero occurs.")
 
 
 def _sum_text(col: Array, e: Explanation) -> str:
@@ -48,6 +63,8 @@ def bn_forward(x: Array | None = None, gamma: Array | None = None, beta: Array |
     rm, rv = np.zeros(d), np.ones(d)
     y, c = batchnorm.forward(x, gamma, beta, rm, rv, training=True, momentum=momentum, eps=eps)
     e = Explanation(f"Batch norm, forward (training): N={n} samples, D={d} features, eps={eps:g}", digits=digits)
+    if (note := eps_note(x, eps)) is not None:
+        e.para(note)
     e.para("Ioffe & Szegedy (2015), Algorithm 1. Statistics per feature j (column), over the batch (rows).")
     e.mat("x", "x", x)
     e.mat("gamma", r"\gamma", gamma)
@@ -85,7 +102,9 @@ def bn_forward(x: Array | None = None, gamma: Array | None = None, beta: Array |
     e.mat("running_mean", r"\text{running\_mean}", rm)
     e.mat("running_var", r"\text{running\_var}", rv)
     trm, trv = torch.zeros(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64)
-    yt = F.batch_norm(torch.tensor(x), trm, trv, torch.tensor(gamma), torch.tensor(beta), True, momentum, eps)
+    # torch refuses eps = 0 in training; 1e-300 is absorbed exactly by any float64 variance above ~1e-284
+    yt = F.batch_norm(torch.tensor(x), trm, trv, torch.tensor(gamma), torch.tensor(beta), True, momentum,
+                      max(eps, 1e-300))
     e.check("y against torch.nn.functional.batch_norm", scaled_error(y, yt.numpy()))
     e.check("running_mean, running_var against PyTorch's buffers",
             max(scaled_error(rm, trm.numpy()), scaled_error(rv, trv.numpy())))

@@ -50,6 +50,20 @@ def _index_names(shape: tuple[int, ...], base: str) -> list[str]:
     return [f"{base}[{','.join(map(str, ix))}]" for ix in np.ndindex(*shape)]
 
 
+def _index_formulas_1d(e: Explanation, s: int, d: int, p: int, k: int, n_in: int, n_out: int, groups: int) -> None:
+    """The 1-D convolution written with explicit indices (stride s, dilation d, left padding p)."""
+    c = "c in the group of o" if groups > 1 else "c"
+    e.heading("1-D index formulas")
+    e.eq(f"y[o, i] = sum_{c} sum_(k=0..{k - 1}) w[o, c, k] * x[c, {s}*i + {d}*k - {p}],   i = 0..{n_out - 1}",
+         rf"y_{{o,i}} = \sum_{{c}} \sum_{{k=0}}^{{{k - 1}}} w_{{o,c,k}}\, x_{{c,\,{s}i + {d}k - {p}}}")
+    e.para(f"Terms whose index {s}*i + {d}*k - {p} falls outside 0..{n_in - 1} read the zero padding. So row (o, i) "
+           f"of A holds w[o, c, k] in column (c, j) with j = {s}*i + {d}*k - {p}, and zeros elsewhere.")
+    e.eq(f"dL/dx[c, j] = sum_o sum_i g[o, i] * w[o, c, k]  over the (i, k) with {s}*i + {d}*k - {p} = j",
+         rf"\frac{{\partial L}}{{\partial x_{{c,j}}}} = \sum_o \sum_{{(i,k):\,{s}i + {d}k - {p} = j}} "
+         rf"g_{{o,i}}\, w_{{o,c,k}}")
+    e.para("That sum is column (c, j) of A, i.e. row (c, j) of A^T, applied to g.")
+
+
 def conv_matrix(cfg: ConvConfig | None = None, w: Array | None = None, x: Array | None = None,
                 g: Array | None = None, seed: int = 0, digits: int = 6,
                 max_entries: int = MAX_ENTRIES) -> Explanation:
@@ -109,9 +123,15 @@ def conv_matrix(cfg: ConvConfig | None = None, w: Array | None = None, x: Array 
         e.para("Rows: " + " ".join(_index_names(out_shape, "y")) + ".  Columns: "
                + " ".join(_index_names(cfg.input_shape, "x")) + ".")
         e.mat("A", "A", sym)
+        e.para("A^T: one row per input element (x order), one column per output element (y order); the "
+               "backward pass multiplies g by it.")
+        e.mat("A^T", r"A^\top", sym.T)
     else:
         e.para(f"A is {a.shape[0]} x {a.shape[1]}: too large to print (limit {MAX_PRINT}); "
                f"{int((idx >= 0).sum())} of its {idx.size} entries are weights, the rest are zeros.")
+    if nd == 1:
+        _index_formulas_1d(e, layer.stride[0], layer.dilation[0], pads[0][0], layer.kernel_size[0],
+                           cfg.input_shape[1], out_shape[1], layer.groups)
     e.heading("Numbers")
     e.para(f"w: one row per output channel o, its C/groups x {' x '.join(map(str, layer.kernel_size))} "
            "weights in the order of the symbolic names")
@@ -128,6 +148,8 @@ def conv_matrix(cfg: ConvConfig | None = None, w: Array | None = None, x: Array 
     e.para("With g = dL/dy, the chain rule on y = A x gives dL/dx = A^T g: the backward pass of a "
            "convolution is multiplication by the transposed matrix.")
     e.mat("g", "g", g.reshape(-1))
+    if a.shape[0] <= MAX_PRINT and a.shape[1] <= MAX_PRINT:
+        e.mat("A^T (numbers)", r"A^\top", a.T)
     e.mat("A^T g", r"A^\top g", at_g.reshape(-1))
     (yt * torch.tensor(g[None])).sum().backward()
     assert tx.grad is not None and tw.grad is not None
