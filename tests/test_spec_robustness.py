@@ -125,6 +125,12 @@ def test_conv_matrix_refuses_a_huge_matrix_and_says_how_to_raise_it() -> None:
     assert code == 0
 
 
+def test_collapse_refuses_huge_widths() -> None:
+    assert_user_error(["explain", "collapse", "--sizes", "9999,9999,9999"], "--sizes", "199,960,002 weights",
+                      "limit of 100,000")
+    assert_user_error(["explain", "collapse", "--sizes", "3," + HUGE + ",2"], "--sizes", "expected integers")
+
+
 # ---------------------------------------------------------------------- misreads (issue 11)
 
 

@@ -11,8 +11,11 @@ from ablab.reference.explain.document import ExplainError, Explanation
 from ablab.reference.gradcheck import scaled_error
 
 
+MAX_WEIGHTS = 100_000  # the example prints every matrix: past this it is neither readable nor quick
+
+
 def collapse(layers: Sequence[tuple[Array, Array]] | None = None, sizes: Sequence[int] = (3, 4, 2),
-             seed: int = 0, digits: int = 6) -> Explanation:
+             seed: int = 0, digits: int = 6, max_weights: int = MAX_WEIGHTS) -> Explanation:
     """Linear layers with identity activations compose to one affine map ``W x + b``."""
     import torch
 
@@ -20,6 +23,10 @@ def collapse(layers: Sequence[tuple[Array, Array]] | None = None, sizes: Sequenc
         if len(sizes) < 3 or any(s < 1 for s in sizes):
             raise ExplainError(f"sizes: expected at least 3 positive widths (input, hidden..., output), got "
                                f"{','.join(map(str, sizes))}")
+        weights = sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+        if weights > max_weights:
+            raise ExplainError(f"sizes: {','.join(map(str, sizes))} makes {weights:,} weights, more than the limit "
+                               f"of {max_weights:,}; use smaller widths, or raise the limit with max_weights")
         rng = np.random.default_rng(seed)
         layers = [(rng.integers(-2, 3, size=(sizes[k + 1], sizes[k])).astype(np.float64),
                    rng.integers(-2, 3, size=sizes[k + 1]).astype(np.float64)) for k in range(len(sizes) - 1)]
