@@ -31,6 +31,7 @@ lint:
 
 bench:
 	$(PYTHON) benchmarks/summary_speed.py
+	$(PYTHON) benchmarks/render_speed.py
 	$(PYTHON) benchmarks/data_load.py
 	$(PYTHON) benchmarks/train_speed.py
 	$(PYTHON) benchmarks/ray_overhead.py

@@ -26,7 +26,6 @@ expected``; ``tomllib`` does not give key positions, so :func:`find_line` finds 
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import tomllib
@@ -37,6 +36,7 @@ from typing import Any
 
 from ablab.errors import UserError
 from ablab.metrics import DECIDING_METRICS
+from ablab.registry import did_you_mean
 from ablab.study.tomlpos import find_line
 from ablab.train.config import FIELDS, MAX_SEED, ConfigError, TrainConfig
 
@@ -115,8 +115,7 @@ def resolve_study_path(name_or_path: str | Path) -> tuple[str, str]:
     if name in presets:
         text = resources.files("ablab").joinpath("studies", f"{name}.toml").read_text(encoding="utf-8")
         return f"preset {name}", text
-    close = difflib.get_close_matches(name, presets, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else f" (presets: {', '.join(presets)})"
+    hint = did_you_mean(name, presets) or f" (presets: {', '.join(presets)})"
     raise StudyError(f"{name_or_path}: no such study file or preset study{hint}")
 
 
@@ -168,8 +167,7 @@ class _Checker:
         return StudyError(f"{where}: {key}: {message}")
 
     def unknown(self, path: tuple[str, ...], allowed: list[str]) -> StudyError:
-        close = difflib.get_close_matches(path[-1], allowed, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f" (expected one of: {', '.join(allowed)})"
+        hint = did_you_mean(path[-1], allowed) or f" (expected one of: {', '.join(allowed)})"
         return self.error(path, f"unknown key{hint}")
 
     def table(self, doc: dict[str, Any], key: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ optimizer names are strings so the config serializes to JSON/TOML unchanged.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablab.errors import UserError
+from ablab.registry import did_you_mean
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
@@ -164,9 +164,7 @@ FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fiel
 
 
 def _unknown_message(key: str) -> str:
-    close = difflib.get_close_matches(key, list(FIELDS), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown key '{key}'{hint}"
+    return f"unknown key '{key}'{did_you_mean(key, FIELDS)}"
 
 
 MAX_SEED = 2**32 - 1  # seeds: what numpy and every torch generator accept

@@ -10,7 +10,6 @@ from ablab.reference._util import Array
 from ablab.reference.explain.document import ExplainError, Explanation
 from ablab.reference.gradcheck import scaled_error
 
-
 MAX_WEIGHTS = 100_000  # the example prints every matrix: past this it is neither readable nor quick
 
 
