@@ -13,6 +13,7 @@ It also behaves like the plain dict it replaces (``reg[name]``, ``name in reg``,
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import fnmatch
 from collections.abc import Callable, Iterable, Iterator
@@ -82,10 +83,10 @@ class Registry(Generic[T]):
         pat = pattern.lower()
         return [n for n in names if fnmatch.fnmatchcase(n.lower(), pat)]
 
-    def items(self) -> list[tuple[str, T]]:
+    def items(self) -> builtins.list[tuple[str, T]]:
         return [(n, self._entries[n]) for n in self.list()]
 
-    def values(self) -> list[T]:
+    def values(self) -> builtins.list[T]:
         return [self._entries[n] for n in self.list()]
 
     def aliases(self) -> dict[str, str]:

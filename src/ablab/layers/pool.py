@@ -51,7 +51,7 @@ class PoolNd(Layer):
         n = self.ndim
         if len(shape) != n + 1:
             raise SpecError(f"{where}: expects a {n + 1}-d input, got {fmt_shape(shape)}")
-        pads = tuple(self.padding)  # type: ignore[arg-type]
+        pads: Pairs = self.padding  # type: ignore[assignment]  # normalized to pairs in __post_init__
         sizes = tuple(pool_out(s, k, st, p[0], self.ceil_mode) for s, k, st, p in
                       zip(shape[1:], self.kernel_size, self.stride, pads, strict=True))
         if any(x < 1 for x in sizes):

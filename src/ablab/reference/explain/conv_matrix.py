@@ -35,7 +35,7 @@ def _resolve_conv(cfg: ConvConfig) -> Any:
         raise ExplainError(f"layer: {err}") from None
     if len(spec.layers) != 1 or spec.layers[0].kind not in ("conv1d", "conv2d"):
         raise ExplainError(f"layer: expected one conv or conv1d layer like 'conv(2,3,s=2)', got {cfg.layer!r}")
-    layer = spec.layers[0]
+    layer: Any = spec.layers[0]  # a conv1d or conv2d (ConvNd)
     if len(cfg.input_shape) != layer.ndim + 1:
         raise ExplainError(f"input: {layer.kind} takes a {'CxHxW' if layer.ndim == 2 else 'CxL'} input, "
                            f"got {'x'.join(map(str, cfg.input_shape))}")
