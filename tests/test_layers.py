@@ -113,6 +113,8 @@ def test_new_layers_numbers_by_hand() -> None:
 def test_new_layers_shape_errors() -> None:
     with pytest.raises(SpecError, match=r"input channels 6 are not divisible by groups=4"):
         resolve(parse_spec("input(6,4,4) groupnorm(4)"))
+    with pytest.raises(SpecError, match=r"each of the 4 groups holds a single value on a 4x1x1 input"):
+        resolve(parse_spec("input(4,1,1) groupnorm(4)"))
     with pytest.raises(SpecError, match=r"expects a 3-d input \(C,H,W\), got 8"):
         resolve(parse_spec("input(8) adaptiveavgpool2d(2)"))
     with pytest.raises(SpecError, match="output_size: every value must be >= 1"):

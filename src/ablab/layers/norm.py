@@ -147,6 +147,9 @@ class GroupNorm(Layer):
     def place(self, shape: Shape, where: str) -> tuple[Shape, Pairs]:
         if shape[0] % self.groups:
             raise SpecError(f"{where}: input channels {shape[0]} are not divisible by groups={self.groups}")
+        if shape[0] // self.groups * prod(shape[1:]) == 1:  # x - mean(x) = 0 always; torch refuses it
+            raise SpecError(f"{where}: each of the {self.groups} groups holds a single value on a "
+                            f"{fmt_shape(shape)} input, so normalizing gives 0; use fewer groups or a larger input")
         return shape, ()
 
     def tensors(self, r: Resolved) -> tuple[Tensor, ...]:
