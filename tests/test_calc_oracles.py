@@ -117,7 +117,7 @@ def random_specs(draw: st.DrawFn) -> Spec:
             parts.append(f"adaptiveavgpool2d({draw(st.sampled_from(['1', '2', '3', '(2,3)', '(4,1)']))})")
         elif what == "act":
             parts.append(draw(st.sampled_from(["relu", "tanh", "sigmoid", "gelu", "leaky_relu(0.2)", "softmax"])))
-        elif what == "dropout":
+        else:  # dropout (and adaptive pooling's turn on a 1-d input)
             parts.append("dropout(0.3)")
     head = draw(st.sampled_from(["", "flatten linear(5)", "flatten linear(7,bias=false) relu linear(3)",
                                  "linear(4)"]))
