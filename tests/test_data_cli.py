@@ -30,7 +30,8 @@ def test_list_shows_where_each_dataset_is(env):
     out = run("list").output.splitlines()
     assert out[0].split() == ["NAME", "TRAIN", "TEST", "SHAPE", "WHERE"]
     rows = {line.split()[0]: line for line in out[1:]}
-    assert rows["tiny"].split()[1:] == ["60", "20", "1x28x28", f"{system}/tiny", "(system,", "idx)"]
+    assert rows["tiny"].split()[1:] == ["60", "20", "1x28x28", f"{system}/tiny", "(system,", "idx)",
+                                       "files", "present,", "unverified"]
     assert rows["fashion-mnist"].endswith("not found: ablab data fetch fashion-mnist  or  sudo apt-get install "
                                           "dataset-fashion-mnist")
     assert rows["synthetic"].endswith("generated in memory")

@@ -1,11 +1,50 @@
 """ablab: size up, check the math of, and compare small neural networks.
 
-Torch-free at import: ``import ablab`` and the spec/calculus work without loading PyTorch.
+Torch-free at import: ``import ablab`` and the spec/calculus work without loading PyTorch. The
+notebook API below loads what it needs on first use::
+
+    import ablab
+    ablab.summary(model, (1, 28, 28))                      # a table in a notebook (_repr_html_)
+    ds = ablab.Dataset.from_tensors(x, y)                  # your own images and labels
+    result = ablab.fit(ablab.TrainConfig(model="lenet5", epochs=1), dataset=ds)
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ablab.errors import UserError
 from ablab.spec import Spec, SpecError, load_spec, parse_shape, parse_spec
 
 __version__ = "0.1.0"
 
-__all__ = ["Spec", "SpecError", "UserError", "__version__", "load_spec", "parse_shape", "parse_spec"]
+# name -> module holding it; imported on first attribute access so `import ablab` stays torch-free
+_LAZY = {
+    "summary": "ablab.calc.summary",
+    "Summary": "ablab.calc.summary",
+    "TrainConfig": "ablab.train.config",
+    "fit": "ablab.train.trainer",
+    "RunResult": "ablab.train.trainer",
+    "Dataset": "ablab.data.dataset",
+}
+
+if TYPE_CHECKING:
+    from ablab.calc.summary import Summary, summary
+    from ablab.data.dataset import Dataset
+    from ablab.train.config import TrainConfig
+    from ablab.train.trainer import RunResult, fit
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
+    raise AttributeError(f"module 'ablab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = ["Dataset", "RunResult", "Spec", "SpecError", "Summary", "TrainConfig", "UserError", "__version__", "fit",
+           "load_spec", "parse_shape", "parse_spec", "summary"]

@@ -42,7 +42,8 @@ def list_cmd(data_dir: Path | None) -> None:
             where = "generated in memory"
         else:
             found = locate(spec, data_dir)
-            where = (f"{found.dir} ({found.how}, {found.fmt})" if found
+            # found by file name only: the official set only after `verify` (or a load) checked the sums
+            where = (f"{found.dir} ({found.how}, {found.fmt}) files present, unverified" if found
                      else f"not found: ablab data fetch {name}"
                      + (f"  or  sudo apt-get install {spec.apt_package}" if spec.apt_package else ""))
         rows.append((name, f"{spec.n_train:,}", f"{spec.n_test:,}", "x".join(map(str, spec.shape)), where))
@@ -70,13 +71,13 @@ def info_cmd(name: str, data_dir: Path | None, val_fraction: float, split_seed: 
     """
     import torch
 
-    from ablab.data import get_spec, load_dataset
+    from ablab.data import get_spec, is_source, load_dataset
 
     ds = load_dataset(name, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
                       stratified=stratified, limit=limit, download=not no_download)
-    spec = get_spec(name)
+    title = "your own data (validated, not SHA-pinned)" if is_source(name) else get_spec(name).title
     i = ds.info
-    click.echo(f"{ds.name} — {spec.title}")
+    click.echo(f"{ds.name} — {title}")
     click.echo(f"source:  {i['source']} ({i['found_via']}, {i['format']})")
     split = (f"val_fraction {i['val_fraction']:g}, split_seed {i['split_seed']}, "
              f"{'stratified' if i['stratified'] else 'not stratified'}, "
@@ -84,9 +85,10 @@ def info_cmd(name: str, data_dir: Path | None, val_fraction: float, split_seed: 
     click.echo(f"split:   {split}")
     shape = "x".join(map(str, ds.input_shape))
     click.echo(f"sizes:   train {len(ds.train):,}  val {len(ds.val):,}  test {len(ds.test):,}  "
-               f"(image {shape} uint8; official {i['official_sizes']['train']:,} / "
+               f"(image {shape} {'uint8' if ds.scale == '0-255' else 'float32 ' + ds.scale}; "
+               f"{'full' if is_source(name) else 'official'} {i['official_sizes']['train']:,} / "
                f"{i['official_sizes']['test']:,})")
-    click.echo("mean:    " + ", ".join(f"{m:.4f}" for m in ds.mean) + "   (per channel, x/255, train split)")
+    click.echo("mean:    " + ", ".join(f"{m:.4f}" for m in ds.mean) + f"   ({i['normalization']})")
     click.echo("std:     " + ", ".join(f"{s:.4f}" for s in ds.std))
     k = ds.num_classes
     counts = {n: torch.bincount(s.y, minlength=k).tolist() for n, s in

@@ -105,6 +105,8 @@ class _Progress:
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         if event == "start":
             self.steps = int(data["steps_per_epoch"])
+            self.console.print(f"dataset: {data['dataset_source']} · pixels {data['pixel_scale']}", soft_wrap=True,
+                               markup=False, highlight=False)
             self.console.print(data["spec"], soft_wrap=True, markup=False, highlight=False)
             self.console.print(f"{data['params']:,} parameters · {data['n_train']:,} train / {data['n_val']:,} val / "
                                f"{data['n_test']:,} test · {self.steps} steps per epoch · {data['threads']} thread(s)",
@@ -146,5 +148,6 @@ def eval_cmd(checkpoint: str, data_dir: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(res))
         return
+    click.echo(f"dataset: {res['dataset']}")
     click.echo(f"test loss: {res['test_loss']:.6f}")
     click.echo(accuracy_line(res["test_acc"], res["n"]))

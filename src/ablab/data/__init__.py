@@ -1,5 +1,6 @@
 """Datasets as whole in-memory tensors: Fashion-MNIST, MNIST, CIFAR-10 (real files, found or fetched and
-verified) and a synthetic one generated in memory.
+verified), a synthetic one generated in memory, and your own (tensors, torch datasets, ``idx:DIR``,
+``npz:FILE``, ``folder:DIR`` — see ``sources.py``).
 
     >>> from ablab.data import load_dataset, normalize, augment
     >>> ds = load_dataset("fashion-mnist", split_seed=0)          # 54,000 / 6,000 / 10,000
@@ -17,7 +18,8 @@ from ablab.data.registry import DatasetSpec, get_spec, list_datasets, register_d
 _LAZY = {
     "Dataset": "dataset", "Split": "dataset", "channel_stats": "dataset",
     "download_file": "download", "fetch": "download",
-    "clear_cache": "load", "load_dataset": "load", "verify_dataset": "load",
+    "clear_cache": "load", "load_dataset": "load", "load_dataset_for": "load", "verify_dataset": "load",
+    "from_tensors": "sources", "from_torch": "sources", "is_source": "sources",
     "search_dirs": "locate", "user_cache_dir": "locate",
     "augment": "transforms", "normalize": "transforms",
 }
@@ -25,8 +27,9 @@ _LAZY = {
 if TYPE_CHECKING:
     from ablab.data.dataset import Dataset, Split, channel_stats
     from ablab.data.download import download_file, fetch
-    from ablab.data.load import clear_cache, load_dataset, verify_dataset
+    from ablab.data.load import clear_cache, load_dataset, load_dataset_for, verify_dataset
     from ablab.data.locate import search_dirs, user_cache_dir
+    from ablab.data.sources import from_tensors, from_torch, is_source
     from ablab.data.transforms import augment, normalize
 
 
@@ -38,6 +41,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DataError", "Dataset", "DatasetSpec", "Split", "augment", "channel_stats", "clear_cache",
-    "download_file", "fetch", "get_spec", "list_datasets", "load_dataset", "normalize",
+    "download_file", "fetch", "from_tensors", "from_torch", "get_spec", "is_source", "list_datasets",
+    "load_dataset", "load_dataset_for", "normalize",
     "register_dataset", "search_dirs", "unregister_dataset", "user_cache_dir", "verify_dataset",
 ]

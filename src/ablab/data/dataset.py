@@ -1,8 +1,15 @@
-"""The in-memory dataset every trainer consumes: uint8 image tensors, int64 labels, and the
-normalization constants computed from the training split only (never validation or test)."""
+"""The in-memory dataset every trainer consumes: image tensors (uint8 0-255, or float32 0-1 /
+standardized — see ``ablab.data.scale``), int64 labels, and the normalization constants computed from
+the training split only (never validation or test).
+
+Built-in datasets come from ``load_dataset``; your own data from :meth:`Dataset.from_tensors`,
+:meth:`Dataset.from_torch`, or the file sources ``idx:DIR``, ``npz:FILE``, ``folder:DIR``
+(``ablab.data.sources``). All end in :func:`assemble`, so splits, ``limit`` and normalization follow
+one set of rules."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +20,7 @@ import torch
 class Split:
     """One split held whole in memory."""
 
-    x: torch.Tensor  # uint8 (N, C, H, W), raw pixel values 0..255
+    x: torch.Tensor  # (N, C, H, W): uint8 pixel values 0..255, or float32 (0..1 or standardized)
     y: torch.Tensor  # int64 (N,), class indices 0..num_classes-1
 
     def __len__(self) -> int:
@@ -37,9 +44,10 @@ class Dataset:
     val: Split  # may be empty (0 samples) when val_fraction == 0
     test: Split
     classes: tuple[str, ...]  # class names, index = label
-    mean: tuple[float, ...]  # per channel, of x/255 over the training split
-    std: tuple[float, ...]  # per channel, of x/255 over the training split
+    mean: tuple[float, ...]  # per channel, of x/255 (uint8) or x (float) over the training split
+    std: tuple[float, ...]  # per channel, of x/255 (uint8) or x (float) over the training split
     info: dict[str, Any] = field(default_factory=dict)  # provenance: source paths, split seed, limit, ...
+    scale: str = "0-255"  # pixel scale of x: "0-255" (uint8), "0-1" or "standardized" (float32)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -49,16 +57,47 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def source(self) -> str:
+        """Where the data came from, for headers: the name, plus the folder/file when that says more."""
+        src = str(self.info.get("source", ""))
+        return self.name if not src or src in self.name else f"{self.name} ({src})"
+
+    @classmethod
+    def from_tensors(cls, x: Any, y: Any, *, test: tuple[Any, Any] | None = None,
+                     classes: Sequence[str] | None = None, name: str | None = None, **options: Any) -> Dataset:
+        """Your own images and labels as a Dataset (see ``ablab.data.sources.from_tensors`` for options:
+        ``scale``, ``test_fraction``, ``val_fraction``, ``split_seed``, ``stratified``, ``limit``)."""
+        return _sources().from_tensors(x, y, test=test, classes=classes, name=name, **options)
+
+    @classmethod
+    def from_torch(cls, ds: Any, test: Any = None, **options: Any) -> Dataset:
+        """Any map-style torch dataset, materialized once (see ``ablab.data.sources.from_torch``)."""
+        return _sources().from_torch(ds, test, **options)
+
+
+def _sources() -> Any:
+    """``ablab.data.sources`` (which builds Datasets from user data), imported by name on first use so
+    this module stays the leaf that every data module imports."""
+    import importlib
+
+    return importlib.import_module("ablab.data.sources")
+
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and (population) std of uint8 images (N, C, H, W) scaled to [0, 1], in float64.
+    """Per-channel mean and (population) std of images (N, C, H, W) in float64: of x/255 for uint8, of x
+    itself for float images.
 
+    For uint8:
     Computed from each channel's 256-bin histogram: mean = sum_v v*n_v / N and
     var = sum_v (v - mean)^2 * n_v / N over the pixel values v — exact, and about 6x faster than
     converting the whole split to float64 (which would also need 8 bytes per pixel of memory).
     """
+    if x.is_floating_point():
+        flat = x.transpose(0, 1).reshape(x.shape[1], -1).double()  # (C, N*H*W)
+        return tuple(flat.mean(1).tolist()), tuple(flat.std(1, correction=0).tolist())
     if x.dtype != torch.uint8:
-        raise TypeError(f"channel_stats: expected uint8 images, got {x.dtype}")
+        raise TypeError(f"channel_stats: expected uint8 or float images, got {x.dtype}")
     values = torch.arange(256, dtype=torch.float64) / 255.0  # (256,) pixel value of each bin
     means, stds = [], []
     for c in range(x.shape[1]):
@@ -69,3 +108,55 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
         means.append(float(mean))
         stds.append(float(var.sqrt()))
     return tuple(means), tuple(stds)
+
+
+def check_split_args(val_fraction: float, split_seed: int, limit: int | None) -> None:
+    from ablab.data.errors import DataError
+
+    if not isinstance(val_fraction, int | float) or not 0 <= val_fraction < 1:
+        raise DataError(f"val_fraction: expected a fraction in [0, 1), got {val_fraction!r}")
+    if not isinstance(split_seed, int) or split_seed < 0:
+        raise DataError(f"split_seed: expected an integer >= 0, got {split_seed!r}")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise DataError(f"limit: expected a positive integer or None, got {limit!r}")
+
+
+def assemble(name: str, train_all: Split, test: Split, classes: Sequence[str], *, val_fraction: float = 0.1,
+             split_seed: int = 0, stratified: bool = False, limit: int | None = None, scale: str = "0-255",
+             info: dict[str, Any] | None = None) -> Dataset:
+    """The one way a Dataset is made from a full training set and a test set: the seeded validation
+    split and ``limit`` subsets of ``ablab.data.split``, then mean/std on the final training split."""
+    import hashlib
+
+    from ablab.data.split import TEST_SUBSET_SEED, split_indices
+
+    tr, va, te = split_indices(train_all.y, len(test), val_fraction=val_fraction, split_seed=split_seed,
+                               stratified=stratified, limit=limit, y_test=test.y)
+    train = Split(train_all.x[tr], train_all.y[tr])
+    val = Split(train_all.x[va], train_all.y[va])
+    test_part = test if len(te) == len(test) else Split(test.x[te], test.y[te])
+    if scale == "standardized":
+        c = train.x.shape[1]
+        mean, std = (0.0,) * c, (1.0,) * c
+    else:
+        mean, std = channel_stats(train.x)
+        std = tuple(s if s > 0 else 1.0 for s in std)  # a constant channel: centre it, do not divide by 0
+    full = {
+        "dataset": name,
+        **(info or {}),
+        "pixel_scale": scale,
+        "official_sizes": {"train": len(train_all), "test": len(test)},
+        "sizes": {"train": len(train), "val": len(val), "test": len(test_part)},
+        "val_fraction": float(val_fraction),
+        "split_seed": int(split_seed),
+        "stratified": bool(stratified),
+        "limit": limit,
+        "test_subset_seed": TEST_SUBSET_SEED if limit is not None and limit < len(test) else None,
+        "val_indices_sha256": hashlib.sha256(va.numpy().astype("<i8").tobytes()).hexdigest(),
+        "mean": list(mean),
+        "std": list(std),
+        "normalization": ("none: the images were given standardized" if scale == "standardized" else
+                          "per channel, of " + ("x/255" if scale == "0-255" else "x")
+                          + " over the final train split (after validation and limit)"),
+    }
+    return Dataset(name, train, val, test_part, tuple(classes), mean, std, full, scale)

@@ -10,7 +10,6 @@ return new tensors).
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,11 @@ import torch
 
 from ablab.data import synthetic
 from ablab.data.cifar import max_batch_bytes, parse_cifar_bin, parse_cifar_pickle, read_archive_members
-from ablab.data.dataset import Dataset, Split, channel_stats
+from ablab.data.dataset import Dataset, Split, assemble, check_split_args
 from ablab.data.errors import DataError
 from ablab.data.idx import check_pair, parse_images, parse_labels, read_file_bytes, read_idx_bytes
 from ablab.data.locate import Found, locate, not_found_error
 from ablab.data.registry import CifarFiles, DatasetSpec, IdxFiles, get_spec
-from ablab.data.split import TEST_SUBSET_SEED, split_indices
 from ablab.data.verify import (
     MANIFEST,
     Check,
@@ -57,8 +55,11 @@ _DATASETS: OrderedDict[tuple[Any, ...], Dataset] = OrderedDict()
 
 def clear_cache() -> None:
     """Forget every cached dataset (tests; or to free memory)."""
+    from ablab.data.sources import clear_cache as clear_sources
+
     _RAW.clear()
     _DATASETS.clear()
+    clear_sources()
 
 
 def _remember(cache: OrderedDict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any, size: int) -> None:
@@ -144,22 +145,15 @@ def _locate_or_fetch(spec: DatasetSpec, data_dir: str | Path | None, download: b
     return found
 
 
-def _check_args(val_fraction: float, split_seed: int, limit: int | None) -> None:
-    if not isinstance(val_fraction, int | float) or not 0 <= val_fraction < 1:
-        raise DataError(f"val_fraction: expected a fraction in [0, 1), got {val_fraction!r}")
-    if not isinstance(split_seed, int) or split_seed < 0:
-        raise DataError(f"split_seed: expected an integer >= 0, got {split_seed!r}")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise DataError(f"limit: expected a positive integer or None, got {limit!r}")
-
-
 def load_dataset(name: str, *, data_dir: str | Path | None = None, val_fraction: float = 0.1,
                  split_seed: int = 0, stratified: bool = False, limit: int | None = None,
                  download: bool = True) -> Dataset:
     """Load a registered dataset as whole uint8 tensors, split into train / validation / test.
 
     Args:
-        name: ``fashion-mnist``, ``mnist``, ``cifar10``, ``synthetic`` or ``synthetic:opt=val,...``.
+        name: ``fashion-mnist``, ``mnist``, ``cifar10``, ``synthetic`` or ``synthetic:opt=val,...``; or
+            your own files: ``idx:DIR``, ``npz:FILE``, ``folder:DIR`` (``ablab.data.sources``; never
+            SHA-pinned, validated for shapes, counts and label range).
         data_dir: searched first (as ``data_dir/<name>`` and ``data_dir``); then ``$ABLAB_DATA``, the
             user cache (``~/.cache/ablab/<name>``) and system folders (``/usr/share/datasets/<name>``).
         val_fraction: share of the official training set held out for validation, in [0, 1).
@@ -174,7 +168,12 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, val_fraction:
     first read. ``mean``/``std`` are computed on the final training split only. The same arguments
     return the same cached object without rereading files.
     """
-    _check_args(val_fraction, split_seed, limit)
+    check_split_args(val_fraction, split_seed, limit)
+    from ablab.data.sources import is_source, load_source
+
+    if is_source(name):
+        return load_source(name, val_fraction=val_fraction, split_seed=split_seed, stratified=stratified,
+                           limit=limit)
     spec = get_spec(name)
     args = (float(val_fraction), int(split_seed), bool(stratified), limit)
     found: Found | None = None
@@ -203,33 +202,16 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, val_fraction:
     else:
         _RAW.move_to_end(identity)
 
-    tr, va, te = split_indices(raw.train.y, len(raw.test), val_fraction=val_fraction, split_seed=split_seed,
-                               stratified=stratified, limit=limit, y_test=raw.test.y)
-    train = Split(raw.train.x[tr], raw.train.y[tr])
-    val = Split(raw.train.x[va], raw.train.y[va])
-    test = raw.test if len(te) == len(raw.test) else Split(raw.test.x[te], raw.test.y[te])
-    mean, std = channel_stats(train.x)
     classes = (spec.classes if spec.files is not None
                else tuple(f"class{k}" for k in range(synthetic.parse_options(name).classes)))
     info: dict[str, Any] = {
-        "dataset": ds_name,
         "source": str(found.dir) if found else "generated in memory",
         "found_via": found.how if found else "generated",
         "format": found.fmt if found else "synthetic",
         "files": raw.files,
-        "official_sizes": {"train": len(raw.train), "test": len(raw.test)},
-        "sizes": {"train": len(train), "val": len(val), "test": len(test)},
-        "val_fraction": float(val_fraction),
-        "split_seed": int(split_seed),
-        "stratified": bool(stratified),
-        "limit": limit,
-        "test_subset_seed": TEST_SUBSET_SEED if limit is not None and limit < len(raw.test) else None,
-        "val_indices_sha256": hashlib.sha256(va.numpy().astype("<i8").tobytes()).hexdigest(),
-        "mean": list(mean),
-        "std": list(std),
-        "normalization": "per channel, of x/255 over the final train split (after validation and limit)",
     }
-    ds = Dataset(ds_name, train, val, test, classes, mean, std, info)
+    ds = assemble(ds_name, raw.train, raw.test, classes, val_fraction=val_fraction, split_seed=split_seed,
+                  stratified=stratified, limit=limit, scale="0-255", info=info)
     _remember(_DATASETS, key, ds, DATASET_CACHE_SIZE)
     return ds
 
@@ -258,3 +240,15 @@ def verify_dataset(name: str, data_dir: str | Path | None = None) -> tuple[Found
             raise DataError(f"{found.dir}: training set class counts {off} differ from the published "
                             f"{spec.per_class_train:,} per class")
     return found, checks, raw
+
+
+def load_dataset_for(config: Any, given: Any = None) -> Dataset:
+    """The dataset a run trains on: ``given`` (an ablab Dataset, or a torch dataset, converted with the
+    config's split settings) or else ``config.dataset`` loaded with the config's data_dir / split / limit.
+    The one call the trainer, checkpoint evaluation and the study executors share."""
+    if given is not None:
+        from ablab.data.sources import as_dataset
+
+        return as_dataset(given, config)
+    return load_dataset(config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction,
+                        split_seed=config.split_seed, stratified=config.stratified, limit=config.limit)

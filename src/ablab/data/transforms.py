@@ -14,12 +14,15 @@ CHUNK = 8192  # samples per gather: bounds temporary memory when a whole epoch i
 
 
 def normalize(x_uint8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """``(x / 255 - mean) / std`` per channel, as float32. ``x`` is uint8 (..., C, H, W)."""
+    """``(x / 255 - mean) / std`` per channel for uint8 images (..., C, H, W), ``(x - mean) / std`` for
+    float images (already 0-1 or standardized: never divided by 255 twice); float32 either way."""
     c = x_uint8.shape[-3]
     if len(mean) != c or len(std) != c:
         raise ValueError(f"normalize: {c} channels but {len(mean)} means and {len(std)} stds")
     m = torch.tensor(mean, dtype=torch.float32, device=x_uint8.device).view(c, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=x_uint8.device).view(c, 1, 1)
+    if x_uint8.is_floating_point():
+        return (x_uint8.to(torch.float32) - m) / s
     return (x_uint8.to(torch.float32) / 255.0 - m) / s
 
 

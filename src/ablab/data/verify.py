@@ -38,7 +38,8 @@ def check_content(content: bytes, path: str | Path, f: DataFile) -> str:
     if digest != f.sha256:
         raise DataError(f"{path}: SHA-256 mismatch: the content hashes to {digest}, expected {f.sha256} "
                         f"({f.stem}) — the file is damaged or is not the official one; delete it and run "
-                        "'ablab data fetch'")
+                        f"'ablab data fetch'. If these are your own files in this format, load them as "
+                        f"--data idx:{Path(path).parent} (your own data is validated, not pinned)")
     return digest
 
 

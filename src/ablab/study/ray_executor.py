@@ -79,14 +79,13 @@ def dataset_key(config: dict[str, Any]) -> tuple[Any, ...]:
 
 def pack_dataset(config: dict[str, Any]) -> dict[str, Any]:
     """Load a config's dataset in the driver, as plain NumPy arrays (which Ray shares zero-copy)."""
-    from ablab.data import load_dataset
+    from ablab.data.load import load_dataset_for
+    from ablab.train.config import TrainConfig
 
-    name, data_dir, val_fraction, split_seed, stratified, limit = dataset_key(config)
-    ds = load_dataset(name, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
-                      stratified=stratified, limit=limit)
+    ds = load_dataset_for(TrainConfig.from_dict(config))
     splits = {s: (getattr(ds, s).x.numpy(), getattr(ds, s).y.numpy()) for s in ("train", "val", "test")}
     return {"name": ds.name, "classes": ds.classes, "mean": ds.mean, "std": ds.std, "info": ds.info,
-            "splits": splits}
+            "scale": ds.scale, "splits": splits}
 
 
 def unpack_dataset(packed: dict[str, Any]) -> Any:
@@ -105,7 +104,7 @@ def unpack_dataset(packed: dict[str, Any]) -> Any:
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         splits = {s: Split(torch.from_numpy(x), torch.from_numpy(y)) for s, (x, y) in packed["splits"].items()}
     return Dataset(packed["name"], splits["train"], splits["val"], splits["test"], tuple(packed["classes"]),
-                   tuple(packed["mean"]), tuple(packed["std"]), dict(packed["info"]))
+                   tuple(packed["mean"]), tuple(packed["std"]), dict(packed["info"]), packed.get("scale", "0-255"))
 
 
 # --------------------------------------------------------------------------------------- in the worker

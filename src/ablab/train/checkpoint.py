@@ -128,15 +128,17 @@ def load_checkpoint(path: str | Path, *, fast: bool = True) -> tuple[nn.Sequenti
 def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None) -> dict[str, Any]:
     """Test loss and accuracy of a checkpoint on its dataset's test split: the same normalization
     constants, batch size and evaluation code as training, hence the same number, bit for bit."""
-    from ablab.data import load_dataset
+    from ablab.data.load import load_dataset_for
     from ablab.train.runtime import cpu_settings, evaluate, prepare_split
 
     model, config, meta = load_checkpoint(path)
     norm = meta["normalization"]
-    ds = load_dataset(config.dataset, data_dir=str(data_dir) if data_dir else config.data_dir,
-                      val_fraction=config.val_fraction, split_seed=config.split_seed,
-                      stratified=config.stratified, limit=config.limit)
+    trained_on = (meta.get("dataset") or {}).get("name", config.dataset)
+    if trained_on != config.dataset:
+        raise CheckpointError(f"{path}: trained on in-memory data '{trained_on}', which cannot be reloaded from "
+                              "its config; evaluate the model on it in Python (ablab.train.evaluate)")
+    ds = load_dataset_for(config.replace(data_dir=str(data_dir)) if data_dir else config)
     x, y = prepare_split(ds.test, tuple(norm["mean"]), tuple(norm["std"]))
     with cpu_settings(int(meta.get("threads") or torch.get_num_threads())):  # as in training
         loss, acc = evaluate(model, x, y, config.eval_batch_size)
-    return {"test_loss": loss, "test_acc": acc, "n": int(y.shape[0])}
+    return {"test_loss": loss, "test_acc": acc, "n": int(y.shape[0]), "dataset": ds.source}

@@ -45,8 +45,8 @@ class TrainConfig:
 
     # --- what to train, on what
     model: str = _f("lenet5", "Preset (lenet5, lenet5-modern, cifar-lenet, mlp:H1,...,OUT), spec string or spec file.")
-    dataset: str = _f("fashion-mnist", "Dataset registry name: fashion-mnist, mnist, cifar10, synthetic[:...].",
-                      flag="--data")
+    dataset: str = _f("fashion-mnist", "Dataset: fashion-mnist, mnist, cifar10, synthetic[:...]; your own files: "
+                      "idx:DIR, npz:FILE, folder:DIR (docs/own-data.md).", flag="--data")
     data_dir: str | None = _f(None, "Folder holding the dataset files (default: ABLAB_DATA, cache, system places).")
     val_fraction: float = _f(0.1, "Share of the official training set held out for validation (0.1 = 90/10).")
     split_seed: int = _f(0, "Seed of the train/validation split (kept fixed across a study's seeds).")

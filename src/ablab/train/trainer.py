@@ -161,15 +161,12 @@ def _fit(config: TrainConfig, callback: Callback, out_dir: str | Path | None, da
 def _setup(config: TrainConfig, dataset: Dataset | None) -> _Setup:
     """Phase 1: load the data, build the model from the init seed, seed the other streams, normalize
     the splits once, make the optimizer."""
+    from ablab.data.load import load_dataset_for
     from ablab.models import build, count_params
     from ablab.train.fast import accelerate
     from ablab.train.variants import model_spec
 
-    if dataset is None:
-        from ablab.data import load_dataset
-
-        dataset = load_dataset(config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction,
-                               split_seed=config.split_seed, stratified=config.stratified, limit=config.limit)
+    dataset = load_dataset_for(config, dataset)
     seeds = config.seeds
     # --- model: the spec with the config's batch norm / dropout, weights from the init seed
     spec = model_spec(config, dataset.input_shape)
@@ -192,7 +189,8 @@ def _setup(config: TrainConfig, dataset: Dataset | None) -> _Setup:
         steps_per_epoch -= 1
 
     optimizer = make_optimizer(config, model)
-    info = {"spec": spec.to_string(), "params": count_params(model), "n_train": n_train,
+    info = {"dataset": dataset.name, "dataset_source": dataset.source, "pixel_scale": dataset.scale,
+            "spec": spec.to_string(), "params": count_params(model), "n_train": n_train,
             "n_val": int(splits["val"][1].shape[0]), "n_test": int(splits["test"][1].shape[0]),
             "steps_per_epoch": steps_per_epoch}
     return _Setup(config, dataset, spec, model, optimizer, data_gen, splits, steps_per_epoch,
@@ -338,7 +336,8 @@ def _write_outputs(out: Path, model: nn.Module, config: TrainConfig, spec: Any, 
         "config": config.to_dict(),
         "spec": spec.to_dict(),
         "spec_string": spec.to_string(),
-        "dataset": {"name": dataset.name, "classes": list(dataset.classes), "input_shape": list(dataset.input_shape)},
+        "dataset": {"name": dataset.name, "source": dataset.source, "pixel_scale": dataset.scale,
+                    "classes": list(dataset.classes), "input_shape": list(dataset.input_shape)},
         "normalization": {"mean": list(dataset.mean), "std": list(dataset.std)},
         "versions": result.versions,
         "seeds": result.seeds,

@@ -228,9 +228,17 @@ def insert_dropout(spec: Spec, p: float, placement: str = "fc") -> Spec:
 
 def model_spec(config: TrainConfig, input_shape: tuple[int, ...] | None = None) -> Spec:
     """The spec a run trains: ``config.model`` with the config's batch norm and dropout inserted."""
+    from ablab.presets import is_preset
     from ablab.spec import load_spec
 
-    spec = load_spec(config.model, input_shape)
+    spec = load_spec(config.model)
+    if input_shape is not None:
+        declared = None if is_preset(config.model) else spec.input_shape  # presets adapt; a spec's input is checked
+        if declared is not None and tuple(declared) != tuple(input_shape):
+            raise ConfigError(f"model: the spec declares input({','.join(map(str, declared))}) but dataset "
+                              f"{config.dataset} gives {'x'.join(map(str, input_shape))} images; drop input(...) "
+                              "or train on data of that shape")
+        spec = spec.with_input(tuple(input_shape))
     if config.batchnorm:
         spec = insert_batchnorm(spec)
     if config.dropout > 0:
