@@ -61,7 +61,8 @@ class Dataset:
     def source(self) -> str:
         """Where the data came from, for headers: the name, plus the folder/file when that says more."""
         src = str(self.info.get("source", ""))
-        return self.name if not src or src in self.name else f"{self.name} ({src})"
+        generated = self.info.get("found_via") == "generated"
+        return self.name if generated or not src or src in self.name else f"{self.name} ({src})"
 
     @classmethod
     def from_tensors(cls, x: Any, y: Any, *, test: tuple[Any, Any] | None = None,

@@ -133,10 +133,10 @@ def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None)
 
     model, config, meta = load_checkpoint(path)
     norm = meta["normalization"]
-    trained_on = (meta.get("dataset") or {}).get("name", config.dataset)
-    if trained_on != config.dataset:
-        raise CheckpointError(f"{path}: trained on in-memory data '{trained_on}', which cannot be reloaded from "
-                              "its config; evaluate the model on it in Python (ablab.train.evaluate)")
+    trained_on = meta.get("dataset") or {}
+    if trained_on.get("format") in ("tensors", "torch"):
+        raise CheckpointError(f"{path}: trained on in-memory data '{trained_on.get('name')}', which cannot be "
+                              "reloaded from its config; evaluate the model on it in Python (ablab.train.evaluate)")
     ds = load_dataset_for(config.replace(data_dir=str(data_dir)) if data_dir else config)
     x, y = prepare_split(ds.test, tuple(norm["mean"]), tuple(norm["std"]))
     with cpu_settings(int(meta.get("threads") or torch.get_num_threads())):  # as in training
