@@ -72,7 +72,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 def test_fetch_verify_load(tiny):
     spec, base, tmp = tiny
-    found, downloaded = fetch("tiny", tmp / "data", mirror=f"{base}/good", progress=False)
+    found, downloaded = fetch("tiny", tmp / "data", mirror=f"{base}/good", progress=None)
     assert downloaded and found.dir == tmp / "data" / "tiny"
     assert _leftovers(found.dir) == sorted(f.name for f in spec.files.all().values())  # no .part files
     _, checks, raw = verify_dataset("tiny", tmp / "data")
@@ -81,39 +81,53 @@ def test_fetch_verify_load(tiny):
     published = load_dataset("tiny", data_dir=tmp / "published", val_fraction=0.0)
     assert torch.equal(ds.train.x, published.train.x)
     # already there and verified: nothing is downloaded again (the server could even be gone)
-    assert fetch("tiny", tmp / "data", mirror="http://127.0.0.1:9", progress=False)[1] is False
+    assert fetch("tiny", tmp / "data", mirror="http://127.0.0.1:9", progress=None)[1] is False
 
 
 def test_checksum_mismatch_leaves_nothing(tiny):
     _, base, tmp = tiny
     with pytest.raises(DataError, match=r"could not download train-images-idx3-ubyte\.gz: .*/bad/"
                                          r"train-images-idx3-ubyte\.gz: SHA-256 mismatch: the content hashes to"):
-        fetch("tiny", tmp / "data", mirror=f"{base}/bad", progress=False)
+        fetch("tiny", tmp / "data", mirror=f"{base}/bad", progress=None)
     assert _leftovers(tmp / "data" / "tiny") == []
 
 
 def test_dropped_connection_leaves_nothing(tiny):
     _, base, tmp = tiny
     with pytest.raises(DataError, match=r"/drop/train-images-idx3-ubyte\.gz: connection dropped after"):
-        fetch("tiny", tmp / "data", mirror=f"{base}/drop", progress=False)
+        fetch("tiny", tmp / "data", mirror=f"{base}/drop", progress=None)
     assert _leftovers(tmp / "data" / "tiny") == []
 
 
 def test_http_error_and_mirror_fallback(tiny):
     spec, base, tmp = tiny
     with pytest.raises(DataError, match=r"/good/nothing-here/train-images-idx3-ubyte\.gz: HTTP 404 Not Found"):
-        fetch("tiny", tmp / "a", mirror=f"{base}/good/nothing-here", progress=False)
+        fetch("tiny", tmp / "a", mirror=f"{base}/good/nothing-here", progress=None)
     register_dataset(DatasetSpec(**{**spec.__dict__, "mirrors": (f"{base}/drop", f"{base}/bad", f"{base}/good")}))
-    found, downloaded = fetch("tiny", tmp / "b", progress=False)
+    found, downloaded = fetch("tiny", tmp / "b", progress=None)
     assert downloaded and len(_leftovers(found.dir)) == 4
 
 
-def test_download_file_with_progress_bar(tiny, capsys):
+def test_download_progress_goes_through_a_callback(tiny, capsys):
     spec, base, tmp = tiny
     f = spec.files.train_labels
-    out = download_file(f"{base}/good/{f.name}", tmp / "x" / f.name, f, progress=True)
-    assert out.read_bytes() == (tmp / "published" / f.name).read_bytes()
-    assert f.name in capsys.readouterr().err  # the rich bar went to stderr
+    calls: list[tuple[str, int, int | None]] = []
+    out = download_file(f"{base}/good/{f.name}", tmp / "x" / f.name, f, progress=lambda *a: calls.append(a))
+    data = (tmp / "published" / f.name).read_bytes()
+    assert out.read_bytes() == data
+    assert calls[0] == (f.name, 0, len(data)) and calls[-1] == (f.name, len(data), len(data))
+    assert capsys.readouterr().err == ""  # the library draws nothing itself
+
+
+def test_fetch_command_draws_the_bar(tiny):
+    from click.testing import CliRunner
+
+    from ablab.cli import cli
+
+    spec, base, tmp = tiny
+    res = CliRunner().invoke(cli, ["data", "fetch", "tiny", "--data-dir", str(tmp / "cli"), "--mirror", f"{base}/good"])
+    assert res.exit_code == 0, res.output
+    assert "tiny: downloaded and verified in" in res.output
 
 
 def test_offline_and_missing_is_one_error(tiny, monkeypatch):
@@ -144,7 +158,7 @@ def test_cifar_fetch_extracts_with_manifest(tiny):
     digest = write_cifar_archive(tmp / "pub" / "cifar-10-binary.tar.gz", batches)
     _Handler.files["cifar-10-binary.tar.gz"] = (tmp / "pub" / "cifar-10-binary.tar.gz").read_bytes()
     tiny_cifar_spec(archive_sha256=digest)
-    found, _ = fetch("tiny-cifar", tmp / "data", mirror=f"{base}/good", progress=False)
+    found, _ = fetch("tiny-cifar", tmp / "data", mirror=f"{base}/good", progress=None)
     folder = tmp / "data" / "tiny-cifar"
     assert _leftovers(folder) == ["cifar-10-batches-bin"]  # archive removed after extraction
     assert "SHA256SUMS" in _leftovers(folder / "cifar-10-batches-bin") and found.fmt == "cifar-bin"

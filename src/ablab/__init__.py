@@ -6,7 +6,9 @@ notebook API below loads what it needs on first use::
     import ablab
     ablab.summary(model, (1, 28, 28))                      # a table in a notebook (_repr_html_)
     ds = ablab.Dataset.from_tensors(x, y)                  # your own images and labels
-    result = ablab.fit(ablab.TrainConfig(model="lenet5", epochs=1), dataset=ds)
+    result = ablab.fit(ablab.TrainConfig(model="lenet5", epochs=1), dataset=ds)   # progress bar, then
+    result.to_pandas()                                     # the history as a DataFrame
+    study = ablab.run_study("my-study.toml")               # the report, inline; ablab.load_study(DIR)
 """
 
 import importlib
@@ -22,7 +24,10 @@ _LAZY = {
     "summary": "ablab.calc.summary",
     "Summary": "ablab.calc.summary",
     "TrainConfig": "ablab.train.config",
-    "fit": "ablab.train.trainer",
+    "fit": "ablab.notebook",
+    "run_study": "ablab.notebook",
+    "load_study": "ablab.notebook",
+    "StudyResult": "ablab.notebook",
     "RunResult": "ablab.train.trainer",
     "Dataset": "ablab.data.dataset",
 }
@@ -30,8 +35,9 @@ _LAZY = {
 if TYPE_CHECKING:
     from ablab.calc.summary import Summary, summary
     from ablab.data.dataset import Dataset
+    from ablab.notebook import StudyResult, fit, load_study, run_study
     from ablab.train.config import TrainConfig
-    from ablab.train.trainer import RunResult, fit
+    from ablab.train.trainer import RunResult
 
 
 def __getattr__(name: str) -> Any:
@@ -46,5 +52,5 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-__all__ = ["Dataset", "RunResult", "Spec", "SpecError", "Summary", "TrainConfig", "UserError", "__version__", "fit",
-           "load_spec", "parse_shape", "parse_spec", "summary"]
+__all__ = ["Dataset", "RunResult", "Spec", "SpecError", "StudyResult", "Summary", "TrainConfig", "UserError",
+           "__version__", "fit", "load_spec", "load_study", "parse_shape", "parse_spec", "run_study", "summary"]

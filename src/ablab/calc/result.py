@@ -16,6 +16,7 @@ from ablab.calc.receptive import receptive_fields
 from ablab.layers.base import Resolved
 from ablab.layers.placed import Conventions, Field, LayerCost, fmt_shape, prod
 from ablab.layers.values import Shape, SpecError
+from ablab.notebook.display import SummaryDisplay
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Totals:
 
 
 @dataclass(frozen=True)
-class Summary:
+class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() for notebooks
     """The size-up of one network for one input shape, batch, dtype and optimizer."""
 
     model: str

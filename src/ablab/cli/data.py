@@ -120,7 +120,12 @@ def fetch_cmd(name: str, data_dir: Path | None, mirror: str | None, force: bool,
     """
     from ablab.data import fetch
 
-    found, downloaded = fetch(name, data_dir, mirror=mirror, force=force, progress=not no_progress)
+    bar = None if no_progress else _DownloadBar()
+    try:
+        found, downloaded = fetch(name, data_dir, mirror=mirror, force=force, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     if downloaded:
         click.echo(f"{name}: downloaded and verified in {found.dir}")
     else:
@@ -153,3 +158,34 @@ def verify_cmd(name: str, data_dir: Path | None) -> None:
                else "per class " + ", ".join(f"{n:,}" for n in counts))
     click.echo(f"  train class balance: {balance}")
     click.echo(f"{spec.name}: verified")
+
+
+class _DownloadBar:
+    """A rich progress bar on stderr fed by ``fetch``'s ``progress(file, done, total)`` callback: one task
+    per file."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                            TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+        self.tasks: dict[str, object] = {}
+
+    def __call__(self, name: str, done: int, total: int | None) -> None:
+        if name not in self.tasks:
+            if not self.tasks:
+                self.bar.start()
+            self.tasks[name] = self.bar.add_task(name, total=total)
+        self.bar.update(self.tasks[name], completed=done)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self.tasks:
+            self.bar.stop()

@@ -1,4 +1,4 @@
-"""Downloading a dataset's official files: mirrors tried in order, a rich progress bar, SHA-256
+"""Downloading a dataset's official files: mirrors tried in order, progress through a callback, SHA-256
 verification, and an atomic write — bytes go to a temporary file in the target folder and are renamed
 into place only after the checksum matched, so an interrupted or corrupted download never leaves a file
 that could pass as data.
@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from ablab.data.cifar import BIN_DIR, max_batch_bytes, read_archive_members
@@ -30,29 +30,25 @@ CHUNK = 1 << 20  # bytes per read: 1 MiB
 TIMEOUT_S = 30.0  # seconds without data before a download is abandoned
 
 
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """Yield an ``advance(n)`` function drawing a rich bar on stderr (a no-op when disabled)."""
-    if not enabled:
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+# progress(file_name, bytes_done, bytes_total or None): called as bytes arrive; the CLI draws the bar
+DownloadProgress = Callable[[str, int, int | None], None]
 
 
-def download_file(url: str, dest: str | Path, expected: DataFile, *, progress: bool = True,
+def _advance(progress: DownloadProgress | None, label: str, total: int | None) -> Callable[[int], None]:
+    """An ``advance(n)`` that reports the running byte count to ``progress`` (a no-op without one)."""
+    if progress is None:
+        return lambda n: None
+    done = [0]
+    progress(label, 0, total)
+
+    def advance(n: int) -> None:
+        done[0] += n
+        progress(label, done[0], total)
+
+    return advance
+
+
+def download_file(url: str, dest: str | Path, expected: DataFile, *, progress: DownloadProgress | None = None,
                   timeout: float = TIMEOUT_S, max_bytes: int | None = None, max_content: int | None = None) -> Path:
     """Download ``url`` to ``dest`` atomically and verify it against ``expected``'s SHA-256.
 
@@ -74,13 +70,13 @@ def download_file(url: str, dest: str | Path, expected: DataFile, *, progress: b
             if max_bytes is not None and declared is not None and declared > max_bytes:
                 raise DataError(f"{url}: the server announces {declared:,} bytes, {too_big}")
             written = 0
-            with _progress_bar(progress, dest.name, declared or expected.size) as advance:
-                while chunk := resp.read(CHUNK):
-                    written += len(chunk)
-                    if max_bytes is not None and written > max_bytes:
-                        raise DataError(f"{url}: the server sent {too_big}")
-                    out.write(chunk)
-                    advance(len(chunk))
+            advance = _advance(progress, dest.name, declared or expected.size)
+            while chunk := resp.read(CHUNK):
+                written += len(chunk)
+                if max_bytes is not None and written > max_bytes:
+                    raise DataError(f"{url}: the server sent {too_big}")
+                out.write(chunk)
+                advance(len(chunk))
             if declared is not None and written != declared:
                 raise DataError(f"{url}: connection dropped after {written:,} of {declared:,} bytes")
             out.flush()
@@ -118,7 +114,7 @@ def download_caps(spec: DatasetSpec, f: DataFile) -> tuple[int | None, int | Non
 
 
 def download_from_mirrors(spec: DatasetSpec, f: DataFile, dest: Path, *, mirror: str | None = None,
-                          progress: bool = True) -> Path:
+                          progress: DownloadProgress | None = None) -> Path:
     """Try each mirror in turn; one DataError listing every URL's failure if none worked."""
     failures = []
     max_bytes, max_content = download_caps(spec, f)
@@ -155,7 +151,7 @@ def _extract_cifar(archive: Path, folder: Path, files: CifarFiles) -> Path:
 
 
 def _download_all(spec: DatasetSpec, folder: Path, *, mirror: str | None, force: bool,
-                  progress: bool) -> None:
+                  progress: DownloadProgress | None) -> None:
     if isinstance(spec.files, IdxFiles):
         for f in spec.files.all().values():
             dest = folder / f.name
@@ -172,7 +168,7 @@ def _download_all(spec: DatasetSpec, folder: Path, *, mirror: str | None, force:
 
 
 def fetch(name: str, data_dir: str | Path | None = None, *, mirror: str | None = None, force: bool = False,
-          progress: bool = True) -> tuple[Found, bool]:
+          progress: DownloadProgress | None = None) -> tuple[Found, bool]:
     """Make sure ``name`` is present and verified: (where it is, whether anything was downloaded).
 
     Without ``force`` an existing complete copy (anywhere in the search order) that passes its checksums

@@ -39,6 +39,7 @@ from torch import nn
 from ablab.errors import UserError
 from ablab.jsonable import jsonable
 from ablab.metrics import EPOCH_METRICS
+from ablab.notebook.display import RunResultDisplay
 from ablab.train.config import TrainConfig
 from ablab.train.optim import lr_at, make_optimizer
 from ablab.train.runtime import cpu_settings, evaluate, prepare_split, set_threads, versions
@@ -56,7 +57,7 @@ METRIC_KEYS = ("epoch", *EPOCH_METRICS)  # the one list: ablab.metrics
 
 
 @dataclass
-class RunResult:
+class RunResult(RunResultDisplay):  # RunResultDisplay: _repr_html_ and to_pandas() for notebooks
     """What one run measured. Accuracies are fractions of samples in [0, 1]."""
 
     status: str  # "done" | "diverged"
