@@ -275,6 +275,8 @@ batch_size = 32
 [variants.wide]
 model = "mlp:64,4"
 """)
+    dry = run("study", "run", str(study), "--out", str(tmp_path / "out"), "--dry-run", "--no-measure")
+    assert dry.exit_code == 0 and "to run: 4 of 4 runs" in dry.output, dry.output
     res = run("study", "run", str(study), "--out", str(tmp_path / "out"), "--workers", "0")
     assert res.exit_code == 0, res.output
     from ablab.store import Store
@@ -346,3 +348,22 @@ def test_own_mnist_format_files_are_pointed_to_idx(tmp_path):
     assert "unverified" in row
     info = run("data", "info", f"idx:{d}")
     assert info.exit_code == 0 and "your own data (validated, not SHA-pinned)" in info.output
+
+
+def test_dry_run_sizes_of_file_sources_match_what_loads(tmp_path):
+    """The study cost estimate reads sizes from headers only; they must equal what the loader splits."""
+    from ablab.data import source_sizes
+    from ablab.study.cost import sample_counts
+
+    x, y = quadrants(300)
+    d = write_quartet(tmp_path / "q", x, y, 250)
+    npz = tmp_path / "hwc.npz"
+    np.savez(npz, x_train=as_uint8(x).numpy().repeat(3, 1).transpose(0, 2, 3, 1), y_train=y.numpy())
+    root = write_pngs(tmp_path / "pngs", x[:101], y[:101])
+    for name in (f"idx:{d}", f"npz:{npz}", f"folder:{root}", f"folder:{root}?test_fraction=0.3"):
+        cfg = TrainConfig(dataset=name, limit=40, val_fraction=0.2)
+        ds = load_dataset(name, limit=40, val_fraction=0.2)
+        assert sample_counts(cfg) == (len(ds.train), len(ds.val), len(ds.test), ds.input_shape), name
+        n_train, n_test, shape = source_sizes(name)
+        assert (n_train, n_test, shape) == (ds.info["official_sizes"]["train"], ds.info["official_sizes"]["test"],
+                                            ds.input_shape), name

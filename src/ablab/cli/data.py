@@ -88,7 +88,9 @@ def info_cmd(name: str, data_dir: Path | None, val_fraction: float, split_seed: 
                f"(image {shape} {'uint8' if ds.scale == '0-255' else 'float32 ' + ds.scale}; "
                f"{'full' if is_source(name) else 'official'} {i['official_sizes']['train']:,} / "
                f"{i['official_sizes']['test']:,})")
-    click.echo("mean:    " + ", ".join(f"{m:.4f}" for m in ds.mean) + f"   ({i['normalization']})")
+    of = {"0-255": "per channel, x/255, train split", "0-1": "per channel, x (already 0-1), train split",
+          "standardized": "none: given standardized"}[ds.scale]
+    click.echo("mean:    " + ", ".join(f"{m:.4f}" for m in ds.mean) + f"   ({of})")
     click.echo("std:     " + ", ".join(f"{s:.4f}" for s in ds.std))
     k = ds.num_classes
     counts = {n: torch.bincount(s.y, minlength=k).tolist() for n, s in

@@ -19,7 +19,7 @@ _LAZY = {
     "Dataset": "dataset", "Split": "dataset", "channel_stats": "dataset",
     "download_file": "download", "fetch": "download",
     "clear_cache": "load", "load_dataset": "load", "load_dataset_for": "load", "verify_dataset": "load",
-    "from_tensors": "sources", "from_torch": "sources", "is_source": "sources",
+    "from_tensors": "sources", "from_torch": "sources", "is_source": "files", "source_sizes": "files",
     "search_dirs": "locate", "user_cache_dir": "locate",
     "augment": "transforms", "normalize": "transforms",
 }
@@ -27,9 +27,10 @@ _LAZY = {
 if TYPE_CHECKING:
     from ablab.data.dataset import Dataset, Split, channel_stats
     from ablab.data.download import download_file, fetch
+    from ablab.data.files import is_source, source_sizes
     from ablab.data.load import clear_cache, load_dataset, load_dataset_for, verify_dataset
     from ablab.data.locate import search_dirs, user_cache_dir
-    from ablab.data.sources import from_tensors, from_torch, is_source
+    from ablab.data.sources import from_tensors, from_torch
     from ablab.data.transforms import augment, normalize
 
 
@@ -41,7 +42,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DataError", "Dataset", "DatasetSpec", "Split", "augment", "channel_stats", "clear_cache",
-    "download_file", "fetch", "from_tensors", "from_torch", "get_spec", "is_source", "list_datasets",
+    "download_file", "fetch", "from_tensors", "from_torch", "get_spec", "is_source", "list_datasets", "source_sizes",
     "load_dataset", "load_dataset_for", "normalize",
     "register_dataset", "search_dirs", "unregister_dataset", "user_cache_dir", "verify_dataset",
 ]

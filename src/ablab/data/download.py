@@ -36,7 +36,7 @@ DownloadProgress = Callable[[str, int, int | None], None]
 
 def _advance(progress: DownloadProgress | None, label: str, total: int | None) -> Callable[[int], None]:
     """An ``advance(n)`` that reports the running byte count to ``progress`` (a no-op without one)."""
-    if progress is None:
+    if not progress:  # None (or False): nobody is drawing
         return lambda n: None
     done = [0]
     progress(label, 0, total)

@@ -169,9 +169,11 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, val_fraction:
     return the same cached object without rereading files.
     """
     check_split_args(val_fraction, split_seed, limit)
-    from ablab.data.sources import is_source, load_source
+    from ablab.data.files import is_source
 
     if is_source(name):
+        from ablab.data.sources import load_source
+
         return load_source(name, val_fraction=val_fraction, split_seed=split_seed, stratified=stratified,
                            limit=limit)
     spec = get_spec(name)

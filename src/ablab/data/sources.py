@@ -15,7 +15,6 @@ label range) but never SHA-pinned: only the built-in names are.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,9 +26,9 @@ import torch
 from ablab.data import scale as pixel_scale
 from ablab.data.dataset import Dataset, Split, assemble, check_split_args
 from ablab.data.errors import DataError
-from ablab.data.split import choose
+from ablab.data.files import channels_last, parse_source
+from ablab.data.split import choose, holdout_size
 
-PREFIXES = ("idx", "npz", "folder")
 TEST_HOLDOUT_SEED = 0  # seed of the held-out test split when none is given (fixed across split seeds)
 MEMORY_SHARE = 0.5  # from_torch refuses a dataset needing more than this share of the available memory
 CACHE_SIZE = 8  # file sources kept in memory (keyed on each file's path, size and mtime)
@@ -62,7 +61,7 @@ def _images(x: Any, what: str) -> tuple[torch.Tensor, str | None]:
         return t.unsqueeze(1), None  # (N, 1, H, W)
     if t.dim() != 4:
         raise DataError(f"{what}: expected images of shape (N, C, H, W) or (N, H, W), got {tuple(t.shape)}")
-    if t.shape[1] > 4 and t.shape[3] <= 4:  # (N, H, W, C): the NumPy/PIL/Keras layout
+    if channels_last(tuple(t.shape)):  # (N, H, W, C): the NumPy/PIL/Keras layout
         return t.permute(0, 3, 1, 2).contiguous(), f"transposed from channels-last {tuple(t.shape)}"
     return t, None
 
@@ -115,7 +114,7 @@ def from_arrays(x: Any, y: Any, test: tuple[Any, Any] | None = None, *, classes:
         if not 0 < test_fraction < 1:
             raise DataError(f"test_fraction: expected a fraction in (0, 1), got {test_fraction!r}")
         n = xt.shape[0]
-        k = max(1, round(n * test_fraction))
+        k = holdout_size(n, test_fraction)
         if n - k < 1:
             raise DataError(f"{where}: {n} sample(s) are too few to hold out a test split")
         gen = torch.Generator().manual_seed(TEST_HOLDOUT_SEED)
@@ -167,7 +166,9 @@ def from_tensors(x: Any, y: Any, *, test: tuple[Any, Any] | None = None, classes
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to this process (Linux MemAvailable), or None when unknown."""
+    """Bytes of memory available to this process (Linux MemAvailable, else free pages), or None."""
+    import os
+
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
@@ -175,15 +176,9 @@ def available_memory() -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     try:
-        return int(os_sysconf("SC_AVPHYS_PAGES") * os_sysconf("SC_PAGE_SIZE"))
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
         return None
-
-
-def os_sysconf(name: str) -> int:
-    import os
-
-    return int(os.sysconf(name))
 
 
 def _item(sample: Any, i: int) -> tuple[torch.Tensor, int]:
@@ -280,28 +275,6 @@ def as_dataset(given: Any, config: Any) -> Dataset:
 # ------------------------------------------------------------------------------ file sources
 
 
-def is_source(name: str) -> bool:
-    """True for ``idx:...``, ``npz:...`` and ``folder:...`` dataset names."""
-    head, sep, _ = str(name).partition(":")
-    return bool(sep) and head.strip().lower() in PREFIXES
-
-
-def parse_source(name: str) -> tuple[str, Path, dict[str, str]]:
-    """``kind:PATH[?key=value&...]`` -> (kind, path, options). Options: ``scale``, ``test_fraction``."""
-    head, _, rest = str(name).partition(":")
-    kind = head.strip().lower()
-    path_text, _, query = rest.partition("?")
-    if not path_text.strip():
-        raise DataError(f"dataset '{name}': expected a path after '{kind}:', e.g. {kind}:mydata/")
-    opts: dict[str, str] = {}
-    for item in filter(None, query.split("&")):
-        key, eq, val = item.partition("=")
-        if not eq or key not in ("scale", "test_fraction"):
-            raise DataError(f"dataset '{name}': unknown option '{item}' (known: scale=..., test_fraction=...)")
-        opts[key] = val
-    return kind, Path(path_text.strip()).expanduser(), opts
-
-
 def _identity(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
     out = []
     for p in paths:
@@ -318,6 +291,7 @@ def load_source(name: str, *, val_fraction: float = 0.1, split_seed: int = 0, st
 
     kind, path, opts = parse_source(name)
     files = source_files(kind, path)
+    test_fraction = float(opts.get("test_fraction", 0.2))
     key = (kind, str(path.resolve()), tuple(sorted(opts.items())), _identity(files), float(val_fraction),
            int(split_seed), bool(stratified), limit)
     if key in _CACHE:
@@ -325,12 +299,6 @@ def load_source(name: str, *, val_fraction: float = 0.1, split_seed: int = 0, st
         return _CACHE[key]
     reader = {"idx": read_idx_dir, "npz": read_npz, "folder": read_folder}[kind]
     x, y, test, classes, info = reader(path)
-    try:
-        test_fraction = float(opts.get("test_fraction", 0.2))
-    except ValueError:
-        raise DataError(f"dataset '{name}': test_fraction must be a number") from None
-    if math.isnan(test_fraction):
-        raise DataError(f"dataset '{name}': test_fraction must be a number")
     ds = from_arrays(x, y, test, classes=classes, name=name, scale=opts.get("scale", "auto"),
                      test_fraction=test_fraction, val_fraction=val_fraction, split_seed=split_seed,
                      stratified=stratified, limit=limit, where=str(path),

@@ -34,6 +34,11 @@ def round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5 + 1e-9))  # 1e-9: 0.1 * 45 = 4.5000000000000001 rounds like 4.5
 
 
+def holdout_size(n: int, test_fraction: float) -> int:
+    """Test samples held out of ``n`` when a user dataset comes without a test split (at least 1)."""
+    return max(1, round_half_up(n * test_fraction))
+
+
 def split_sizes(n_train: int, n_test: int, *, val_fraction: float,
                 limit: int | None) -> tuple[int, int, int]:
     """(train, val, test) sample counts of the splits that :func:`split_indices` returns for an official
