@@ -153,3 +153,12 @@ def test_example_notebook_runs_top_to_bottom():
     assert any("<table id='history'>" in h for h in htmls)  # the training run
     assert any("<table id='summary'>" in h for h in htmls)  # the study report
     assert not [o for o in outputs if o.get("output_type") == "error"]
+
+
+def test_progress_bar_in_a_terminal_session(monkeypatch, capsys):
+    monkeypatch.setattr(progress_mod, "is_interactive", lambda: True)
+    r = ablab.fit(CFG)
+    out, err = capsys.readouterr()
+    assert out == ""  # the bar is on stderr, transient; the closing line stays
+    assert err.strip().endswith(f"test {100 * r.final['test_acc']:.2f}%")
+    assert ablab.fit(CFG, progress=False) and capsys.readouterr() == ("", "")

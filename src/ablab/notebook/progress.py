@@ -51,10 +51,11 @@ class _Bar:
 
             self.handle = display(HTML(self._html()), display_id=True)
         else:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.rich = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), transient=True)
+                                 TimeElapsedColumn(), console=Console(stderr=True), transient=True)
             self.rich.start()
             self.task = self.rich.add_task(label, total=self.total)
 
@@ -82,7 +83,7 @@ class _Bar:
         if self.rich is not None:
             self.rich.stop()
             if text:
-                print(f"{self.label}: {text}", file=sys.stderr)
+                print(f"{self.label} {text}", file=sys.stderr)
 
 
 class FitProgress:
@@ -105,7 +106,7 @@ class FitProgress:
             test = f" test {100 * data['test_acc']:.2f}%" if data.get("test_acc") is not None else ""
             self.bar.update(int(data["epoch"]) * self.steps, f"epoch {data['epoch']}:{val}{test}", force=True)
         elif event == "end":
-            self.bar.close()
+            self.bar.close(self.bar.text)  # the last epoch's line stays
 
 
 class StudyProgress:
