@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ class StudyResult:
     def __init__(self, study_dir: Path, outcome: Any = None) -> None:
         self.dir = Path(study_dir)
         self.outcome = outcome  # the StudyOutcome of run_study (None when loaded)
-        self.report_paths: dict[str, Path] = {}
+        self.report_paths: Mapping[str, Path] = {}  # what write_report wrote (name -> path)
 
     def __repr__(self) -> str:
         return f"StudyResult({str(self.dir)!r})"
