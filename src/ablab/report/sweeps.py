@@ -135,14 +135,16 @@ class BestCell:
     def sentence(self) -> str:
         from ablab.report.text import fmt_interval
 
+        def pct(iv: Interval) -> str:  # "89.90 ± 0.30%" or "89.90% (n=1)"
+            text = fmt_interval(iv)
+            return text.replace(" (n=1)", "% (n=1)") if text.endswith("(n=1)") else f"{text}%"
+
         conf = f"{100 * self.test.confidence:g}%"
         s = (f"Best cell on validation ({self.chosen_on}, mean over seeds): {self.cell.cell}, validation "
-             f"{fmt_interval(self.val)}%; its test accuracy (at the best-validation epoch) is "
-             f"{fmt_interval(self.test)}% (mean ± {conf} t-interval, n = {self.test.n}). The test set played no "
-             "part in the choice.")
+             f"{pct(self.val)}; its test accuracy (at the best-validation epoch) is {pct(self.test)} (mean ± {conf} "
+             f"t-interval, n = {self.test.n}). The test set played no part in the choice.")
         if self.runner_up is not None:
-            ru = self.runner_up.metrics[self.chosen_on]
-            s += f" Runner-up: {self.runner_up.cell} ({fmt_interval(ru)}% validation)."
+            s += f" Runner-up: {self.runner_up.cell} ({pct(self.runner_up.metrics[self.chosen_on])} validation)."
         return s
 
 
