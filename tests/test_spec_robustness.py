@@ -91,6 +91,7 @@ def test_too_many_layers_is_refused_with_the_limit() -> None:
     (["summary", f"linear({2**40})", "--input", "4"], ["out_features", f"at most {MAX_SIZE:,}"]),
     (["summary", "lenet5", "--input", f"1x28x{HUGE}"], ["--input", f"at most {MAX_SIZE:,}"]),
     (["summary", f"mlp:{HUGE},10"], ["mlp:", f"between 1 and {MAX_SIZE:,}"]),
+    (["summary", "lenet5", "--batch", "1" + "0" * 400], ["--batch: expected a positive integer", f"{MAX_SIZE:,}"]),
     (["summary", "mlp:-5,10"], ["expected positive sizes like mlp:1000,10"]),
     (["summary", "mlp:"], ["expected positive sizes like mlp:1000,10"]),
     (["summary", "lenet5", "--input", "1_0x28x28"], ["--input '1_0x28x28'", "expected positive integers"]),
@@ -123,6 +124,16 @@ def test_conv_matrix_refuses_a_huge_matrix_and_says_how_to_raise_it() -> None:
     assert_user_error(["explain", "conv-matrix", "--input", "1x10000x10000"], "limit of 1,000,000")
     code, _ = run("explain", "conv-matrix", "--layer", "conv(2,2)", "--input", "1x5x5", "--max-entries", "1000")
     assert code == 0
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["explain", "conv-matrix", "--seed", "-1"], ["--seed: expected an integer from 0 to 4,294,967,295"]),
+    (["explain", "collapse", "--seed", HUGE], ["--seed: expected an integer"]),
+    (["explain", "graph", "--lr", "inf"], ["--lr: expected a finite number"]),
+    (["explain", "bn-forward", "--eps", "nan"], ["--eps: expected a finite number"]),
+])
+def test_explain_numbers_are_checked(args: list[str], needles: list[str]) -> None:
+    assert_user_error(args, *needles)
 
 
 def test_collapse_refuses_huge_widths() -> None:

@@ -29,7 +29,7 @@ from ablab.calc.memory import dtype_bytes, optimizer_states
 from ablab.calc.result import LayerSummary, Summary, Totals, assemble
 from ablab.calc.shapes import resolve
 from ablab.errors import UserError
-from ablab.layers.values import Shape
+from ablab.layers.values import MAX_SIZE, Shape, show
 from ablab.specs.source import load_spec
 from ablab.specs.stack import Spec, parse_shape
 
@@ -49,8 +49,8 @@ def summary(
     may carry its own. For a module it is required (modules do not know their input)."""
     shape = parse_shape(input_shape) if isinstance(input_shape, str) else (
         tuple(input_shape) if input_shape is not None else None)
-    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        raise UserError(f"batch: expected a positive integer, got {batch!r}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_SIZE:
+        raise UserError(f"batch: expected a positive integer (at most {MAX_SIZE:,}), got {show(batch)}")
     dtype_bytes(dtype)
     optimizer_states(optimizer)
     conventions = conventions or Conventions()

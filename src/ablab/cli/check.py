@@ -99,7 +99,8 @@ def _emit(e: Any, fmt: str) -> None:
 # library keys -> this command's flags, for error messages
 EXPLAIN_FLAGS = {"layer": "--layer", "input": "--input", "input_shape": "--input", "sizes": "--sizes", "x": "--x",
                  "weight": "--weight", "format": "--format", "max_entries": "--max-entries", "gamma": "--gamma",
-                 "beta": "--beta", "dy": "--dy", "eps": "--eps", "momentum": "--momentum"}
+                 "beta": "--beta", "dy": "--dy", "eps": "--eps", "momentum": "--momentum", "lr": "--lr",
+                 "seed": "--seed", "slope": "--slope"}
 
 
 class _ExplainGroup(click.Group):

@@ -54,7 +54,7 @@ def summary(model: str, input_shape: str | None, batch: int, dtype: str, optimiz
     from ablab.cli.keys import flags
 
     conv = Conventions(dot=dot, bias=bias_flops, pooling=pool_flops, activation=act_flops, norm=norm_flops)
-    with flags({"input_shape": "--input"}):
+    with flags({"input_shape": "--input", "batch": "--batch"}):
         result = size_up(model, input_shape, batch=batch, dtype=dtype, optimizer=optimizer, conventions=conv)
     if as_json:
         click.echo(result.to_json())

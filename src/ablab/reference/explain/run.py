@@ -20,6 +20,8 @@ from ablab.reference.explain.document import ExplainError, Explanation
 from ablab.reference.explain.graph import graph
 from ablab.reference.explain.inputs import as_array, parse_vector
 
+MAX_SEED = 2**32 - 1
+
 # the keys a --file may give, per example (the others come from arguments only)
 FILE_KEYS: dict[str, tuple[str, ...]] = {
     "bn-forward": ("x", "gamma", "beta", "eps", "momentum"),
@@ -69,6 +71,16 @@ class _Values:
             raise ExplainError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
 
+    def seed(self) -> int:
+        """A seed NumPy accepts: an integer in [0, 2**32 - 1]."""
+        got = self.get("seed")
+        if got is None:
+            return 0
+        value, where = got
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+            raise ExplainError(f"{where}: expected an integer from 0 to {MAX_SEED:,}, got {value!r}")
+        return value
+
     def raw(self, key: str, default: Any = None) -> Any:
         got = self.get(key)
         return default if got is None else got[0]
@@ -103,7 +115,7 @@ def _conv_matrix(v: _Values, digits: int) -> Explanation:
             except (TypeError, ValueError):
                 raise ExplainError(f"{got[1]}: expected nested lists of numbers") from None
     return conv_matrix(ConvConfig(layer[0], shape), arrays.get("w"), arrays.get("x"), arrays.get("g"),
-                       int(v.raw("seed", 0)), digits, max_entries=int(v.raw("max_entries", MAX_ENTRIES)))
+                       v.seed(), digits, max_entries=int(v.raw("max_entries", MAX_ENTRIES)))
 
 
 def _collapse(v: _Values, digits: int) -> Explanation:
@@ -124,7 +136,7 @@ def _collapse(v: _Values, digits: int) -> Explanation:
         if not all(p.strip().isdigit() and len(p.strip()) <= 4 for p in parts):
             raise ExplainError(f"sizes: expected integers like 3,4,2 (each at most 9999), got {sizes!r}")
         sizes = tuple(int(p) for p in parts)
-    return collapse(layers, tuple(sizes), int(v.raw("seed", 0)), digits)
+    return collapse(layers, tuple(sizes), v.seed(), digits)
 
 
 def _graph(v: _Values, digits: int) -> Explanation:
