@@ -32,8 +32,8 @@ def sample_counts(config: Any) -> tuple[int, int, int, tuple[int, ...]]:
     from ablab.data.split import split_sizes
 
     if is_source(config.dataset):  # your own files: counts and shape from their headers
-        n_train, n_test, shape = source_sizes(config.dataset)
-        return (*split_sizes(n_train, n_test, val_fraction=config.val_fraction, limit=config.limit), shape)
+        n_own, n_own_test, own_shape = source_sizes(config.dataset)
+        return (*split_sizes(n_own, n_own_test, val_fraction=config.val_fraction, limit=config.limit), own_shape)
     spec = get_spec(config.dataset)
     n_train, n_test, shape = spec.n_train, spec.n_test, tuple(spec.shape)
     if spec.files is None:  # synthetic: sizes and shape come from its options
