@@ -80,6 +80,7 @@ def test_shapes_test_split_classes_and_limit():
     ds = Dataset.from_tensors(x[:, 0], y, classes=["nw", "ne", "sw", "se"], limit=100, val_fraction=0.2)
     assert ds.input_shape == (1, 12, 12) and ds.classes == ("nw", "ne", "sw", "se")
     assert (len(ds.train), len(ds.val), len(ds.test)) == (100, 25, 100)  # test: 100 of the 100 held out
+    assert repr(ds) == "Dataset('tensors': train 100 / val 25 / test 100, images 1x12x12, pixels 0-1, 4 classes)"
     given = Dataset.from_tensors(x[:400], y[:400], test=(x[400:], y[400:]))
     assert len(given.test) == 100 and torch.equal(given.test.y, y[400:])
     # channels-last NumPy arrays are read as such (and noted)
@@ -173,6 +174,17 @@ def test_from_torch_tensordataset_and_map_style_train():
     assert own.classes == tuple(PairList.classes) and own.input_shape == (1, 12, 12) and len(own.test) == 200
     assert seen[-1] == (200, 200) and (1000, 1000) in seen
     assert torch.equal(own.test.x, as_uint8(x[1000:]))
+    # PIL images (what torchvision datasets return without a transform) read as uint8 (C, H, W)
+    from PIL import Image
+
+    class Pil(PairList):
+        def __getitem__(self, i: int):
+            return Image.fromarray(self.x[i]).convert("RGB"), torch.tensor(self.y[i])
+
+    pil = Dataset.from_torch(Pil(x[:200], y[:200]))
+    assert pil.input_shape == (3, 12, 12) and pil.scale == "0-255"
+    assert torch.equal(torch.cat([pil.train.x[:, :1], pil.val.x[:, :1], pil.test.x[:, :1]]).sort(0).values,
+                       as_uint8(x[:200]).sort(0).values)
 
 
 def test_from_torch_refuses_what_does_not_fit_in_memory_and_bad_items():

@@ -26,6 +26,9 @@ class Split:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
+    def __repr__(self) -> str:
+        return f"Split({len(self)} samples, x {tuple(self.x.shape)} {self.x.dtype}, y {tuple(self.y.shape)})"
+
     def __post_init__(self) -> None:
         if self.x.shape[0] != self.y.shape[0]:
             raise ValueError(f"Split: {self.x.shape[0]} images but {self.y.shape[0]} labels")
@@ -48,6 +51,11 @@ class Dataset:
     std: tuple[float, ...]  # per channel, of x/255 (uint8) or x (float) over the training split
     info: dict[str, Any] = field(default_factory=dict)  # provenance: source paths, split seed, limit, ...
     scale: str = "0-255"  # pixel scale of x: "0-255" (uint8), "0-1" or "standardized" (float32)
+
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, self.input_shape))
+        return (f"Dataset({self.name!r}: train {len(self.train):,} / val {len(self.val):,} / test "
+                f"{len(self.test):,}, images {shape}, pixels {self.scale}, {self.num_classes} classes)")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
