@@ -137,3 +137,17 @@ def test_every_not_rerun_entry_still_names_an_example() -> None:
     commands = [e.command for e in dx.examples(README)]
     for pattern, why in NOT_RERUN.items():
         assert any(re.search(pattern, c) for c in commands), f"NOT_RERUN {pattern!r} ({why}) matches nothing"
+
+
+def test_readme_notebook_summary_line_works() -> None:
+    """The notebook snippet's first line: ``ablab.summary(LeNet5V1(), (1, 28, 28))`` renders as an HTML table."""
+    pytest.importorskip("torch")
+    import ablab
+
+    if not hasattr(ablab, "summary"):
+        pytest.skip("top-level ablab.summary (issue 11) is not on main yet")
+    namespace: dict = {}
+    exec(compile(shown_files()["mymodel.py"], "mymodel.py", "exec"), namespace)
+    s = ablab.summary(namespace["LeNet5V1"](), (1, 28, 28))
+    assert s.totals.params == 61_706 and s.totals.macs == 416_520
+    assert "<table" in s._repr_html_()
