@@ -22,7 +22,9 @@ from ablab.presets import get_preset, list_presets
 from ablab.spec import Spec, SpecError, parse_spec
 
 PRESETS = [*list_presets(), "mlp:300,100,10"]
-SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: the same 50 specs every run, so a landing is never blocked by a new draw (set
+# derandomize=False locally to explore new specs)
+SETTINGS = settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check_against_torch(spec: Spec, batch: int = 2) -> None:
@@ -156,7 +158,7 @@ def field_specs(draw: st.DrawFn) -> Spec:
     return spec
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(field_specs(), st.data())
 def test_receptive_field_matches_gradients(spec: Spec, data: st.DataObject) -> None:
     """The input pixels that get gradient from one output lie in its field, and its two ends are reached."""
