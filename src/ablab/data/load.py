@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ablab.data import cache as decoded_cache
 from ablab.data import synthetic
 from ablab.data.cifar import max_batch_bytes, parse_cifar_bin, parse_cifar_pickle, read_archive_members
 from ablab.data.dataset import Dataset, Split, assemble, check_split_args
@@ -198,8 +199,11 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, val_fraction:
         if found is None:
             xtr, ytr, xte, yte = synthetic.generate(opts)
             raw = Raw(_split(xtr, ytr), _split(xte, yte), {})
-        else:
-            raw = read_raw(spec, found)
+        else:  # decoded arrays from the on-disk cache (ablab.data.cache), else read, verify and cache them
+            hit = decoded_cache.load(spec, found)
+            raw = Raw(hit.train, hit.test, hit.files) if hit else read_raw(spec, found)
+            if hit is None:
+                decoded_cache.store(spec, found, raw.train, raw.test, raw.files)
         _remember(_RAW, identity, raw, RAW_CACHE_SIZE)
     else:
         _RAW.move_to_end(identity)
