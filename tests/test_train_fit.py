@@ -225,7 +225,7 @@ def test_checkpoint_reproduces_test_accuracy_exactly(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == ["config.json", "model.safetensors"]
     ev = evaluate_checkpoint(tmp_path / "checkpoint")
     assert ev.pop("dataset") == load_dataset(DATA).name  # named in the eval header
-    assert ev == {"test_loss": r.final["test_loss"], "test_acc": r.final["test_acc"], "n": 200}
+    assert ev == {"test_loss": r.final["test_loss"], "test_acc": r.final["test_acc"], "n": 200, "device": "cpu"}
     meta = json.loads((tmp_path / "checkpoint" / "config.json").read_text())
     assert meta["config"] == cfg.to_dict() and meta["metrics"]["test_acc"] == r.final["test_acc"]
     assert meta["normalization"]["mean"][0] == pytest.approx(load_dataset(DATA, val_fraction=0.2).mean[0])

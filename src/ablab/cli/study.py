@@ -53,9 +53,13 @@ def study() -> None:
               "of; ray://HOST:10001); default: start a local Ray instance.")
 @click.option("--max-runs", type=click.IntRange(min=1), default=None,
               help="Refuse a study that expands past N runs (default: [study] max_runs, else 10,000).")
+@click.option("--device", default=None, metavar="auto|cpu|cuda|cuda:N|mps",
+              help="Where every run computes, overriding the study's device key (default: as the study says).")
+@click.option("--runs-per-gpu", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Concurrent runs per GPU when runs go to GPUs (Ray: num_gpus = 1/K per run).")
 def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, measure: bool,
             make_report: bool, executor_name: str = "local", address: str | None = None,
-            max_runs: int | None = None) -> None:
+            max_runs: int | None = None, device: str | None = None, runs_per_gpu: int = 1) -> None:
     """Run a study: every variant × grid point × seed; resumes where it stopped.
 
     FILE is a study file (TOML) or a preset study name (see `ablab study presets`). Running the same
@@ -79,6 +83,11 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
     out = Path(out_dir) if out_dir else default_out_dir(s)
     if address is not None and executor_name != "ray":
         raise click.UsageError("--address needs --executor ray")
+    if device is not None:
+        from ablab.train.config import DEVICE_PATTERN
+
+        if not DEVICE_PATTERN.fullmatch(device):
+            raise click.BadParameter(f"expected auto, cpu, cuda, cuda:N or mps, got {device!r}", param_hint="--device")
     if dry_run:
         _dry_run(console, s, out, measure, workers)
         return
@@ -86,8 +95,8 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
     if executor_name == "ray":  # see ablab.study.ray_executor (docs/ray.md)
         from ablab.study.ray_executor import RayExecutor
 
-        executor = RayExecutor(address, workers=workers or None)
-    _run(console, s, out, workers, make_report, executor)
+        executor = RayExecutor(address, workers=workers or None, runs_per_gpu=runs_per_gpu, device=device)
+    _run(console, s, out, workers, make_report, executor, device=device, runs_per_gpu=runs_per_gpu)
 
 
 def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None) -> None:
@@ -99,7 +108,8 @@ def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None)
         console.print(item)
 
 
-def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool, executor: Any = None) -> None:
+def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool, executor: Any = None, *,
+         device: str | None = None, runs_per_gpu: int = 1) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -139,7 +149,8 @@ def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool,
 
     try:
         with progress:
-            outcome = run_study(s, out, workers=workers, executor=executor, on_event=on_event)
+            outcome = run_study(s, out, workers=workers, executor=executor, on_event=on_event, device=device,
+                                runs_per_gpu=runs_per_gpu)
     except KeyboardInterrupt:
         console.print(f"interrupted; finished runs are kept in {out}. Run the same command again to resume.")
         raise SystemExit(130) from None

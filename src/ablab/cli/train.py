@@ -85,6 +85,12 @@ def train(model: str, variants: tuple[str, ...], sets: tuple[str, ...], out_dir:
     click.echo(accuracy_line(result.final.get("test_acc"), int(result.info.get("n_test", 0))))
 
 
+def _where(device: dict[str, Any]) -> str:
+    """``cpu`` or ``cuda:0 (NVIDIA H100 80GB HBM3)``: the device line of the progress header."""
+    where, name = str(device.get("device", "?")), device.get("name")
+    return f"{where} ({name})" if name and device.get("type") != "cpu" else where
+
+
 class _Progress:
     """A rich progress bar fed by fit's callback: it redraws on epoch ends and every 50 steps (the
     trainer's existing check points), so it adds no work to the training loop. Without a terminal it
@@ -109,7 +115,8 @@ class _Progress:
                                markup=False, highlight=False)
             self.console.print(data["spec"], soft_wrap=True, markup=False, highlight=False)
             self.console.print(f"{data['params']:,} parameters · {data['n_train']:,} train / {data['n_val']:,} val / "
-                               f"{data['n_test']:,} test · {self.steps} steps per epoch · {data['threads']} thread(s)",
+                               f"{data['n_test']:,} test · {self.steps} steps per epoch · {data['threads']} thread(s)"
+                               f" · {_where(data.get('device') or {})}",
                                soft_wrap=True, highlight=False)
             if self.live:
                 self.bar.start()
@@ -134,8 +141,10 @@ class _Progress:
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset files.")
+@click.option("--device", default=None, metavar="auto|cpu|cuda|cuda:N|mps",
+              help="Where to evaluate (default: the device it was trained on when available here, else auto).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def eval_cmd(checkpoint: str, data_dir: str | None, as_json: bool) -> None:
+def eval_cmd(checkpoint: str, data_dir: str | None, device: str | None, as_json: bool) -> None:
     """Evaluate CHECKPOINT on its dataset's test split: the same number `ablab train` printed.
 
     \b
@@ -144,7 +153,7 @@ def eval_cmd(checkpoint: str, data_dir: str | None, as_json: bool) -> None:
     """
     from ablab.train import evaluate_checkpoint
 
-    res = evaluate_checkpoint(checkpoint, data_dir=data_dir)
+    res = evaluate_checkpoint(checkpoint, data_dir=data_dir, device=device)
     if as_json:
         click.echo(json.dumps(res))
         return

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import os
 import queue
 import socket
@@ -67,6 +68,7 @@ class RunSpec:
     config: dict[str, Any]  # TrainConfig.to_dict()
     out_dir: str  # where the trainer writes metrics.json/csv and the checkpoint
     threads: int = 1  # torch intra-op threads for this run
+    device: str | None = None  # where the run computes, set by the executor / --device; None: as configured
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,9 +100,11 @@ def execute_run(spec: RunSpec, emit: Emit, *, dataset: Any = None) -> None:
 
         set_threads(spec.threads)
         config = TrainConfig.from_dict(spec.config, where=f"run {spec.label}")
-        # the stored config keeps the study's `threads` (it is not part of what is compared); the
-        # trainer gets the executor's allocation
+        # the stored config keeps the study's `threads` and `device` (where a run goes is not part of
+        # what is compared); the trainer gets the executor's allocation
         config = config.replace(threads=spec.threads)
+        if spec.device is not None:
+            config = config.replace(device=spec.device)
 
         def callback(event: str, payload: dict[str, Any]) -> None:
             if event == "start":  # the trainer's sample counts, spec, params + where it runs
@@ -117,6 +121,30 @@ def execute_run(spec: RunSpec, emit: Emit, *, dataset: Any = None) -> None:
             raise
         emit(RunEvent(spec.run_id, "error", {"error": f"{type(e).__name__}: {e}",
                                              "traceback": traceback.format_exc()}))
+
+
+def wants_gpu(device: str) -> bool:
+    """A run the executor may place on one of its GPUs: device ``auto`` or ``cuda`` (``cuda:N`` too
+    for Ray, whose tasks see only their GPU). ``cpu`` and ``mps`` runs stay as configured."""
+    return device in ("auto", "cuda")
+
+
+def gpu_devices() -> list[str]:
+    """This machine's GPUs as device names (``cuda:0``, ...; or ``mps``); [] without any. torch is
+    imported only where a GPU may exist (NVIDIA device files, Apple silicon), so a CPU-only driver
+    stays light."""
+    import platform
+
+    nvidia = os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia")
+    apple = platform.system() == "Darwin" and platform.machine() == "arm64"
+    if not (nvidia or apple):
+        return []
+    import torch
+
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    return ["mps"] if mps is not None and mps.is_available() else []
 
 
 class Executor(abc.ABC):
@@ -149,7 +177,7 @@ class InlineExecutor(Executor):
     def run(self, specs: Iterable[RunSpec]) -> Iterator[RunEvent]:
         for spec in specs:
             if self.threads is not None:
-                spec = RunSpec(spec.run_id, spec.label, spec.config, spec.out_dir, self.threads)
+                spec = dataclasses.replace(spec, threads=self.threads)
             events: list[RunEvent] = []
             # events are yielded after the run: the driver writes epochs then (same store content)
             execute_run(spec, events.append, dataset=self.dataset)
@@ -167,23 +195,38 @@ def default_workers() -> int:
 class LocalExecutor(Executor):
     """``workers`` spawned processes pulling specs from a queue, each run with ``threads`` threads.
 
+    GPUs: with ``gpu=True`` (the runner sets it when some run asks for device ``auto`` or ``cuda``) and
+    GPUs present, there are ``runs_per_gpu`` workers per GPU instead (K concurrent runs share each
+    device: small networks leave most of a GPU idle), worker ``i`` pinned to GPU ``i // runs_per_gpu``;
+    its runs that ask for ``auto``/``cuda`` compute there. Without GPUs nothing changes.
+
     Workers are long-lived (torch is imported once per worker, not per run). A worker that dies (killed,
     out of memory) has its in-flight run reported as an ``"error"`` event and is replaced. Workers exit
     when the driver dies, even by SIGKILL (parent-death signal on Linux plus a watchdog thread), so an
     orphan never keeps writing into a run folder that the next ``study run`` redoes.
     """
 
-    def __init__(self, workers: int | None = None, threads: int = 1, start_method: str = "spawn") -> None:
+    def __init__(self, workers: int | None = None, threads: int = 1, start_method: str = "spawn", *,
+                 runs_per_gpu: int = 1, gpu: bool = False, max_workers: int | None = None) -> None:
+        if runs_per_gpu < 1:
+            raise ValueError(f"runs_per_gpu: expected a positive integer, got {runs_per_gpu}")
         self.workers = workers or default_workers()
         self.threads = threads
         self.start_method = start_method
+        self.runs_per_gpu = runs_per_gpu
+        self.gpus = gpu_devices() if gpu else []
+        if self.gpus:
+            self.workers = len(self.gpus) * runs_per_gpu
+        if max_workers is not None:
+            self.workers = max(1, min(self.workers, max_workers))
         self._procs: list[Any] = []
+        self._slots: list[str | None] = []  # worker slot -> its GPU (None: CPU)
 
     def run(self, specs: Iterable[RunSpec]) -> Iterator[RunEvent]:
         import multiprocessing as mp
 
         ctx = mp.get_context(self.start_method)
-        todo = [RunSpec(s.run_id, s.label, s.config, s.out_dir, self.threads) for s in specs]
+        todo = [dataclasses.replace(s, threads=self.threads) for s in specs]
         if not todo:
             return
         tasks = ctx.Queue()
@@ -197,8 +240,9 @@ class LocalExecutor(Executor):
         in_flight: dict[int, int | None] = {}
         pending = {s.run_id for s in todo}
         self._procs = []
+        self._slots = [self.gpus[i // self.runs_per_gpu] if self.gpus else None for i in range(n)]
         for i in range(n):
-            self._procs.append(self._start(ctx, tasks, events))
+            self._procs.append(self._start(ctx, tasks, events, self._slots[i]))
             in_flight[i] = None
         try:
             while pending:
@@ -221,8 +265,8 @@ class LocalExecutor(Executor):
         finally:
             self.close()
 
-    def _start(self, ctx: Any, tasks: Any, events: Any) -> Any:
-        p = ctx.Process(target=_worker_main, args=(tasks, events, os.getpid()), daemon=True)
+    def _start(self, ctx: Any, tasks: Any, events: Any, device: str | None = None) -> Any:
+        p = ctx.Process(target=_worker_main, args=(tasks, events, os.getpid(), device), daemon=True)
         p.start()
         return p
 
@@ -245,7 +289,7 @@ class LocalExecutor(Executor):
                 yield RunEvent(run_id, "error", {"error": f"worker process died (exit code {p.exitcode})",
                                                  "traceback": ""})
             # the dead worker had consumed its task; a replacement takes the stop marker's place
-            self._procs[i] = self._start(ctx, tasks, events)
+            self._procs[i] = self._start(ctx, tasks, events, self._slots[i] if i < len(self._slots) else None)
         if pending and all(not p.is_alive() for p in self._procs):
             # every worker exited cleanly but runs are unaccounted for: should not happen; fail them
             for run_id in sorted(pending):
@@ -261,8 +305,9 @@ class LocalExecutor(Executor):
         self._procs = []
 
 
-def _worker_main(tasks: Any, events: Any, parent_pid: int) -> None:
-    """A worker process: take specs until the stop marker; send (pid, run_id, event dict) messages."""
+def _worker_main(tasks: Any, events: Any, parent_pid: int, device: str | None = None) -> None:
+    """A worker process: take specs until the stop marker; send (pid, run_id, event dict) messages.
+    ``device``: the GPU this worker's auto/cuda runs compute on."""
     _die_with_parent(parent_pid)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     pid = os.getpid()
@@ -275,6 +320,8 @@ def _worker_main(tasks: Any, events: Any, parent_pid: int) -> None:
         if item is None:
             break
         spec = RunSpec(**item)
+        if device is not None and spec.device is None and wants_gpu(str(spec.config.get("device", "auto"))):
+            spec = dataclasses.replace(spec, device=device)
         # claim the run before anything can fail, so the driver knows which run a crash belongs to
         events.put((pid, spec.run_id, None))
         execute_run(spec, emit)

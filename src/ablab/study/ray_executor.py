@@ -17,7 +17,10 @@ the driver process touches the study folder; what crosses the network is small:
   the same path, e.g. NFS) workers write into ``out_dir`` directly and return no bytes.
 
 Each run is one task with ``num_cpus=threads`` (default 1) and that many torch intra-op threads; at most
-``workers`` tasks are in flight (default: the cluster's CPUs // threads).
+``workers`` tasks are in flight (default: the cluster's CPUs // threads). GPUs: when the cluster has
+some, a run whose device is ``auto`` or ``cuda[:N]`` asks for ``num_gpus = 1/runs_per_gpu`` and trains on
+the GPU Ray gives it (``cuda`` inside the task: Ray sets CUDA_VISIBLE_DEVICES), so ``runs_per_gpu`` runs
+share each GPU; ``workers`` then defaults to the cluster's GPUs × ``runs_per_gpu``.
 
 Failures. A run that raises (bad config, diverging data, ...) ends with an ``"error"`` event as with the
 local executor: the run is ``failed`` and the next ``study run`` redoes it. A run whose *worker* dies
@@ -33,6 +36,7 @@ so a finished run is never lost or duplicated. If the driver itself dies, Ray en
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -45,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import UserError
-from ablab.study.executor import TERMINAL, Executor, RunEvent, RunSpec, default_workers, execute_run
+from ablab.study.executor import TERMINAL, Executor, RunEvent, RunSpec, default_workers, execute_run, wants_gpu
 
 INSTALL_HINT = "pip install 'ablab[ray]'"
 POLL_S = 0.25  # driver: seconds between checks for finished tasks (events are drained at the same pace)
@@ -151,7 +155,7 @@ def run_task(spec_dict: dict[str, Any], packed: dict[str, Any] | None, inbox: An
         return {"event": asdict(terminal[-1]), "files": {}}
     tmp = tempfile.mkdtemp(prefix="ablab-run-")
     try:
-        execute_run(RunSpec(spec.run_id, spec.label, spec.config, tmp, spec.threads), emit, dataset=dataset)
+        execute_run(dataclasses.replace(spec, out_dir=tmp), emit, dataset=dataset)
         event = terminal[-1]
         files = {}
         for path in sorted(Path(tmp).rglob("*")):
@@ -199,11 +203,15 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str | None = None, *, workers: int | None = None, threads: int = 1,
                  num_cpus: int | None = None, max_retries: int = 2, shared_fs: bool = False,
-                 runtime_env: dict[str, Any] | None = None) -> None:
+                 runtime_env: dict[str, Any] | None = None, runs_per_gpu: int = 1, device: str | None = None) -> None:
         if threads < 1:
             raise UserError(f"RayExecutor: threads must be >= 1, got {threads}")
         if max_retries < 0:
             raise UserError(f"RayExecutor: max_retries must be >= 0, got {max_retries}")
+        if runs_per_gpu < 1:
+            raise UserError(f"RayExecutor: runs_per_gpu must be >= 1, got {runs_per_gpu}")
+        self.runs_per_gpu = runs_per_gpu
+        self.device = device  # --device: overrides every run's device (None/auto: as configured)
         self.ray = import_ray()
         self.address = address
         self.threads = threads
@@ -213,8 +221,10 @@ class RayExecutor(Executor):
         self._inflight: dict[Any, tuple[RunSpec, int]] = {}  # task ref -> (spec, attempt)
         self._inbox: Any = None
         self._connect(num_cpus, runtime_env)
-        cpus = int(self.ray.cluster_resources().get("CPU", 1))
-        self.workers = workers or max(1, cpus // threads)
+        resources = self.ray.cluster_resources()
+        cpus = int(resources.get("CPU", 1))
+        self.gpus = 0 if device in ("cpu", "mps") else int(resources.get("GPU", 0))
+        self.workers = workers or (self.gpus * runs_per_gpu if self.gpus else max(1, cpus // threads))
 
     def _connect(self, num_cpus: int | None, runtime_env: dict[str, Any] | None) -> None:
         ray = self.ray
@@ -251,7 +261,7 @@ class RayExecutor(Executor):
 
     def run(self, specs: Iterable[RunSpec]) -> Iterator[RunEvent]:
         ray = self.ray
-        todo = deque(RunSpec(s.run_id, s.label, s.config, s.out_dir, self.threads) for s in specs)
+        todo = deque(dataclasses.replace(s, threads=self.threads) for s in specs)
         if not todo:
             return
         task, self._inbox = self._remote()
@@ -288,7 +298,13 @@ class RayExecutor(Executor):
             return RunEvent(spec.run_id, "error", {"error": f"{type(ref).__name__}: {ref}", "traceback": ""})
         attempt = attempts[spec.run_id] = attempts.get(spec.run_id, 0) + 1
         # max_retries=0: a dead worker's run comes back to _finish, which decides about the retry
-        options = {"num_cpus": spec.threads, "max_retries": 0, "name": f"ablab {spec.label}"}
+        options: dict[str, Any] = {"num_cpus": spec.threads, "max_retries": 0, "name": f"ablab {spec.label}"}
+        device = self.device if self.device not in (None, "auto") else str(spec.config.get("device", "auto"))
+        if self.gpus and (wants_gpu(device) or device.startswith("cuda:")):
+            options["num_gpus"] = 1 / self.runs_per_gpu  # K runs share a GPU
+            spec = dataclasses.replace(spec, device="cuda")  # the task sees only its GPU
+        elif self.device not in (None, "auto"):
+            spec = dataclasses.replace(spec, device=self.device)
         handle = task.options(**options).remote(spec.to_dict(), ref, self._inbox, attempt, self.shared_fs)
         self._inflight[handle] = (spec, attempt)
         return None

@@ -22,7 +22,7 @@ from typing import Any
 
 from ablab.fsio import write_atomic
 from ablab.store import FINISHED, Store
-from ablab.study.executor import Executor, LocalExecutor, RunEvent, RunSpec, default_workers
+from ablab.study.executor import Executor, LocalExecutor, RunEvent, RunSpec, default_workers, wants_gpu
 from ablab.study.expand import PlannedRun, comparisons, expand, grid_points
 from ablab.study.studyfile import METRICS, Study, StudyError, default_out_dir
 
@@ -129,10 +129,15 @@ def prepare(study: Study, out_dir: Path) -> tuple[Store, int, list[PlannedRun], 
 
 
 def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int | None = None,
-              executor: Executor | None = None, on_event: OnEvent | None = None) -> StudyOutcome:
+              executor: Executor | None = None, on_event: OnEvent | None = None,
+              runs_per_gpu: int = 1, device: str | None = None) -> StudyOutcome:
     """Run every unfinished run of ``study`` into ``out_dir`` (default ``runs/<name>``); resumable. The
     whole study is validated first (:func:`~ablab.study.validate.validate_study`): a study that could
-    only fail raises a StudyError before any folder is created or any run starts."""
+    only fail raises a StudyError before any folder is created or any run starts.
+
+    ``device``: where every run computes (auto, cpu, cuda, cuda:N, mps), overriding the study's
+    ``device`` key without changing the runs' stored configs (like ``threads``); None: as configured.
+    ``runs_per_gpu``: concurrent runs per GPU when runs go to GPUs (see LocalExecutor)."""
     from ablab.study.validate import validate_study
 
     validate_study(study)
@@ -149,7 +154,11 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
             todo = [r for r in planned if status[ids[r.key]] not in FINISHED]
             skipped = len(planned) - len(todo)
             if executor is None:
-                executor = LocalExecutor(workers=min(workers or default_workers(), max(1, len(todo))))
+                executor = LocalExecutor(workers=workers or default_workers(), max_workers=max(1, len(todo)),
+                                         runs_per_gpu=runs_per_gpu,
+                                         gpu=device == "cuda" or (device in (None, "auto") and
+                                                                   any(wants_gpu(r.config.device) for r in todo)))
+            pinned = device if device not in (None, "auto", "cuda") else None  # else: the executor places
             version = code_version()
             session = store.open_session(study_id, executor.workers, version)
             specs = []
@@ -158,7 +167,7 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
                 run_out = out / "runs" / run_dir_name(r)
                 if run_out.exists():  # a partial attempt: start clean
                     shutil.rmtree(run_out)
-                specs.append(RunSpec(ids[r.key], r.label, r.config.to_dict(), str(run_out), threads=1))
+                specs.append(RunSpec(ids[r.key], r.label, r.config.to_dict(), str(run_out), threads=1, device=pinned))
                 by_id[ids[r.key]] = r
             emit("study_start", {"name": study.name, "total": len(planned), "todo": len(todo), "done": skipped,
                                  "workers": executor.workers, "epochs": {ids[r.key]: r.config.epochs for r in todo},

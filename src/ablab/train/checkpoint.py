@@ -34,7 +34,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
 
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}  # any device
     save_file(state, str(folder / WEIGHTS), metadata={"format": FORMAT})
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     (folder / META).write_text(json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n")
@@ -90,12 +90,14 @@ def check_state(model: nn.Module, state: dict[str, torch.Tensor], where: str) ->
         )
 
 
-def load_checkpoint(path: str | Path, *, fast: bool = True) -> tuple[nn.Sequential, TrainConfig, dict[str, Any]]:
-    """(model in eval mode, its TrainConfig, the whole config.json) from a checkpoint folder.
+def load_checkpoint(path: str | Path, *, fast: bool = True, device: str | torch.device = "cpu"
+                    ) -> tuple[nn.Sequential, TrainConfig, dict[str, Any]]:
+    """(model in eval mode on ``device``, its TrainConfig, the whole config.json) from a checkpoint
+    folder. The weights are read to the CPU and moved, so a checkpoint trained anywhere loads anywhere.
 
-    ``fast``: swap in the faster tanh/pooling modules training used (ablab.train.fast), so the model
-    computes bit for bit what was evaluated during training; ``False`` gives the builder's plain
-    modules (same weights, same names; outputs equal to ~1e-7).
+    ``fast`` (CPU only, as in training): swap in the faster tanh/pooling modules training used
+    (ablab.train.fast), so the model computes bit for bit what was evaluated during training; ``False``
+    gives the builder's plain modules (same weights, same names; outputs equal to ~1e-7).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -117,28 +119,45 @@ def load_checkpoint(path: str | Path, *, fast: bool = True) -> tuple[nn.Sequenti
         raise CheckpointError(f"{folder / WEIGHTS}: unreadable safetensors file: {e}") from None
     check_state(model, state, str(folder))
     model.load_state_dict(state, strict=True)
-    if fast:
+    device = torch.device(device)
+    if fast and device.type == "cpu":
         from ablab.train.fast import accelerate
 
         accelerate(model)
+    model.to(device)
     model.eval()
     return model, config, meta
 
 
-def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None) -> dict[str, Any]:
+def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None,
+                        device: str | None = None) -> dict[str, Any]:
     """Test loss and accuracy of a checkpoint on its dataset's test split: the same normalization
-    constants, batch size and evaluation code as training, hence the same number, bit for bit."""
+    constants, batch size and evaluation code as training, hence the same number, bit for bit, on the
+    device it was trained on. ``device`` (auto, cpu, cuda[:N], mps): default, the recorded training
+    device when it is available here, else ``auto``; on another device the number may differ in the
+    last digits (other kernels)."""
     from ablab.data.load import load_dataset_for
+    from ablab.train.device import DeviceError, device_info, device_settings, eval_batch_size, resolve_device
     from ablab.train.runtime import cpu_settings, evaluate, prepare_split
 
-    model, config, meta = load_checkpoint(path)
+    meta = read_meta(path)
+    if device is None:
+        recorded = (meta.get("device") or {}).get("device", "cpu")
+        try:
+            where = resolve_device(str(recorded))
+        except DeviceError:
+            where = resolve_device("auto")
+    else:
+        where = resolve_device(device)
+    model, config, meta = load_checkpoint(path, device=where)
     norm = meta["normalization"]
     trained_on = meta.get("dataset") or {}
     if trained_on.get("format") in ("tensors", "torch"):
         raise CheckpointError(f"{path}: trained on in-memory data '{trained_on.get('name')}', which cannot be "
                               "reloaded from its config; evaluate the model on it in Python (ablab.train.evaluate)")
     ds = load_dataset_for(config.replace(data_dir=str(data_dir)) if data_dir else config)
-    x, y = prepare_split(ds.test, tuple(norm["mean"]), tuple(norm["std"]))
-    with cpu_settings(int(meta.get("threads") or torch.get_num_threads())):  # as in training
-        loss, acc = evaluate(model, x, y, config.eval_batch_size)
-    return {"test_loss": loss, "test_acc": acc, "n": int(y.shape[0]), "dataset": ds.source}
+    x, y = prepare_split(ds.test, tuple(norm["mean"]), tuple(norm["std"]), where)
+    with cpu_settings(int(meta.get("threads") or torch.get_num_threads())), device_settings(where):  # as trained
+        loss, acc = evaluate(model, x, y, eval_batch_size(config.eval_batch_size, where))
+    return {"test_loss": loss, "test_acc": acc, "n": int(y.shape[0]), "dataset": ds.source,
+            "device": device_info(where)["device"]}

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 DROPOUT_PLACEMENTS = ("fc", "conv", "all")
 TRAIN_METRICS = ("running", "clean")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 class ConfigError(UserError, ValueError):
@@ -82,7 +84,10 @@ class TrainConfig:
     # --- measurement
     train_metrics: str = _f("running", "Train loss/accuracy: running (averaged over the epoch as trained) or clean "
                             "(an extra eval-mode pass).", choices=TRAIN_METRICS)
-    eval_batch_size: int = _f(256, "Samples per evaluation batch (256: activations stay in cache on CPU).")
+    eval_batch_size: int = _f(256, "Samples per evaluation batch (256: activations stay in cache on CPU; at least "
+                              "8192 on a GPU).")
+    train_eval_subsample: int | None = _f(None, "Clean train metrics on a fixed stratified subsample of this many "
+                                          "training samples (same for every seed); None = the whole split.")
 
     # --- reproducibility and resources
     seed: int = _f(0, "Master seed; init_seed, data_seed and dropout_seed derive from it when unset.")
@@ -90,6 +95,7 @@ class TrainConfig:
     data_seed: int | None = _f(None, "Seed of the shuffling order and augmentation (default: from seed).")
     dropout_seed: int | None = _f(None, "Seed of the dropout masks (default: from seed).")
     threads: int | None = _f(None, "torch intra-op threads (default: all cores; 1 per run when runs go in parallel).")
+    device: str = _f("auto", "Where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -119,6 +125,9 @@ class TrainConfig:
              "a validation split (val_fraction > 0)"),
             (self.eval_batch_size >= 1, "eval_batch_size", "a positive integer"),
             (self.threads is None or self.threads >= 1, "threads", "a positive integer or none"),
+            (self.train_eval_subsample is None or self.train_eval_subsample >= 1, "train_eval_subsample",
+             "a positive integer or none"),
+            (DEVICE_PATTERN.fullmatch(self.device) is not None, "device", "auto, cpu, cuda, cuda:N or mps"),
         ]
         for ok, key, expected in checks:
             if not ok:

@@ -53,12 +53,14 @@ def cpu_settings(threads: int | None) -> Iterator[None]:
         set_threads(previous)
 
 
-def prepare_split(split: Split, mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x float32 (N, C, H, W) normalized and contiguous, y int64 (N,)): done once per run."""
+def prepare_split(split: Split, mean: tuple[float, ...], std: tuple[float, ...],
+                  device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(x float32 (N, C, H, W) normalized and contiguous, y int64 (N,)) on ``device``: done once per
+    run. Off the CPU the uint8 images travel (4x less than float32) and are normalized there."""
     from ablab.data import normalize
 
-    x = normalize(split.x, mean, std).contiguous()
-    return x, split.y.to(torch.int64).contiguous()
+    x = normalize(split.x.to(device), mean, std).contiguous()
+    return x, split.y.to(device=device, dtype=torch.int64).contiguous()
 
 
 @torch.inference_mode()
@@ -72,12 +74,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         return None, None
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    correct = torch.zeros((), dtype=torch.int64)
+    # sums stay on the device (one host sync at the end); MPS has no float64
+    loss_sum = torch.zeros((), dtype=torch.float32 if x.device.type == "mps" else torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
     for i in range(0, n, batch_size):
         out = model(x[i:i + batch_size])  # (B, K) logits
         yb = y[i:i + batch_size]
-        loss_sum += F.cross_entropy(out, yb, reduction="sum").double()
+        loss_sum += F.cross_entropy(out, yb, reduction="sum").to(loss_sum.dtype)
         correct += (out.argmax(1) == yb).sum()
     model.train(was_training)
     return float(loss_sum) / n, int(correct) / n

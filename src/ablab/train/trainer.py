@@ -41,6 +41,7 @@ from ablab.jsonable import jsonable
 from ablab.metrics import EPOCH_METRICS
 from ablab.notebook.display import RunResultDisplay
 from ablab.train.config import TrainConfig
+from ablab.train.device import device_info, device_settings, eval_batch_size, resolve_device, rng_devices
 from ablab.train.optim import lr_at, make_optimizer
 from ablab.train.runtime import cpu_settings, evaluate, prepare_split, set_threads, versions
 
@@ -70,6 +71,7 @@ class RunResult(RunResultDisplay):  # RunResultDisplay: _repr_html_ and to_panda
     versions: dict[str, str]  # python, torch, numpy, ablab
     wall_time_s: float  # whole fit() call, data preparation included
     checkpoint: str | None = None  # checkpoint folder when out_dir was given
+    device: dict[str, Any] = field(default_factory=dict)  # where it ran: device, name, library versions
     info: dict[str, Any] = field(default_factory=dict)  # spec, params, sample counts, steps_per_epoch
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,8 +93,10 @@ def fit(config: TrainConfig, *, callback: Callback | None = None, out_dir: str |
     ``history`` entry); ``"end"`` ``result.to_dict()``. With ``out_dir``: metrics.json, metrics.csv and checkpoint/.
     """
     t_start = time.perf_counter()
-    with cpu_settings(config.threads), torch.random.fork_rng(devices=[]):  # caller's RNG left as it was
-        return _fit(config, callback or _no_callback, out_dir, dataset, t_start)
+    device = resolve_device(config.device)
+    with cpu_settings(config.threads), device_settings(device), \
+            torch.random.fork_rng(devices=rng_devices(device)):  # the caller's RNG is left as it was
+        return _fit(config, callback or _no_callback, out_dir, dataset, t_start, device)
 
 
 def _no_callback(event: str, data: dict[str, Any]) -> None:
@@ -108,6 +112,7 @@ class _Setup:
 
     config: TrainConfig
     dataset: Dataset
+    device: torch.device
     spec: Any  # the trained Spec (config's batch norm / dropout applied)
     model: nn.Sequential
     optimizer: Any
@@ -142,10 +147,10 @@ class _EpochStats:
 
 
 def _fit(config: TrainConfig, callback: Callback, out_dir: str | Path | None, dataset: Dataset | None,
-         t_start: float) -> RunResult:
-    run = _setup(config, dataset)
+         t_start: float, device: torch.device) -> RunResult:
+    run = _setup(config, dataset, device)
     callback("start", {"config": config.to_dict(), "seeds": config.seeds, "threads": torch.get_num_threads(),
-                       **run.info})
+                       "device": device_info(device), **run.info})
     state = _State()
     for epoch in range(1, config.epochs + 1):
         stats = _train_epoch(run, state, epoch, callback)
@@ -159,9 +164,9 @@ def _fit(config: TrainConfig, callback: Callback, out_dir: str | Path | None, da
     return _finish(run, state, out_dir, t_start, callback)
 
 
-def _setup(config: TrainConfig, dataset: Dataset | None) -> _Setup:
+def _setup(config: TrainConfig, dataset: Dataset | None, device: torch.device) -> _Setup:
     """Phase 1: load the data, build the model from the init seed, seed the other streams, normalize
-    the splits once, make the optimizer."""
+    the splits once (on the device), make the optimizer."""
     from ablab.data.load import load_dataset_for
     from ablab.models import build, count_params
     from ablab.train.fast import accelerate
@@ -172,13 +177,16 @@ def _setup(config: TrainConfig, dataset: Dataset | None) -> _Setup:
     # --- model: the spec with the config's batch norm / dropout, weights from the init seed
     spec = model_spec(config, dataset.input_shape)
     torch.manual_seed(seeds["init"])
-    model = accelerate(build(spec))
+    model = build(spec)
+    if device.type == "cpu":
+        model = accelerate(model)  # cheaper CPU arithmetic for tanh / pooling (ablab.train.fast)
     _check_classes(model, dataset, spec.to_string())
+    model.to(device)
     torch.manual_seed(seeds["dropout"])  # from here on the global stream only feeds dropout masks
     data_gen = torch.Generator().manual_seed(seeds["data"])
 
-    # --- data: normalized once with the training split's constants, kept whole in memory
-    splits = {name: prepare_split(getattr(dataset, name), dataset.mean, dataset.std)
+    # --- data: normalized once with the training split's constants, kept whole in (device) memory
+    splits = {name: prepare_split(getattr(dataset, name), dataset.mean, dataset.std, device)
               for name in ("train", "val", "test")}
     n_train = int(splits["train"][1].shape[0])
     if n_train == 0:
@@ -189,13 +197,35 @@ def _setup(config: TrainConfig, dataset: Dataset | None) -> _Setup:
     if has_bn and n_train % config.batch_size == 1:
         steps_per_epoch -= 1
 
+    splits["train_eval"] = _train_eval_split(config, *splits["train"])
+
     optimizer = make_optimizer(config, model)
     info = {"dataset": dataset.name, "dataset_source": dataset.source, "pixel_scale": dataset.scale,
             "spec": spec.to_string(), "params": count_params(model), "n_train": n_train,
             "n_val": int(splits["val"][1].shape[0]), "n_test": int(splits["test"][1].shape[0]),
             "steps_per_epoch": steps_per_epoch}
-    return _Setup(config, dataset, spec, model, optimizer, data_gen, splits, steps_per_epoch,
+    if config.train_metrics == "clean":  # recorded: the size of the clean pass the gap is measured on
+        info["n_train_eval"] = int(splits["train_eval"][1].shape[0])
+    return _Setup(config, dataset, device, spec, model, optimizer, data_gen, splits, steps_per_epoch,
                   [p for p in model.parameters() if p.dim() > 1], info)
+
+
+TRAIN_EVAL_SEED = 7_000_003  # + split_seed: the clean-pass subsample, fixed across a study's seeds
+
+
+def _train_eval_split(config: TrainConfig, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The samples of the clean train pass: the whole training split, or ``train_eval_subsample`` of
+    them drawn stratified by class from a generator seeded by the split seed (so every seed of a study
+    measures the same subsample)."""
+    k = config.train_eval_subsample
+    if config.train_metrics != "clean" or k is None or k >= int(y.shape[0]):
+        return x, y
+    from ablab.data.split import choose
+
+    gen = torch.Generator().manual_seed(TRAIN_EVAL_SEED + config.split_seed)
+    y_cpu = y.cpu()
+    idx = choose(y_cpu, torch.arange(int(y_cpu.shape[0])), k, gen, stratified=True).to(y.device)
+    return x.index_select(0, idx), y.index_select(0, idx)
 
 
 def _train_epoch(run: _Setup, state: _State, epoch: int, callback: Callback) -> _EpochStats:
@@ -207,12 +237,12 @@ def _train_epoch(run: _Setup, state: _State, epoch: int, callback: Callback) -> 
     stats = _EpochStats(lr=lr_at(config, state.step, run.steps_per_epoch))
     xs, ys = run.splits["train"]
     n_train, bs = int(ys.shape[0]), config.batch_size
-    perm = torch.randperm(n_train, generator=run.data_gen)
+    perm = torch.randperm(n_train, generator=run.data_gen).to(run.device)  # drawn on the CPU: same order anywhere
     if config.augment:
         from ablab.data import augment
 
-        xs, ys = augment(xs[perm], run.data_gen), ys[perm]  # whole epoch at once
-        perm = torch.arange(n_train)
+        xs, ys = augment(xs[perm], run.data_gen), ys[perm]  # whole epoch at once, on the device
+        perm = torch.arange(n_train, device=run.device)
     scheduled = config.schedule != "constant"
     checked = 0  # stats.losses[:checked] are known finite
     for b in range(run.steps_per_epoch):
@@ -252,14 +282,15 @@ def _measure(run: _Setup, epoch: int, stats: _EpochStats) -> dict[str, Any]:
     """Phase 3: the epoch's metrics — train (running average or a clean pass), validation, test."""
     config, model = run.config, run.model
     t1 = time.perf_counter()
+    bs = eval_batch_size(config.eval_batch_size, run.device)
     if config.train_metrics == "clean":
-        train_loss, train_acc = evaluate(model, *run.splits["train"], config.eval_batch_size)
+        train_loss, train_acc = evaluate(model, *run.splits["train_eval"], bs)
     else:
         w = torch.tensor(stats.sizes, dtype=torch.float64)
-        train_loss = float((torch.stack(stats.losses).double() * w).sum() / w.sum())
+        train_loss = float((torch.stack(stats.losses).cpu().double() * w).sum() / w.sum())
         train_acc = int(torch.stack(stats.corrects).sum()) / int(w.sum())
-    val_loss, val_acc = evaluate(model, *run.splits["val"], config.eval_batch_size)
-    test_loss, test_acc = evaluate(model, *run.splits["test"], config.eval_batch_size)
+    val_loss, val_acc = evaluate(model, *run.splits["val"], bs)
+    test_loss, test_acc = evaluate(model, *run.splits["test"], bs)
     return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
             "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc, "lr": stats.lr,
             "train_time_s": stats.seconds, "eval_time_s": time.perf_counter() - t1}
@@ -293,7 +324,8 @@ def _finish(run: _Setup, state: _State, out_dir: str | Path | None, t_start: flo
         model.load_state_dict(state.kept)
     result = RunResult(status="diverged" if state.diverged else "done", history=state.history,
                        diverged=state.diverged, best_epoch=state.best_epoch, final=final, seeds=config.seeds,
-                       threads=torch.get_num_threads(), versions=versions(), wall_time_s=0.0, info=run.info)
+                       threads=torch.get_num_threads(), versions=versions(), wall_time_s=0.0, info=run.info,
+                       device=device_info(run.device))
     if out_dir is not None:
         result.checkpoint = _write_outputs(Path(out_dir), model, config, run.spec, run.dataset, result,
                                            has_weights=bool(state.history), t_start=t_start)
@@ -344,6 +376,7 @@ def _write_outputs(out: Path, model: nn.Module, config: TrainConfig, spec: Any, 
         "versions": result.versions,
         "seeds": result.seeds,
         "threads": result.threads,
+        "device": result.device,
         "status": result.status,
         "metrics": jsonable(result.final, nonfinite="string"),
     }
