@@ -344,3 +344,62 @@ def test_ray_driver_killed_mid_study_resumes_with_the_same_command(tmp_path, ray
         for h, v in done_before.items():
             assert final[h] == v  # finished runs untouched: same finish time, one attempt
         assert store.db.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 6 * 3
+
+
+RESUME = TINY.replace("seeds = 2", "seeds = 1") + """
+[variants.long]
+dataset = "synthetic:n=6000,test=300,shape=1x16x16,classes=4"
+model = "input(1,16,16) conv(8,3) relu conv(8,3) relu maxpool(2) flatten linear(64) relu linear(4)"
+augment = true
+epochs = 4
+"""
+
+
+class KillAfterEpoch(Executor):
+    """SIGKILLs the worker of run ``target`` as soon as the driver has seen its epoch ``epoch`` (the next
+    epoch has just begun)."""
+
+    def __init__(self, inner: Executor, target: str, epoch: int) -> None:
+        self.inner, self.target, self.epoch, self.workers = inner, target, epoch, inner.workers
+        self.seen: list[tuple[str, Any]] = []
+        self.killed: int | None = None
+
+    def run(self, specs: Iterable[RunSpec]) -> Iterator[RunEvent]:
+        specs = list(specs)
+        label = {s.run_id: s.label for s in specs}
+        pid: int | None = None
+        for ev in self.inner.run(specs):
+            if label[ev.run_id] == self.target:
+                self.seen.append((ev.kind, ev.payload.get("pid", ev.payload.get("epoch"))))
+                if ev.kind == "start":
+                    pid = ev.payload["pid"]
+                elif ev.kind == "epoch" and ev.payload["epoch"] == self.epoch and self.killed is None:
+                    os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
+                    self.killed = pid
+            yield ev
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.ray
+def test_ray_worker_killed_mid_epoch_resumes_from_its_last_epoch(tmp_path, ray_session):
+    """Epoch-level resume through Ray without a shared filesystem: each epoch's state streams to the
+    driver, the retry (another worker) continues after epoch 2 and ends exactly as an uninterrupted run."""
+    from ablab.study.ray_executor import RayExecutor
+    from ablab.train import TrainConfig, fit
+
+    s = parse_study(RESUME, source="resume.toml")
+    ex = KillAfterEpoch(RayExecutor(max_retries=1), "long/seed0", epoch=2)
+    out = run_study(s, tmp_path, executor=ex)
+    assert out.failed == [] and out.counts == {"done": 3} and ex.killed is not None
+    second = [k for k, _ in ex.seen].index("start", 1)
+    assert ex.seen[second + 1] == ("resume", 2)  # not from epoch 1
+    with Store(tmp_path) as store:
+        long = {r.label: r for r in store.runs()}["long/seed0"]
+        epochs = store.epochs(long.id)
+        assert [e["epoch"] for e in epochs] == [1, 2, 3, 4]
+        fresh = fit(TrainConfig.from_dict(long.config).replace(threads=1))
+        assert _no_times(epochs) == _no_times(fresh.history)
+        run_dir = Path(long.checkpoint or "").parent
+        assert (run_dir / "checkpoint" / "model.safetensors").is_file() and not (run_dir / "resume").exists()

@@ -121,6 +121,9 @@ class _Progress:
             if self.live:
                 self.bar.start()
                 self.task = self.bar.add_task("epoch 1", total=self.epochs * self.steps)
+        elif event == "resume":
+            self.console.print(f"resuming after epoch {data['epoch']} (its saved state in the --out folder)",
+                               highlight=False)
         elif event == "progress" and self.task is not None:
             done = (int(data["epoch"]) - 1) * self.steps + int(data["batch"])
             self.bar.update(self.task, completed=done, description=f"epoch {data['epoch']}")

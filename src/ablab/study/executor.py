@@ -55,7 +55,7 @@ from typing import Any
 
 from ablab.jsonable import jsonable
 
-EVENT_KINDS = ("start", "epoch", "end", "error")
+EVENT_KINDS = ("start", "epoch", "resume", "end", "error")
 TERMINAL = ("end", "error")
 
 
@@ -87,7 +87,8 @@ class RunEvent:
 Emit = Callable[[RunEvent], None]
 
 
-def execute_run(spec: RunSpec, emit: Emit, *, dataset: Any = None) -> None:
+def execute_run(spec: RunSpec, emit: Emit, *, dataset: Any = None,
+                on_saved: Callable[[dict[str, Any]], None] | None = None) -> None:
     """Run one spec in the current process and report through ``emit``; never raises.
 
     This is the unit of work every executor runs in its workers. ``dataset`` lets an in-process caller
@@ -111,8 +112,10 @@ def execute_run(spec: RunSpec, emit: Emit, *, dataset: Any = None) -> None:
                 info = {k: v for k, v in payload.items() if k != "config"}
                 info.update(pid=os.getpid(), host=socket.gethostname(), threads=spec.threads)
                 emit(RunEvent(spec.run_id, "start", jsonable(info)))
-            elif event == "epoch":
-                emit(RunEvent(spec.run_id, "epoch", jsonable(dict(payload))))
+            elif event in ("epoch", "resume"):  # resume: {epoch} continued from (ablab.train.resume)
+                emit(RunEvent(spec.run_id, event, jsonable(dict(payload))))
+            elif event == "saved" and on_saved is not None:  # an epoch's state, for executors that carry it
+                on_saved(payload)
 
         result = fit(config, callback=callback, out_dir=spec.out_dir, dataset=dataset)
         emit(RunEvent(spec.run_id, "end", jsonable(result.to_dict())))

@@ -50,6 +50,7 @@ from typing import Any
 
 from ablab.errors import UserError
 from ablab.study.executor import TERMINAL, Executor, RunEvent, RunSpec, default_workers, execute_run, wants_gpu
+from ablab.study.ray_data import dataset_key, pack_dataset, unpack_dataset
 
 INSTALL_HINT = "pip install 'ablab[ray]'"
 POLL_S = 0.25  # driver: seconds between checks for finished tasks (events are drained at the same pace)
@@ -66,49 +67,6 @@ def import_ray() -> Any:
     except ImportError:
         raise RayUnavailableError(f"--executor ray needs Ray, which is not installed here: {INSTALL_HINT}") from None
     return ray
-
-
-# ------------------------------------------------------------------------------------------ the dataset
-
-
-DATASET_KEYS = ("dataset", "data_dir", "val_fraction", "split_seed", "stratified", "limit")  # load_dataset's
-
-
-def dataset_key(config: dict[str, Any]) -> tuple[Any, ...]:
-    """The ``load_dataset`` arguments of a run's config: runs with equal keys train on the same data."""
-    from ablab.train.config import FIELDS
-
-    return tuple(config.get(k, FIELDS[k].default) for k in DATASET_KEYS)
-
-
-def pack_dataset(config: dict[str, Any]) -> dict[str, Any]:
-    """Load a config's dataset in the driver, as plain NumPy arrays (which Ray shares zero-copy)."""
-    from ablab.data.load import load_dataset_for
-    from ablab.train.config import TrainConfig
-
-    ds = load_dataset_for(TrainConfig.from_dict(config))
-    splits = {s: (getattr(ds, s).x.numpy(), getattr(ds, s).y.numpy()) for s in ("train", "val", "test")}
-    return {"name": ds.name, "classes": ds.classes, "mean": ds.mean, "std": ds.std, "info": ds.info,
-            "scale": ds.scale, "splits": splits}
-
-
-def unpack_dataset(packed: dict[str, Any]) -> Any:
-    """The :class:`ablab.data.Dataset` of :func:`pack_dataset`, viewing the object store's arrays.
-
-    The arrays are read-only (shared memory); the trainer never writes its input tensors (normalizing
-    and augmenting make new ones), so torch's warning about non-writable arrays is silenced.
-    """
-    import warnings
-
-    import torch
-
-    from ablab.data.dataset import Dataset, Split
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        splits = {s: Split(torch.from_numpy(x), torch.from_numpy(y)) for s, (x, y) in packed["splits"].items()}
-    return Dataset(packed["name"], splits["train"], splits["val"], splits["test"], tuple(packed["classes"]),
-                   tuple(packed["mean"]), tuple(packed["std"]), dict(packed["info"]), packed.get("scale", "0-255"))
 
 
 # --------------------------------------------------------------------------------------- in the worker
@@ -133,12 +91,19 @@ class EventInbox:
 
 
 def run_task(spec_dict: dict[str, Any], packed: dict[str, Any] | None, inbox: Any, attempt: int,
-             shared_fs: bool) -> dict[str, Any]:
+             shared_fs: bool, resume_state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Body of one Ray task: train one run, stream its events, return its terminal event (+ files).
+
+    Epoch-level resume without a shared filesystem: ``resume_state`` (the run folder's last saved epoch,
+    packed by the driver) is installed into the task's folder first, so the trainer continues after that
+    epoch; each epoch the trainer saves is sent back through the inbox (a ``"saved"`` item) and the driver
+    installs it into the run's folder — a retry on any node, or the next ``study run``, resumes from it.
 
     Returns ``{"event": terminal RunEvent as a dict, "files": {relative path: bytes}}``.
     """
     import ray
+
+    from ablab.train import resume
 
     spec = RunSpec(**spec_dict)
     terminal: list[RunEvent] = []
@@ -149,13 +114,19 @@ def run_task(spec_dict: dict[str, Any], packed: dict[str, Any] | None, inbox: An
         else:
             ray.get(inbox.put.remote((spec.run_id, attempt, asdict(event))))
 
+    def send_state(saved: dict[str, Any]) -> None:
+        item = asdict(RunEvent(spec.run_id, "saved", resume.pack(saved["path"])))
+        ray.get(inbox.put.remote((spec.run_id, attempt, item)))
+
     dataset = unpack_dataset(packed) if packed is not None else None
     if shared_fs:
         execute_run(spec, emit, dataset=dataset)
         return {"event": asdict(terminal[-1]), "files": {}}
     tmp = tempfile.mkdtemp(prefix="ablab-run-")
     try:
-        execute_run(dataclasses.replace(spec, out_dir=tmp), emit, dataset=dataset)
+        if resume_state is not None:
+            resume.install(tmp, resume_state)
+        execute_run(dataclasses.replace(spec, out_dir=tmp), emit, dataset=dataset, on_saved=send_state)
         event = terminal[-1]
         files = {}
         for path in sorted(Path(tmp).rglob("*")):
@@ -219,6 +190,7 @@ class RayExecutor(Executor):
         self.shared_fs = shared_fs
         self._owns_ray = False
         self._inflight: dict[Any, tuple[RunSpec, int]] = {}  # task ref -> (spec, attempt)
+        self._out_dirs: dict[int, str] = {}  # run id -> its folder on the driver
         self._inbox: Any = None
         self._connect(num_cpus, runtime_env)
         resources = self.ray.cluster_resources()
@@ -305,15 +277,26 @@ class RayExecutor(Executor):
             spec = dataclasses.replace(spec, device="cuda")  # the task sees only its GPU
         elif self.device not in (None, "auto"):
             spec = dataclasses.replace(spec, device=self.device)
-        handle = task.options(**options).remote(spec.to_dict(), ref, self._inbox, attempt, self.shared_fs)
+        from ablab.train import resume
+
+        state = None if self.shared_fs else resume.pack_latest(spec.out_dir)  # continue after its last epoch
+        handle = task.options(**options).remote(spec.to_dict(), ref, self._inbox, attempt, self.shared_fs, state)
+        self._out_dirs[spec.run_id] = spec.out_dir
         self._inflight[handle] = (spec, attempt)
         return None
 
     def _drain(self, attempts: dict[int, int]) -> Iterator[RunEvent]:
         """Yield the streamed events of current attempts (a dead attempt's leftovers are dropped)."""
         for run_id, attempt, ev in self.ray.get(self._inbox.drain.remote()):
-            if attempts.get(run_id) == attempt:
-                yield RunEvent(**ev)
+            if attempts.get(run_id) != attempt:
+                continue
+            if ev["kind"] == "saved":  # an epoch's state: into the run's folder, for a retry to resume from
+                from ablab.train import resume
+
+                with contextlib.suppress(OSError, ValueError):
+                    resume.install(self._out_dirs[run_id], ev["payload"])
+                continue
+            yield RunEvent(**ev)
 
     def _finish(self, ref: Any, spec: RunSpec, attempt: int, attempts: dict[int, int],
                 todo: deque[RunSpec]) -> Iterator[RunEvent]:
@@ -340,6 +323,10 @@ class RayExecutor(Executor):
         event = RunEvent(**out["event"])
         try:
             _write_files(Path(spec.out_dir), out["files"])
+            if event.kind == "end":  # finished: its epoch states served their purpose (the checkpoint stays)
+                from ablab.train import resume
+
+                resume.clear(spec.out_dir)
         except OSError as e:
             event = RunEvent(spec.run_id, "error", {"error": f"could not write the run's files into "
                                                     f"{spec.out_dir}: {e}", "traceback": traceback.format_exc()})

@@ -25,6 +25,7 @@ from ablab.store import FINISHED, Store
 from ablab.study.executor import Executor, LocalExecutor, RunEvent, RunSpec, default_workers, wants_gpu
 from ablab.study.expand import PlannedRun, comparisons, expand, grid_points
 from ablab.study.studyfile import METRICS, Study, StudyError, default_out_dir
+from ablab.train import resume
 
 LOCK_NAME = ".lock"
 STUDY_COPY = "study.toml"
@@ -165,8 +166,8 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
             by_id: dict[int, PlannedRun] = {}
             for r in todo:
                 run_out = out / "runs" / run_dir_name(r)
-                if run_out.exists():  # a partial attempt: start clean
-                    shutil.rmtree(run_out)
+                if run_out.exists() and not resume.has_state(run_out):  # a partial attempt: start clean
+                    shutil.rmtree(run_out)  # (one with a finished epoch's state resumes from it instead)
                 specs.append(RunSpec(ids[r.key], r.label, r.config.to_dict(), str(run_out), threads=1, device=pinned))
                 by_id[ids[r.key]] = r
             emit("study_start", {"name": study.name, "total": len(planned), "todo": len(todo), "done": skipped,

@@ -23,9 +23,7 @@ restored afterwards.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,11 +36,12 @@ from torch import nn
 
 from ablab.errors import UserError
 from ablab.jsonable import jsonable
-from ablab.metrics import EPOCH_METRICS
 from ablab.notebook.display import RunResultDisplay
+from ablab.train import resume
 from ablab.train.config import TrainConfig
 from ablab.train.device import device_info, device_settings, eval_batch_size, resolve_device, rng_devices
-from ablab.train.optim import lr_at, make_optimizer
+from ablab.train.optim import FusedOptimizer, lr_at, make_optimizer
+from ablab.train.outputs import METRIC_KEYS, write_metrics, write_outputs
 from ablab.train.runtime import cpu_settings, evaluate, prepare_split, set_threads, versions
 
 __all__ = ["CHECK_EVERY", "METRIC_KEYS", "DataMismatchError", "RunResult", "cpu_settings", "evaluate", "fit",
@@ -54,7 +53,6 @@ if TYPE_CHECKING:
 Callback = Callable[[str, dict[str, Any]], None]
 
 CHECK_EVERY = 50  # steps between divergence checks (one host sync each)
-METRIC_KEYS = ("epoch", *EPOCH_METRICS)  # the one list: ablab.metrics
 
 
 @dataclass
@@ -90,7 +88,10 @@ def fit(config: TrainConfig, *, callback: Callback | None = None, out_dir: str |
     Events sent to ``callback(event, data)``: ``"start"`` {config, seeds, threads, n_train, n_val,
     n_test, steps_per_epoch, spec, params}; ``"progress"`` {epoch, batch, steps_per_epoch} every
     ``CHECK_EVERY`` steps (for progress bars; ignore it otherwise); ``"epoch"`` the epoch's metrics (a
-    ``history`` entry); ``"end"`` ``result.to_dict()``. With ``out_dir``: metrics.json, metrics.csv and checkpoint/.
+    ``history`` entry); ``"end"`` ``result.to_dict()``. With ``out_dir``: metrics.json, metrics.csv and checkpoint/,
+    and after every epoch its state in ``out_dir/resume/`` (event ``"saved"`` {epoch, path}; removed when
+    the run ends): a rerun into the same folder continues after the last saved epoch (event ``"resume"``
+    {epoch}, then ``"epoch"`` for each restored epoch) and ends exactly as an uninterrupted run.
     """
     t_start = time.perf_counter()
     device = resolve_device(config.device)
@@ -133,6 +134,7 @@ class _State:
     best_epoch: int | None = None  # by validation accuracy, first of ties
     best_acc: float = -1.0
     kept: dict[str, torch.Tensor] | None = None  # weights behind `final` (best-val or last good epoch)
+    stopped: bool = False  # early stopping ended the run
 
 
 @dataclass
@@ -152,16 +154,28 @@ def _fit(config: TrainConfig, callback: Callback, out_dir: str | Path | None, da
     callback("start", {"config": config.to_dict(), "seeds": config.seeds, "threads": torch.get_num_threads(),
                        "device": device_info(device), **run.info})
     state = _State()
-    for epoch in range(1, config.epochs + 1):
+    # a folder with a finished epoch's state of this config: continue after it (ablab.train.resume)
+    resumable = out_dir is not None and isinstance(run.optimizer, FusedOptimizer)
+    first = resume.restore(out_dir, run, state) + 1 if resumable else 1  # type: ignore[arg-type]
+    if first > 1:
+        callback("resume", {"epoch": first - 1})
+        for metrics in state.history:
+            callback("epoch", dict(metrics))
+    for epoch in range(first, config.epochs + 1):
+        if state.stopped:
+            break
         stats = _train_epoch(run, state, epoch, callback)
         if state.diverged:
             break
         metrics = _measure(run, epoch, stats)
-        stop = _record_epoch(run, state, metrics)
+        state.stopped = _record_epoch(run, state, metrics)
+        if resumable:
+            callback("saved", {"epoch": epoch, "path": str(resume.save(out_dir, run, state))})  # type: ignore[arg-type]
         callback("epoch", dict(metrics))
-        if stop:
-            break
-    return _finish(run, state, out_dir, t_start, callback)
+    result = _finish(run, state, out_dir, t_start, callback)
+    if resumable:
+        resume.clear(out_dir)  # type: ignore[arg-type]
+    return result
 
 
 def _setup(config: TrainConfig, dataset: Dataset | None, device: torch.device) -> _Setup:
@@ -327,11 +341,11 @@ def _finish(run: _Setup, state: _State, out_dir: str | Path | None, t_start: flo
                        threads=torch.get_num_threads(), versions=versions(), wall_time_s=0.0, info=run.info,
                        device=device_info(run.device))
     if out_dir is not None:
-        result.checkpoint = _write_outputs(Path(out_dir), model, config, run.spec, run.dataset, result,
-                                           has_weights=bool(state.history), t_start=t_start)
+        result.checkpoint = write_outputs(Path(out_dir), model, config, run.spec, run.dataset, result,
+                                          has_weights=bool(state.history))
     result.wall_time_s = time.perf_counter() - t_start
     if out_dir is not None:
-        _write_metrics(Path(out_dir), result)
+        write_metrics(Path(out_dir), result)
     callback("end", result.to_dict())
     return result
 
@@ -356,37 +370,3 @@ def _check_classes(model: nn.Sequential, dataset: Dataset, spec_text: str) -> No
             f"model '{spec_text}' outputs {out} per sample but dataset {dataset.name} has "
             f"{dataset.num_classes} classes: the last layer must be linear({dataset.num_classes})"
         )
-
-
-def _write_outputs(out: Path, model: nn.Module, config: TrainConfig, spec: Any, dataset: Dataset,
-                   result: RunResult, *, has_weights: bool, t_start: float) -> str | None:
-    from ablab.train.checkpoint import save_checkpoint
-
-    out.mkdir(parents=True, exist_ok=True)
-    if not has_weights:
-        return None
-    meta = {
-        "config": config.to_dict(),
-        "spec": spec.to_dict(),
-        "spec_string": spec.to_string(),
-        "dataset": {"name": dataset.name, "source": dataset.source, "pixel_scale": dataset.scale,
-                    "format": dataset.info.get("format"),
-                    "classes": list(dataset.classes), "input_shape": list(dataset.input_shape)},
-        "normalization": {"mean": list(dataset.mean), "std": list(dataset.std)},
-        "versions": result.versions,
-        "seeds": result.seeds,
-        "threads": result.threads,
-        "device": result.device,
-        "status": result.status,
-        "metrics": jsonable(result.final, nonfinite="string"),
-    }
-    return str(save_checkpoint(out / "checkpoint", model, meta))
-
-
-def _write_metrics(out: Path, result: RunResult) -> None:
-    (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    with open(out / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(METRIC_KEYS))
-        writer.writeheader()
-        for row in result.history:
-            writer.writerow({k: ("" if row[k] is None else row[k]) for k in METRIC_KEYS})
