@@ -15,6 +15,7 @@ ablab's builder from the same init seed, batch 64, Adam 1e-3, and run in this on
     python benchmarks/train_speed.py --epochs 2 --eval-repeats 3
     python benchmarks/train_speed.py --accuracy       # + 12-epoch LeNet-5 baseline and bn (ablab only)
     python benchmarks/train_speed.py --profile        # + where ablab's training step spends its time
+    python benchmarks/train_speed.py --device cuda    # both sides on the GPU (the tutorial's .to(device) loop)
 
 Times are seconds per training epoch (training loop only) and per evaluation pass over the 10,000 test
 images (the median of --eval-repeats passes). The machine is shared: run it on a quiet machine.
@@ -41,7 +42,8 @@ from ablab.data import load_dataset
 from ablab.data.dataset import Dataset, Split
 from ablab.models import create_model
 from ablab.train import TrainConfig, apply_variants, fit, load_checkpoint
-from ablab.train.trainer import evaluate, prepare_split
+from ablab.train.device import eval_batch_size, resolve_device
+from ablab.train.runtime import evaluate, prepare_split
 
 # ----------------------------------------------------------------------- the reference (course style)
 
@@ -69,11 +71,19 @@ class CourseFashionMNIST(TorchDataset):  # type: ignore[type-arg]
         return x, int(self.labels[i])
 
 
-def reference_train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reference_train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                          device: torch.device) -> float:
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
+    _sync(device)
     t0 = time.perf_counter()
     for batch, (X, y) in enumerate(loader):
+        X, y = X.to(device), y.to(device)  # the tutorial's per-batch copy to the GPU
         pred = model(X)
         loss = loss_fn(pred, y)
         loss.backward()
@@ -81,10 +91,11 @@ def reference_train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer:
         optimizer.zero_grad()
         if batch % 100 == 0:
             loss.item()  # the tutorial prints the loss every 100 batches
+    _sync(device)
     return time.perf_counter() - t0
 
 
-def reference_test(model: torch.nn.Module, loader: DataLoader) -> tuple[float, float, float]:
+def reference_test(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float, float]:
     loss_fn = torch.nn.CrossEntropyLoss()
     model.eval()
     size, num_batches = len(loader.dataset), len(loader)  # type: ignore[arg-type]
@@ -92,6 +103,7 @@ def reference_test(model: torch.nn.Module, loader: DataLoader) -> tuple[float, f
     t0 = time.perf_counter()
     with torch.no_grad():
         for X, y in loader:
+            X, y = X.to(device), y.to(device)
             pred = model(X)
             test_loss += loss_fn(pred, y).item()
             correct += (pred.argmax(1) == y).type(torch.float).sum().item()
@@ -101,31 +113,34 @@ def reference_test(model: torch.nn.Module, loader: DataLoader) -> tuple[float, f
 class Reference:
     """The course-style run: its own model (same init seed as ablab's), loaders and optimizer."""
 
-    def __init__(self, model_name: str, ds: Dataset, seed: int) -> None:
+    def __init__(self, model_name: str, ds: Dataset, seed: int, device: torch.device) -> None:
         mean, std = ds.mean[0], ds.std[0]
         train = CourseFashionMNIST(ds.train.x[:, 0].numpy(), ds.train.y.numpy(), mean, std)
         test = CourseFashionMNIST(ds.test.x[:, 0].numpy(), ds.test.y.numpy(), mean, std)
         torch.manual_seed(seed)
-        self.model = create_model(model_name, ds.input_shape)
+        self.model = create_model(model_name, ds.input_shape).to(device)
+        self.device = device
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.train_loader = DataLoader(train, batch_size=64, shuffle=True)
         self.test_loader = DataLoader(test, batch_size=64)
         self.epoch_s: list[float] = []
 
     def epoch(self) -> None:
-        self.epoch_s.append(reference_train_epoch(self.model, self.train_loader, self.optimizer))
+        self.epoch_s.append(reference_train_epoch(self.model, self.train_loader, self.optimizer, self.device))
 
     def test(self) -> tuple[float, float]:
-        seconds, _, acc = reference_test(self.model, self.test_loader)
+        seconds, _, acc = reference_test(self.model, self.test_loader, self.device)
         return seconds, acc
 
 
-def compare(model_name: str, ds: Dataset, epochs: int, seed: int, eval_repeats: int) -> dict[str, Any]:
+def compare(model_name: str, ds: Dataset, epochs: int, seed: int, eval_repeats: int,
+            device: torch.device | None = None) -> dict[str, Any]:
     """Epochs and evaluation passes alternate between the two sides (ablab epoch k, reference epoch k,
     ...), so a burst of load from other processes hits both alike; min and median are reported."""
-    ref = Reference(model_name, ds, seed)
+    device = device or torch.device("cpu")
+    ref = Reference(model_name, ds, seed, device)
     config = TrainConfig(model=model_name, dataset=ds.name, epochs=epochs, batch_size=64, optimizer="adam",
-                         lr=1e-3, seed=seed, init_seed=seed)
+                         lr=1e-3, seed=seed, init_seed=seed, device=str(device))
 
     def after_each_ablab_epoch(event: str, data: dict[str, Any]) -> None:
         if event == "epoch":
@@ -133,14 +148,14 @@ def compare(model_name: str, ds: Dataset, epochs: int, seed: int, eval_repeats: 
 
     with tempfile.TemporaryDirectory() as tmp:
         result = fit(config, dataset=ds, out_dir=tmp, callback=after_each_ablab_epoch)
-        model, _, _ = load_checkpoint(result.checkpoint or "")
-    x, y = prepare_split(ds.test, ds.mean, ds.std)
+        model, _, _ = load_checkpoint(result.checkpoint or "", device=device)
+    x, y = prepare_split(ds.test, ds.mean, ds.std, device)
     ref_eval, ours_eval = [], []
     for _ in range(eval_repeats):
         seconds, ref_acc = ref.test()
         ref_eval.append(seconds)
         t0 = time.perf_counter()
-        _, acc = evaluate(model, x, y, config.eval_batch_size)
+        _, acc = evaluate(model, x, y, eval_batch_size(config.eval_batch_size, device))
         ours_eval.append(time.perf_counter() - t0)
     assert acc == result.final["test_acc"], (acc, result.final["test_acc"])  # the checkpoint's number
     ours_epoch = [h["train_time_s"] for h in result.history]
@@ -190,7 +205,9 @@ def main() -> None:
     ap.add_argument("--accuracy", action="store_true", help="also the 12-epoch LeNet-5 baseline/bn check")
     ap.add_argument("--accuracy-models", default="lenet5", help="models of the accuracy check (comma list)")
     ap.add_argument("--profile", action="store_true", help="also profile ablab's training step")
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps: both sides run there")
     args = ap.parse_args()
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     models = [m for m in args.models.replace("mlp:1000,10", "mlp:1000;10").split(",") if m]
@@ -199,10 +216,11 @@ def main() -> None:
     ds = load_dataset("fashion-mnist", val_fraction=0.1)
     print(f"Fashion-MNIST {len(ds.train)} train / {len(ds.val)} val / {len(ds.test)} test; batch 64; Adam 1e-3; "
           f"{args.epochs} epoch(s); torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
+          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; device {device}"
+          f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}; "
           f"load average {os.getloadavg()[0]:.2f} at start")
     for name in models:
-        r = compare(name, ds, args.epochs, args.seed, args.eval_repeats)
+        r = compare(name, ds, args.epochs, args.seed, args.eval_repeats, device)
         ref, ours = r["ref"], r["ours"]
         print(f"\n{name}   (seconds, min / median over {args.epochs} epoch(s), {args.eval_repeats} eval pass(es))")
         for what, label in (("epoch", "train epoch  "), ("eval", "eval 10,000  ")):
