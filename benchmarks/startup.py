@@ -15,6 +15,7 @@ decoded-dataset cache (ablab.data.cache), so a warm-up round is run and not coun
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -42,8 +43,10 @@ def main() -> None:
         for cmd, out in pair if i % 2 == 0 else pair[::-1]:  # alternate the order too
             out.append(wall(cmd))
     extra = [b - a for a, b in zip(torch_s, train_s, strict=True)]
+    load = os.getloadavg()[0]
     n = len(torch_s)
-    print(f"startup: n={n} alternating rounds (seconds: min / median)")
+    print(f"startup: n={n} alternating rounds (seconds: min / median); load average {load:.1f} on "
+          f"{os.cpu_count()} CPUs at the end (above the CPU count: the figures are inflated by other work)")
     print(f"  python -c 'import torch'          {min(torch_s):6.2f} / {statistics.median(torch_s):6.2f}")
     print(f"  ablab train mlp:100,10 (1 epoch)  {min(train_s):6.2f} / {statistics.median(train_s):6.2f}")
     print(f"  ablab train - import torch        {min(extra):6.2f} / {statistics.median(extra):6.2f}   "

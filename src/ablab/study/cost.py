@@ -116,7 +116,8 @@ def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool =
             macs = forward_macs(r.config, shape)
             cache[key] = (macs, measure_rate(r.config, shape) if measure else None)
         macs, rate = cache[key]
-        n_eval = n_val + n_test + (n_train if r.config.train_metrics == "clean" else 0)  # clean: a train pass
+        n_clean = min(n_train, r.config.train_eval_subsample or n_train)  # clean: a pass over (a subsample of) train
+        n_eval = n_val + n_test + (n_clean if r.config.train_metrics == "clean" else 0)
         flops = r.config.epochs * (3 * 2 * macs * n_train + 2 * macs * n_eval)
         row = stored.get(r.key)
         seconds = None

@@ -1,5 +1,6 @@
 """Epoch-level resume: after every finished epoch the run's whole state goes to ``OUT/resume/epoch-NNNN/``
-(written to a temporary folder, then renamed: a kill never leaves a half-written state), and older
+(written to a temporary folder, then renamed: a killed process never leaves a half-written state; not
+fsynced — a power cut may lose the last epoch's state, never corrupt an older one into looking valid), and older
 epochs' states are removed. ``fit(..., out_dir=OUT)`` on a folder holding a state of the *same* config
 (its hash) continues after that epoch and ends with exactly the metrics of an uninterrupted run; the
 finished run removes the folder (the final checkpoint stays, as always).
@@ -74,9 +75,6 @@ def save(out_dir: str | Path, run: Any, state: Any) -> Path:
            "history": state.history, "best_epoch": state.best_epoch, "best_acc": state.best_acc,
            "stopped": bool(state.stopped)}
     (tmp / "state.json").write_text(json.dumps(doc, allow_nan=True) + "\n")
-    for f in tmp.iterdir():  # on disk before the rename makes the state visible
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
