@@ -94,6 +94,29 @@ def test_only_the_last_epoch_state_is_kept_and_another_config_starts_over(ds, tm
     assert "resume" not in events
 
 
+def test_a_damaged_state_is_ignored(ds, tmp_path, monkeypatch):
+    """A truncated state file (as after a power cut: states are renamed into place, not fsynced) is
+    ignored: the run starts over and still ends with the uninterrupted metrics."""
+    config = BASE.replace(epochs=2)
+    whole = fit(config, dataset=ds)
+    real = trainer_mod._train_epoch
+
+    def dies_in_epoch_2(run, state, epoch, callback):
+        if epoch == 2:
+            raise Interrupt
+        return real(run, state, epoch, callback)
+
+    monkeypatch.setattr(trainer_mod, "_train_epoch", dies_in_epoch_2)
+    out = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        fit(config, dataset=ds, out_dir=out)
+    monkeypatch.setattr(trainer_mod, "_train_epoch", real)
+    (latest(out) / "optimizer.safetensors").write_bytes(b"\x00" * 3)
+    events = []
+    r = fit(config, dataset=ds, out_dir=out, callback=lambda e, d: events.append(e))
+    assert "resume" not in events and no_times(r.history) == no_times(whole.history)
+
+
 def _wait_for(path_glob: Path, pattern: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -1,6 +1,6 @@
 """Epoch-level resume: after every finished epoch the run's whole state goes to ``OUT/resume/epoch-NNNN/``
 (written to a temporary folder, then renamed: a killed process never leaves a half-written state; not
-fsynced — a power cut may lose the last epoch's state, never corrupt an older one into looking valid), and older
+fsynced: after a power cut a damaged state is ignored and the run starts over), and older
 epochs' states are removed. ``fit(..., out_dir=OUT)`` on a folder holding a state of the *same* config
 (its hash) continues after that epoch and ends with exactly the metrics of an uninterrupted run; the
 finished run removes the folder (the final checkpoint stays, as always).
@@ -99,10 +99,16 @@ def restore(out_dir: str | Path, run: Any, state: Any) -> int:
         return 0
     if doc.get("format") != FORMAT or doc.get("config_hash") != run.config.config_hash():
         return 0
-    model_state = load_file(str(folder / "model.safetensors"))
+    try:
+        tensors = {name: load_file(str(folder / f"{name}.safetensors")) for name in ("model", "optimizer", "rng")}
+        if doc.get("kept") == "file":
+            tensors["kept"] = load_file(str(folder / "kept.safetensors"))
+    except Exception:  # noqa: BLE001 - a truncated or damaged state (e.g. after a power cut): start over
+        return 0
+    model_state = tensors["model"]
     run.model.load_state_dict({k: v.to(run.device) for k, v in model_state.items()}, strict=True)
-    run.optimizer.load_state_dict(load_file(str(folder / "optimizer.safetensors")))
-    rng = load_file(str(folder / "rng.safetensors"))
+    run.optimizer.load_state_dict(tensors["optimizer"])
+    rng = tensors["rng"]
     torch.set_rng_state(rng["cpu"])
     run.data_gen.set_state(rng["data"])
     if run.device.type == "cuda" and "cuda" in rng:
@@ -113,7 +119,7 @@ def restore(out_dir: str | Path, run: Any, state: Any) -> int:
     state.best_acc = float(doc["best_acc"])
     state.stopped = bool(doc.get("stopped"))
     if doc.get("kept") == "file":
-        state.kept = {k: v.to(run.device) for k, v in load_file(str(folder / "kept.safetensors")).items()}
+        state.kept = {k: v.to(run.device) for k, v in tensors["kept"].items()}
     elif doc.get("kept") == "last":  # without early stopping the kept weights are the last epoch's
         state.kept = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
     return int(doc["epoch"])
