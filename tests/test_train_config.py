@@ -84,3 +84,14 @@ def test_study_keys_are_the_config_fields():
         parse_study('[base]\nmodel = "lenet5"\nlearnig_rate = 0.1\n')
     assert "base.learnig_rate: unknown key" in str(e.value)
     assert ", ".join(FIELDS) in str(e.value)
+
+
+def test_studies_measure_clean_train_accuracy_by_default():
+    """A study shows generalization gaps, so its train accuracy is an eval-mode pass unless it says
+    otherwise; train_eval_subsample makes that pass cheap and is a recorded key like any other."""
+    s = parse_study('[base]\nmodel = "mlp:16,10"\n')
+    assert s.base["train_metrics"] == "clean"
+    s = parse_study('[base]\nmodel = "mlp:16,10"\ntrain_metrics = "running"\n')
+    assert s.base["train_metrics"] == "running"
+    s = parse_study('[base]\nmodel = "mlp:16,10"\ntrain_eval_subsample = 10000\n')
+    assert s.base["train_eval_subsample"] == 10000

@@ -24,7 +24,7 @@ from ablab.train.resume import RESUME_DIR, latest
 DATA = "synthetic:n=400,test=200,shape=1x12x12,classes=4"
 NET = "input(1,12,12) conv(4,3) tanh avgpool(2) flatten linear(16) tanh linear(4)"
 BASE = TrainConfig(model=NET, dataset=DATA, val_fraction=0.2, epochs=4, batch_size=32, lr=3e-3, threads=1)
-SLOW_DATA = "synthetic:n=6000,test=300,shape=1x16x16,classes=4"
+SLOW_DATA = "synthetic:n=3000,test=300,shape=1x16x16,classes=4"
 SLOW_NET = "input(1,16,16) conv(8,3) relu conv(8,3) relu maxpool(2) flatten linear(64) relu linear(4)"
 
 
