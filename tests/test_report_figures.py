@@ -253,6 +253,13 @@ def test_study_plan_on_a_finished_study(sweep):
     assert f"{need} seeds detect a true difference of 0.3 points" in res.output
     bad = CliRunner().invoke(main, ["study", "plan", str(sweep), "--effect", "-1"])
     assert bad.exit_code == 2 and "--effect: expected a positive number of points" in bad.output
+    # a study file (the pilot) with the folder it ran into gives the same plan
+    pilot = sweep / "pilot.toml"
+    pilot.write_text(SWEEP)
+    same = CliRunner().invoke(main, ["study", "plan", str(pilot), "--out", str(sweep), "--effect", "0.3"])
+    assert same.exit_code == 0 and same.output == res.output
+    missing = CliRunner().invoke(main, ["study", "plan", str(pilot), "--out", str(sweep / "nope")])
+    assert missing.exit_code == 2 and "no such study folder" in missing.output
 
 
 def test_report_cli_prints_the_analysis_once(two_seeds, monkeypatch):

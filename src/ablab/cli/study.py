@@ -247,25 +247,41 @@ def compare_cmd(dir_a: str, dir_b: str, metric: str | None) -> None:
 
 
 @study.command("plan", context_settings=CTX)
-@click.argument("study_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("study")
 @click.option("--effect", type=float, default=0.5, show_default=True,
               help="The difference to detect, in percentage points of the deciding metric.")
 @click.option("--power", "target", type=click.FloatRange(0.5, 0.999), default=0.8, show_default=True,
               help="Probability of detecting a true difference of that size.")
-def plan_cmd(study_dir: str, effect: float, target: float) -> None:
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="With a study file: the folder it ran into (default: runs/<name>).")
+def plan_cmd(study: str, effect: float, target: float, out_dir: str | None) -> None:
     """Plan seeds from a finished (or pilot) study: seeds needed to detect EFFECT points, and the smallest
     difference the current seeds can detect, from the observed spread of the paired differences.
+
+    STUDY is a study folder, or a study file / preset name whose runs (a pilot with a few seeds) are in
+    --out or runs/<name>.
 
     \b
     Example:
       ablab study plan runs/fashion-regularization --effect 0.3
+      ablab study plan pilot.toml --out runs/pilot --effect 0.5
     """
+    from pathlib import Path
+
     from ablab.errors import UserError
     from ablab.report.plan import plan_study
     from ablab.report.terminal import plan_view
 
+    where = Path(study)
+    if not where.is_dir():  # a study file or preset name: the folder it ran into
+        from ablab.study.studyfile import default_out_dir, load_study
+
+        where = Path(out_dir) if out_dir else default_out_dir(load_study(study))
+        if not where.is_dir():
+            raise UserError(f"{where}: no such study folder; run 'ablab study run {study}' first (a pilot with "
+                            "2 or more seeds is enough), or give the folder with --out")
     try:
-        p = plan_study(study_dir, effect, target)
+        p = plan_study(where, effect, target)
     except UserError as e:  # the library names the key; the CLI names the flag
         raise UserError(str(e).replace("effect:", "--effect:", 1).replace("power:", "--power:", 1)) from None
     console = _console()
