@@ -33,5 +33,6 @@ bench:
 	$(PYTHON) benchmarks/summary_speed.py
 	$(PYTHON) benchmarks/render_speed.py
 	$(PYTHON) benchmarks/data_load.py
+	$(PYTHON) benchmarks/bounded_read.py
 	$(PYTHON) benchmarks/train_speed.py
 	$(PYTHON) benchmarks/ray_overhead.py

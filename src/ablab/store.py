@@ -15,6 +15,10 @@ Concurrency. Several processes may write one store: transactions are ``BEGIN IMM
 queue on SQLite's lock instead of failing half-way) with a generous busy timeout. In ``ablab study
 run`` only the driver writes (workers stream their events back to it, see
 :mod:`ablab.study.executor`); a lock file keeps two drivers off one study at a time.
+
+Read-only. ``Store(path, readonly=True)`` (``runs ls``, ``study report``/``compare``, ``--dry-run``)
+opens with SQLite's ``mode=ro``; every open first checks that the file is an ablab store of a known
+schema version (:mod:`ablab.storefile`), so a foreign database is never touched.
 """
 
 from __future__ import annotations
