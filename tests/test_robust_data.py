@@ -235,3 +235,21 @@ def test_zlib_damage_is_one_error(tmp_path):
     res = CliRunner().invoke(cli, ["data", "info", "fashion-mnist", "--data-dir", str(tmp_path / "D")])
     assert res.exit_code == 2, res.output
     assert res.output.startswith(f"error: {d / 'train-images-idx3-ubyte.gz'}: damaged gzip file (CRC check failed")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS")
+def test_own_idx_source_bomb_stops_at_its_header(tmp_path):
+    """`idx:DIR` (your own files) has no registered size: the header's dimensions are the cap."""
+    d = tmp_path / "mine"
+    d.mkdir()
+    write_bomb(d / "train-images-idx3-ubyte.gz", idx_header(100, 28, 28), 2 * GB)
+    for name, header in (("train-labels-idx1-ubyte.gz", idx_header(100)), ("t10k-images-idx3-ubyte.gz",
+                                                                           idx_header(10, 28, 28)),
+                         ("t10k-labels-idx1-ubyte.gz", idx_header(10))):
+        n = 1
+        for i in range(header[3]):
+            n *= int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big")
+        (d / name).write_bytes(gzip.compress(header + bytes(n)))
+    res = run_limited(["data", "info", f"idx:{d}"], tmp_path)
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert "trailing bytes after the 100 x 28 x 28 = 78,400 data bytes" in res.stderr and "Traceback" not in res.stderr

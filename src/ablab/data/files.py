@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ablab.data.errors import DataError
-from ablab.data.idx import check_pair, parse_idx, read_file_bytes
+from ablab.data.idx import check_pair, parse_idx, read_idx_bytes
 
 PREFIXES = ("idx", "npz", "folder")
 ROLES = {"train_images": (("train",), ("images", "idx3")), "train_labels": (("train",), ("labels", "idx1")),
@@ -115,7 +115,7 @@ def read_idx_dir(folder: Path) -> tuple[Any, Any, Any, None, dict[str, Any]]:
     arrays = {}
     for role, path in files.items():
         ndim = 3 if role.endswith("images") else 1
-        arrays[role] = parse_idx(read_file_bytes(path), path, ndim)
+        arrays[role] = parse_idx(read_idx_bytes(path, ndim), path, ndim)  # bounded by its header
     check_pair(arrays["train_images"], arrays["train_labels"], files["train_images"], files["train_labels"])
     check_pair(arrays["test_images"], arrays["test_labels"], files["test_images"], files["test_labels"])
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
