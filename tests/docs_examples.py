@@ -2,8 +2,8 @@
 
 An example is a ``$ ablab ...`` line inside a fenced code block; the lines after it, up to the next ``$``
 line or the end of the block, are the output the page shows. In that output a line ``...`` (alone, or
-indented) stands for any number of lines, so a page can show an excerpt; when no output is shown the
-example only has to run. Commands are run in-process with click's ``CliRunner`` (stdout and stderr
+indented) stands for any number of lines and ``...`` within a line for any text, so a page can show an
+excerpt; when no output is shown the example only has to run. Commands are run in-process with click's ``CliRunner`` (stdout and stderr
 together, as a terminal shows them), so an example costs what the command costs and nothing more.
 """
 
@@ -104,9 +104,16 @@ def matches(expected: str, actual: str) -> bool:
             return j == len(got)
         if want[i].strip() == "...":
             return any(match(i + 1, k) for k in range(j, len(got) + 1))
-        return j < len(got) and want[i] == got[j] and match(i + 1, j + 1)
+        return j < len(got) and same_line(want[i], got[j]) and match(i + 1, j + 1)
 
     return match(0, 0)
+
+
+def same_line(want: str, got: str) -> bool:
+    """Equal, or equal where ``want`` has ``...`` (which stands for any text within the line)."""
+    if want == got:
+        return True
+    return "..." in want and re.fullmatch(".*".join(map(re.escape, want.split("..."))), got) is not None
 
 
 def run(example: Example, cwd: Path | None = None) -> tuple[int, str]:

@@ -99,3 +99,5 @@ def test_the_matcher_is_strict_where_it_should_be() -> None:
     assert not dx.matches("total 61,706", "total 61,707")
     assert dx.matches("│ x │ 2.8e-16 (dw) │", "│ x │   4.4e-16 (dx) │")  # round-off residuals only
     assert not dx.matches("2.32e+12 FLOPs", "2.33e+12 FLOPs")
+    assert dx.matches("Parameters: 61,706 ...", "Parameters: 61,706 (61,706 trainable) = 241.04 KiB")
+    assert not dx.matches("Parameters: 61,706 ...", "Parameters: 61,707 (61,707 trainable)")
