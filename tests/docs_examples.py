@@ -3,8 +3,9 @@
 An example is a ``$ ablab ...`` line inside a fenced code block; the lines after it, up to the next ``$``
 line or the end of the block, are the output the page shows. In that output a line ``...`` (alone, or
 indented) stands for any number of lines and ``...`` within a line for any text, so a page can show an
-excerpt; when no output is shown the example only has to run. Commands are run in-process with click's ``CliRunner`` (stdout and stderr
-together, as a terminal shows them), so an example costs what the command costs and nothing more.
+excerpt; when no output is shown the example only has to run. Commands are run in-process with click's
+``CliRunner`` (stdout and stderr together, as a terminal shows them), so an example costs what the command
+costs and nothing more.
 """
 
 from __future__ import annotations
