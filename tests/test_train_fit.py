@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -23,6 +24,7 @@ from ablab.train import (
     model_spec,
 )
 from ablab.train import trainer as trainer_mod
+from ablab.train.checkpoint import seal
 from ablab.train.fast import accelerate
 from ablab.train.variants import insert_batchnorm, insert_dropout
 
@@ -225,7 +227,8 @@ def test_checkpoint_reproduces_test_accuracy_exactly(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == ["config.json", "model.safetensors"]
     ev = evaluate_checkpoint(tmp_path / "checkpoint")
     assert ev.pop("dataset") == load_dataset(DATA).name  # named in the eval header
-    assert ev == {"test_loss": r.final["test_loss"], "test_acc": r.final["test_acc"], "n": 200, "device": "cpu"}
+    assert ev == {"test_loss": r.final["test_loss"], "test_acc": r.final["test_acc"], "n": 200, "device": "cpu",
+                  "recorded_acc": r.final["test_acc"], "reproduced": True, "notes": []}
     meta = json.loads((tmp_path / "checkpoint" / "config.json").read_text())
     assert meta["config"] == cfg.to_dict() and meta["metrics"]["test_acc"] == r.final["test_acc"]
     assert meta["normalization"]["mean"][0] == pytest.approx(load_dataset(DATA, val_fraction=0.2).mean[0])
@@ -244,7 +247,7 @@ def test_mismatched_checkpoint_is_refused_with_the_tensor_list(tmp_path):
     meta_path = tmp_path / "checkpoint" / "config.json"
     meta = json.loads(meta_path.read_text())
     meta["spec"] = load_spec(NET.replace("linear(16)", "linear(32)")).to_dict()
-    meta_path.write_text(json.dumps(meta))
+    meta_path.write_text(json.dumps(seal(meta)))  # a consistent forgery: the shapes still give it away
     with pytest.raises(CheckpointError) as e:
         load_checkpoint(tmp_path / "checkpoint")
     msg = str(e.value)
@@ -260,6 +263,12 @@ def test_damaged_checkpoints_give_clear_errors(tmp_path):
     fit(BASE.replace(epochs=1), out_dir=tmp_path)
     weights = tmp_path / "checkpoint" / "model.safetensors"
     weights.write_bytes(b"\x80\x04\x95 not a safetensors file, e.g. a pickle")
+    with pytest.raises(CheckpointError, match="model.safetensors: the weights file changed since training"):
+        load_checkpoint(tmp_path / "checkpoint")
+    meta_path = tmp_path / "checkpoint" / "config.json"
+    meta = json.loads(meta_path.read_text())
+    meta["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    meta_path.write_text(json.dumps(seal(meta)))  # re-signed: now the file itself must be refused
     with pytest.raises(CheckpointError, match="unreadable safetensors"):
         load_checkpoint(tmp_path / "checkpoint")
     (tmp_path / "checkpoint" / "config.json").write_text("{\n  'x': 1\n}")

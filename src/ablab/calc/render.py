@@ -22,7 +22,7 @@ from ablab.layers.placed import fmt_shape
 Summary = Any
 
 RICH_MAX_ROWS = 300  # above this, a table wider than the console is printed unfolded rather than by rich
-_RIGHT = {"#", "params", "MACs", "FLOPs", "output bytes", "RF/stride"}
+_RIGHT = {"#", "params", "MACs", "FLOPs", "output bytes", "kept for bwd", "RF/stride"}
 
 
 def _title(s: Summary) -> str:
@@ -31,11 +31,11 @@ def _title(s: Summary) -> str:
 
 def _columns(s: Summary, wide: bool) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, rows and footer as strings: the one pass over the layers."""
-    header = ["#", "layer", *(["spec"] if wide else []), "output", "params", "MACs", "FLOPs", "output bytes",
-              "RF/stride"]
+    header = ["#", "layer", *(["spec"] if wide else []), "output", "params", "MACs", "FLOPs",
+              "kept for bwd" if s.source == "module" else "output bytes", "RF/stride"]
     rows = []
     for row in s.layers:
-        rf = row.receptive_field.short() if row.receptive_field else "all"
+        rf = row.receptive_field.short() if row.receptive_field else ("all" if row.field_known else "")
         rows.append([str(row.index), row.name, *([row.layer] if wide else []), fmt_shape(row.output_shape),
                      f"{row.params:,}", f"{row.macs:,}", f"{row.flops:,}", human_bytes(row.activation_bytes), rf])
     footer = ["", "total", *([""] if wide else []), "", f"{s.totals.params:,}", f"{s.totals.macs:,}",

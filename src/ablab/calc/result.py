@@ -5,6 +5,7 @@ them (its ``to_dict()`` is the JSON of ``ablab summary --json``, see ``ablab.cal
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class LayerSummary:
     receptive_field: Field | None
     explain: tuple[str, ...] = ()
     bias: int = 0  # of the params, how many are bias (per output channel / feature)
+    field_known: bool = True  # False: no receptive field is defined here (blank, not "all")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +89,7 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
     totals: Totals
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    training_flops: dict[str, Any] | None = None  # forward / loss / backward / step FLOPs of one training step
 
     def __getitem__(self, name: str) -> LayerSummary:
         for row in self.layers:
@@ -103,6 +106,7 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
             "totals": self.totals.to_dict(),
             "warnings": [f.to_dict() for f in self.findings],
             "notes": list(self.notes),
+            **({"training_flops": self.training_flops} if self.training_flops else {}),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -120,7 +124,11 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
             "Inference peak = largest adjacent pair (a layer's input + output) + parameters and buffers.",
             f"Training = input + every layer output kept for backward + parameters + gradients + "
             f"{self.optimizer} state ({k}x trainable parameters); no framework overhead or workspaces.",
-        ]
+        ] + (["Module rows: one per leaf-module call or functional operator (traced); activations = the tensors "
+              "autograd saves for backward, each storage once; parameters count once however often used."]
+             if self.source == "module" else []) + ([
+            "Training FLOPs: forward + loss (cross-entropy) + backward (the gradient of every input and weight "
+            "under the same conventions); the optimizer update is not counted."] if self.training_flops else [])
 
     def totals_lines(self) -> list[str]:
         t, m = self.totals, self.totals.memory
@@ -130,8 +138,9 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
             f"Parameters: {t.params:,} ({t.trainable_params:,} trainable"
             + (f", {n_buf:,} buffer elements" if n_buf else "") + f") = {both_units(m.param_bytes)}",
             f"MACs: {t.macs:,}   FLOPs: {t.flops:,}",
-            f"Activations: {m.activation_bytes:,} B ({both_units(m.activation_bytes)}) for the layer outputs, "
-            f"input {m.input_bytes:,} B",
+            f"Activations: {m.activation_bytes:,} B ({both_units(m.activation_bytes)}) "
+            + ("kept for backward (traced)" if self.source == "module" else "for the layer outputs")
+            + f", input {m.input_bytes:,} B",
             f"Inference peak: {m.inference_peak_bytes:,} B ({both_units(m.inference_peak_bytes)}), at "
             f"{m.peak_layer}",
             f"Training (batch {self.batch}, {self.optimizer}): {m.training_bytes:,} B "
@@ -140,6 +149,10 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
             f"Output/input size: {fmt_shape(self.layers[-1].output_shape)} / {fmt_shape(self.input_shape)} = "
             f"{n_out:,} / {n_in:,} elements = {n_out / n_in:.4g}",
         ]
+        tf = self.training_flops
+        if tf:
+            lines.append(f"Training FLOPs per step (batch {self.batch}): forward {tf['forward']:,} + loss "
+                         f"{tf['loss']:,} + backward {tf['backward']:,} = {tf['step']:,}")
         return lines
 
     def explain(self) -> str:
@@ -184,15 +197,19 @@ def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerC
              batch: int, dtype: str, optimizer: str, conventions: Conventions,
              describe: list[str] | None = None, total_params: tuple[int, int] | None = None,
              findings: list[Finding] | None = None, notes: tuple[str, ...] = (),
-             receptive: bool = True) -> Summary:
+             receptive: bool = True, fields: list[tuple[Field | None, str]] | None = None,
+             field_known: list[bool] | None = None, activation_bytes: list[int] | None = None) -> Summary:
     """Per-layer rows, totals, memory and lint from resolved layers and their per-sample costs.
 
     ``total_params`` (params, trainable) overrides the per-layer sums, for modules that share weights;
-    ``receptive=False`` skips the receptive field (layers that do not form a chain)."""
+    ``receptive=False`` skips the receptive field (layers that do not form a chain); a traced module
+    passes its own ``fields`` (along the data flow, ``field_known`` False where none is defined) and
+    ``activation_bytes`` (per row, what backward keeps)."""
     if not layers:
         raise SpecError("the network has no layers")
     b = dtype_bytes(dtype)
-    fields = receptive_fields(layers) if receptive else [(None, "receptive field: not computed")] * len(layers)
+    if fields is None:
+        fields = receptive_fields(layers) if receptive else [(None, "receptive field: not computed")] * len(layers)
     rows = []
     for i, (r, c, tr, (fld, fld_text)) in enumerate(zip(layers, costs, trainable, fields, strict=True)):
         elems = prod(r.out_shape)
@@ -200,19 +217,28 @@ def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerC
         if batch > 1 and c.macs:
             lines.append(f"for the batch: MACs = {batch}*{c.macs:,} = {batch * c.macs:,}; "
                          f"FLOPs = {batch}*{c.flops:,} = {batch * c.flops:,}")
-        lines.append(f"activations = {batch}*{fmt_shape(r.out_shape)} elements * {b} B = {batch * elems * b:,} B")
+        act = batch * elems * b if activation_bytes is None else activation_bytes[i]
+        if activation_bytes is None:
+            lines.append(f"activations = {batch}*{fmt_shape(r.out_shape)} elements * {b} B = {act:,} B")
+        else:
+            lines.append(f"kept for backward: {act:,} B (the tensors autograd saved, each storage once)")
         lines.append(fld_text)
         rows.append(LayerSummary(
             index=r.index, name=r.name, kind=r.layer.kind,
             layer=describe[i] if describe else r.layer.to_string(),
             input_shape=r.in_shape, output_shape=r.out_shape, params=c.params, trainable_params=tr,
             buffers=c.buffers + c.int_buffers, macs=batch * c.macs, flops=batch * c.flops,
-            activation_bytes=batch * elems * b, receptive_field=fld, explain=tuple(lines), bias=c.bias,
+            activation_bytes=act, receptive_field=fld, explain=tuple(lines), bias=c.bias,
+            field_known=True if field_known is None else field_known[i],
         ))
     params, train = total_params or (sum(c.params for c in costs), sum(trainable))
     buffers, int_buffers = sum(c.buffers for c in costs), sum(c.int_buffers for c in costs)
     mem = memory(prod(layers[0].in_shape), [(r.name, prod(r.in_shape), prod(r.out_shape)) for r in layers],
                  params, train, buffers, int_buffers, batch, dtype, optimizer)
+    if activation_bytes is not None:  # a traced module: what backward really keeps, not every output
+        acts = sum(row.activation_bytes for row in rows)
+        mem = dataclasses.replace(mem, activation_bytes=acts,
+                                  training_bytes=mem.training_bytes - mem.activation_bytes + acts)
     totals = Totals(params=params, trainable_params=train, buffers=buffers, int_buffers=int_buffers,
                     macs=sum(row.macs for row in rows), flops=sum(row.flops for row in rows), memory=mem)
     return Summary(model=model, source=source, input_shape=layers[0].in_shape, batch=batch, dtype=dtype,

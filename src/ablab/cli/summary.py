@@ -15,6 +15,8 @@ from ablab.calc.memory import DTYPE_BYTES, OPTIMIZER_STATES
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model")
+@click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
+              help="Constructor argument of your own model (FILE.py:NAME), repeatable; TOML values.")
 @click.option("--input", "-i", "input_shape", metavar="CxHxW",
               help="Input shape without the batch axis (1x28x28, 3x32x32, 784). Default: the spec's/preset's.")
 @click.option("--batch", "-b", default=1, show_default=True, type=click.IntRange(min=1),
@@ -23,6 +25,8 @@ from ablab.calc.memory import DTYPE_BYTES, OPTIMIZER_STATES
               help="Element type of activations, parameters, gradients and optimizer state.")
 @click.option("--optimizer", default="sgd", show_default=True, type=click.Choice(list(OPTIMIZER_STATES)),
               help="Optimizer state in training memory: sgd none, momentum 1x, adam 2x the parameters.")
+@click.option("--training", is_flag=True,
+              help="Also count the FLOPs of a training step: forward + loss + backward (own modules: traced).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in docs/summary.md) instead of a table.")
 @click.option("--explain", is_flag=True, help="Print each layer's formulas with the numbers substituted.")
 @click.option("--dot", default="2n", show_default=True, type=click.Choice(list(DOT_CONVENTIONS)),
@@ -35,12 +39,14 @@ from ablab.calc.memory import DTYPE_BYTES, OPTIMIZER_STATES
               help="FLOPs per element charged to every activation.")
 @click.option("--norm-flops/--no-norm-flops", default=False, show_default=True,
               help="Count batch norm as 2 FLOPs per element (inference).")
-def summary(model: str, input_shape: str | None, batch: int, dtype: str, optimizer: str, as_json: bool,
-            explain: bool, dot: str, bias_flops: bool, pool_flops: bool, act_flops: int, norm_flops: bool) -> None:
+def summary(model: str, model_args: tuple[str, ...], input_shape: str | None, batch: int, dtype: str,
+            optimizer: str, training: bool, as_json: bool, explain: bool, dot: str, bias_flops: bool, pool_flops: bool,
+            act_flops: int, norm_flops: bool) -> None:
     """Size up a network: shapes, parameters, MACs/FLOPs, memory, receptive field, lint.
 
     MODEL is a preset (lenet5, lenet5-modern, cifar-lenet, mlp:H1,...,OUT), a spec file (.json or spec
-    text) or a spec string. The conventions in force are printed under the table.
+    text), a spec string, or your own nn.Module: path/to/file.py:Name or package.module:Name (a class
+    or a function returning a module; give --input). The conventions in force are printed under the table.
 
     \b
     Example:
@@ -48,14 +54,24 @@ def summary(model: str, input_shape: str | None, batch: int, dtype: str, optimiz
       ablab summary "conv(32,3,s=2,pad=same) relu conv(64,3,s=2,pad=same) relu flatten linear(10)" \\
           --input 3x200x300 --batch 50 --optimizer adam
       ablab summary mlp:256,10 --input 784 --json
+      ablab summary mymodel.py:LeNet5V1 --input 1x28x28 --model-arg use_batch_norm=true
     """
     from ablab.calc.costs import Conventions
     from ablab.calc.summary import summary as size_up
     from ablab.cli.keys import flags
+    from ablab.models.resolve import is_reference, parse_model_args
 
     conv = Conventions(dot=dot, bias=bias_flops, pooling=pool_flops, activation=act_flops, norm=norm_flops)
+    target: object = model
+    if is_reference(model):  # your own module: import and build it (torch loads only on this route)
+        from ablab.models.resolve import instantiate
+
+        target = instantiate(model, parse_model_args(model_args))
+    elif model_args:
+        raise click.UsageError("--model-arg needs a model reference (FILE.py:NAME or package.module:NAME)")
     with flags({"input_shape": "--input", "batch": "--batch"}):
-        result = size_up(model, input_shape, batch=batch, dtype=dtype, optimizer=optimizer, conventions=conv)
+        result = size_up(target, input_shape, batch=batch, dtype=dtype, optimizer=optimizer, conventions=conv,
+                         training=training)
     if as_json:
         click.echo(result.to_json())
         return

@@ -41,6 +41,9 @@ def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
 
 @click.command("train")
 @click.argument("model")
+@click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
+              help="Constructor argument of your own model (FILE.py:NAME), repeatable; values are TOML "
+                   "literals: --model-arg use_dropout=true --model-arg width=64")
 @click.option("--variant", "variants", multiple=True, metavar="NAME[=VALUE]",
               help="Regularization variant (repeatable): baseline, dropout, l2, adamw, l2-penalty, bn, augment, "
                    "label-smoothing, early-stopping. E.g. --variant bn --variant dropout=0.3")
@@ -50,9 +53,10 @@ def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write metrics.json, metrics.csv and checkpoint/ here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the final line.")
-def train(model: str, variants: tuple[str, ...], sets: tuple[str, ...], out_dir: str | None, quiet: bool,
-          **fields: Any) -> None:
-    """Train MODEL (preset, spec string or spec file) and print its test accuracy.
+def train(model: str, model_args: tuple[str, ...], variants: tuple[str, ...], sets: tuple[str, ...],
+          out_dir: str | None, quiet: bool, **fields: Any) -> None:
+    """Train MODEL and print its test accuracy. MODEL is a preset, a spec string or file, or your own
+    nn.Module: path/to/file.py:Name or package.module:Name (a class or a function returning a module).
 
     Every option below --variant is a TrainConfig field (docs/train.md); --set reaches them by key.
 
@@ -60,11 +64,13 @@ def train(model: str, variants: tuple[str, ...], sets: tuple[str, ...], out_dir:
     Example:
       ablab train lenet5 --data fashion-mnist --variant bn --epochs 12 --out runs/lenet5-bn
       ablab eval runs/lenet5-bn/checkpoint
+      ablab train tests/models/mymodel.py:LeNet5V1 --model-arg use_batch_norm=true --epochs 12
     """
+    from ablab.models.resolve import absolute_reference, parse_model_args
     from ablab.train import apply_variants, fit
 
     try:
-        config = TrainConfig(model=model, **fields)
+        config = TrainConfig(model=absolute_reference(model), model_args=parse_model_args(model_args), **fields)
     except ConfigError as e:
         raise flag_error(e) from None
     if sets:
@@ -143,23 +149,38 @@ class _Progress:
 
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path(exists=True))
+@click.option("--model", "model_ref", default=None, metavar="FILE.py:NAME",
+              help="Rebuild your own model from this reference instead of the recorded one (it moved).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset files.")
 @click.option("--device", default=None, metavar="auto|cpu|cuda|cuda:N|mps",
               help="Where to evaluate (default: the device it was trained on when available here, else auto).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def eval_cmd(checkpoint: str, data_dir: str | None, device: str | None, as_json: bool) -> None:
-    """Evaluate CHECKPOINT on its dataset's test split: the same number `ablab train` printed.
+def eval_cmd(checkpoint: str, model_ref: str | None, data_dir: str | None, device: str | None,
+             as_json: bool) -> None:
+    """Evaluate CHECKPOINT on its dataset's test split and check it reproduces the recorded accuracy.
+
+    The checkpoint's files are verified against their recorded SHA-256 first; a model of your own is
+    rebuilt by importing its recorded reference (never code from the checkpoint folder).
 
     \b
     Example:
       ablab eval runs/lenet5-bn/checkpoint
+      ablab eval runs/v1-bn/checkpoint --model src/mymodel.py:LeNet5V1
     """
+    from ablab.models.resolve import absolute_reference
     from ablab.train import evaluate_checkpoint
 
-    res = evaluate_checkpoint(checkpoint, data_dir=data_dir, device=device)
+    res = evaluate_checkpoint(checkpoint, data_dir=data_dir, device=device,
+                              model_ref=absolute_reference(model_ref) if model_ref else None)
+    for note in res["notes"]:
+        click.echo(f"warning: {note}", err=True)
     if as_json:
         click.echo(json.dumps(res))
         return
     click.echo(f"dataset: {res['dataset']}")
-    click.echo(f"test loss: {res['test_loss']:.6f}")
+    click.echo(f"test loss: {res['test_loss']:.6f}" if res["test_loss"] is not None else "test loss: n/a")
+    if res["reproduced"]:
+        click.echo(f"reproduced: the recorded test accuracy {res['recorded_acc']:.4f}, exactly")
+    elif res["recorded_acc"] is None:
+        click.echo("not compared: the checkpoint records no test accuracy")
     click.echo(accuracy_line(res["test_acc"], res["n"]))

@@ -271,20 +271,21 @@ def _show(v: Any) -> str:
 def what_changed(info: dict[str, Any], runs: list[Any]) -> dict[str, str]:
     """variant -> "dropout = 0.5 (base 0)"...: every setting (model_args included, key by key) where the
     variant's stored run config differs from the study's base config, seeds and grid axes left out."""
-    base = dict(info.get("base", {}))
-    try:
-        from ablab.train.config import TrainConfig  # no torch: the dataclass fills in the defaults
+    from ablab.train.config import TrainConfig  # no torch: the dataclass fills in the defaults
 
-        base = TrainConfig.from_dict(base).to_dict()
-    except Exception:  # noqa: BLE001 - a store from another version: compare with what was written
-        pass
-    flat_base = _flat(base)
+    def full(config: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return TrainConfig.from_dict(config).to_dict()
+        except Exception:  # noqa: BLE001 - a store from another version: compare with what was written
+            return config
+
+    flat_base = _flat(full(dict(info.get("base", {}))))
     skip = set(SEED_KEYS) | {k for k, _ in info.get("grid", [])} | {"threads"}
     out: dict[str, str] = {}
     for r in sorted(runs, key=lambda r: r.id):
         if r.variant in out or not isinstance(r.config, dict):
             continue
-        flat = _flat(r.config)
+        flat = _flat(full(r.config))
         diffs = [f"{k} = {_show(v)} (base {_show(flat_base.get(k))})" for k, v in flat.items()
                  if k.split(".")[0] not in skip and (k not in flat_base or flat_base[k] != v)]
         diffs += [f"{k} unset (base {_show(v)})" for k, v in flat_base.items()

@@ -18,6 +18,9 @@
     [variants.dropout]
     dropout = 0.5
 
+    # your own model: model = "mymodel.py:LeNet5V1" (relative to this file) in [base] with
+    # model_args = { use_dropout = false }; a variant's model_args are merged over the base's
+
     [grid]                         # optional: every combination of these values, for every variant
     lr = [1e-3, 3e-3]
 
@@ -210,6 +213,7 @@ class _Checker:
         base = {"train_metrics": "clean", **self.table(doc, "base")}
         if "seed" in base:
             raise self.error(("base", "seed"), "set the seeds in [study] seeds, not in [base]")
+        self.model_ref(base, ("base",))
         self.config(base, ("base",))
 
         variants = self.variants(self.table(doc, "variants"), base)
@@ -246,6 +250,20 @@ class _Checker:
                           f"the study expands to {cells * n_seeds:,} runs ({cells:,} cell(s) × {n_seeds:,} "
                           f"seed(s)), more than the limit of {limit:,}; shrink the grid or the seeds, or raise "
                           "the limit with --max-runs N or [study] max_runs = N")
+
+    def model_ref(self, d: dict[str, Any], path: tuple[str, ...]) -> None:
+        """A model reference's file, relative to the study file's folder, made absolute in ``d`` (so every
+        worker, local or Ray, imports the same file); a missing file is named here, before any run."""
+        from ablab.models.resolve import absolute_reference, is_reference, parse_reference
+
+        model = d.get("model")
+        if not is_reference(model):
+            return
+        folder = Path(self.source).parent if Path(self.source).is_file() else Path.cwd()
+        d["model"] = absolute_reference(model, folder)
+        ref = parse_reference(d["model"])
+        if ref.is_file and not Path(ref.target).is_file():
+            raise self.error((*path, "model"), f"no such file {model.rpartition(':')[0]} (looked in {folder})")
 
     def string(self, d: dict[str, Any], path: tuple[str, ...], default: str) -> str:
         v = d.get(path[-1], default)
@@ -289,6 +307,7 @@ class _Checker:
                     raise self.unknown((*path, k), [*FIELDS, *VARIANT_EXTRA_KEYS])
                 if k == "seed":
                     raise self.error((*path, k), "set the seeds in [study] seeds, not per variant")
+            self.model_ref(overrides, path)
             use = body.get("use", [])
             if not isinstance(use, list) or not all(isinstance(u, str) for u in use):
                 raise self.error((*path, "use"), f"expected a list of transform names, got {use!r}")
@@ -320,6 +339,14 @@ class _Checker:
                 raise self.unknown(path, list(FIELDS))
             if key == "seed":
                 raise self.error(path, "set the seeds in [study] seeds, not as a grid axis")
+            if key == "model_args":
+                raise self.error(path, "'model_args' cannot be a grid axis; give each set of model_args its "
+                                       "own variant")
+            if key == "model" and isinstance(values, list):
+                holder = [{"model": v} for v in values]
+                for h in holder:
+                    self.model_ref(h, ("grid",))
+                values = [h["model"] for h in holder]
             if not isinstance(values, list) or not values:
                 raise self.error(path, f"expected a non-empty list of values, got {values!r}")
             if len({repr(v) for v in values}) != len(values):
@@ -370,7 +397,10 @@ def variant_config(base: dict[str, Any], variant: Variant, point: dict[str, Any]
 
         config = apply_variants(config, list(variant.use))
     if variant.overrides:
-        config = config.replace(**variant.overrides)
+        overrides = dict(variant.overrides)
+        if isinstance(overrides.get("model_args"), dict):  # a variant's model_args are merged over the base's
+            overrides["model_args"] = {**config.model_args, **overrides["model_args"]}
+        config = config.replace(**overrides)
     if point:
         config = config.replace(**point)
     return config

@@ -17,7 +17,6 @@ Variant names, seeds, split seeds and value ranges are checked when the study fi
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ablab.errors import UserError
@@ -25,8 +24,6 @@ from ablab.study.studyfile import Study, StudyError
 from ablab.study.tomlpos import find_line
 
 VAL_METRICS = ("val_acc", "best_val_acc", "test_acc_at_best_val")  # need a validation split
-# a model reference (``my_net.py:Net``, ``pkg.mod:Net``) rather than a spec: resolved by its own loader
-MODEL_REFERENCE = re.compile(r"^(?:[^:]+\.py|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+):[A-Za-z_]\w*$")
 
 
 def key_path(study: Study, variant: str, key: str) -> tuple[str, ...]:
@@ -91,12 +88,14 @@ def _dataset_shape(config: Any) -> tuple[int, ...]:
 
 
 def _resolve_model(config: Any, shape: tuple[int, ...]) -> None:
-    """Parse the model's spec and resolve its shapes (torch-free). A model reference is left to the
-    loader of own models, which imports the user's code."""
+    """Parse the model's spec and resolve its shapes (torch-free). A model reference: its source must
+    exist (``check_reference``); importing and building it is left to the run."""
     from ablab.calc.shapes import resolve
+    from ablab.models.resolve import check_reference, is_reference
     from ablab.train.variants import model_spec
 
-    if MODEL_REFERENCE.match(config.model):
+    if is_reference(config.model):  # your own module: its source must be there (no import, no torch here)
+        check_reference(config.model)
         return
     resolve(model_spec(config, shape), shape)
 

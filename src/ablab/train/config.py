@@ -46,7 +46,12 @@ class TrainConfig:
     """Everything that defines one training run (besides the code version)."""
 
     # --- what to train, on what
-    model: str = _f("lenet5", "Preset (lenet5, lenet5-modern, cifar-lenet, mlp:H1,...,OUT), spec string or spec file.")
+    model: str = _f("lenet5", "Preset (lenet5, lenet5-modern, cifar-lenet, mlp:H1,...,OUT), spec string or spec "
+                    "file, or your own nn.Module: path/file.py:Name or package.module:Name (in Python also the "
+                    "class or factory itself).")
+    model_args: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False, metadata={
+        "help": "Constructor arguments of a model reference, e.g. {use_dropout = true} (TOML/JSON values).",
+        "flag": "--model-arg"})
     dataset: str = _f("fashion-mnist", "Dataset: fashion-mnist, mnist, cifar10, synthetic[:...]; your own files: "
                       "idx:DIR, npz:FILE, folder:DIR (docs/own-data.md).", flag="--data")
     data_dir: str | None = _f(None, "Folder holding the dataset files (default: ABLAB_DATA, cache, system places).")
@@ -98,7 +103,15 @@ class TrainConfig:
     device: str = _f("auto", "Where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
 
     def __post_init__(self) -> None:
+        if not isinstance(self.model, str):  # a class or factory: stored as its reference string
+            from ablab.models.resolve import ModelRefError, reference_of
+
+            try:
+                object.__setattr__(self, "model", reference_of(self.model))
+            except ModelRefError as e:
+                raise ConfigError(str(e)) from None
         _check_types(self)
+        _check_model_args(self)
         checks: list[tuple[bool, str, str]] = [
             (getattr(self, k) in f.metadata["choices"], k, f"one of {', '.join(f.metadata['choices'])}")
             for k, f in FIELDS.items() if "choices" in f.metadata
@@ -165,7 +178,10 @@ class TrainConfig:
 
     def config_hash(self) -> str:
         """SHA-256 of the canonical JSON of the config: equal configs, equal hashes."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        d = self.to_dict()
+        if not d["model_args"]:  # configs without model arguments hash as they did before the field existed
+            del d["model_args"]
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -178,7 +194,51 @@ def _unknown_message(key: str) -> str:
 
 MAX_SEED = 2**32 - 1  # seeds: what numpy and every torch generator accept
 MAX_INT = 2**31 - 1  # every other integer field (sizes, epochs, threads): far beyond any real run
-_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
+                                       "dict[str,Any]": (dict,)}
+
+
+def _check_model_args(cfg: TrainConfig) -> None:
+    """model_args only with a model reference, with plain TOML/JSON values; a reference cannot take the
+    spec transforms (inserted batch norm / dropout): those are the model's own constructor flags."""
+    from ablab.models.resolve import is_reference, shown
+
+    ref = is_reference(cfg.model)
+    object.__setattr__(cfg, "model_args", dict(cfg.model_args))  # the config's own copy
+    if cfg.model_args and not ref:
+        raise ConfigError(f"model_args: constructor arguments need a model reference (path/file.py:Name or "
+                          f"package.module:Name); model {cfg.model!r} is a preset or spec")
+    for key, value in cfg.model_args.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ConfigError(f"model_args: expected argument names, got {key!r}")
+        bad = _not_plain(value)
+        if bad:
+            raise ConfigError(f"model_args: {key}: expected a TOML/JSON value (bool, int, float, string, list, "
+                              f"table), got {bad}")
+    if ref:
+        for key, on in (("batchnorm", cfg.batchnorm), ("dropout", cfg.dropout > 0)):
+            if on:
+                raise ConfigError(f"{key}: inserting {'batch norm' if key == 'batchnorm' else 'dropout'} is a "
+                                  f"spec transform and cannot change your own model {shown(cfg.model)}; make it "
+                                  f"a constructor flag and set it with model_args (e.g. model_args = "
+                                  f"{{ use_{'batch_norm' if key == 'batchnorm' else 'dropout'} = true }})")
+
+
+def _not_plain(v: Any, depth: int = 0) -> str:
+    """'' for a plain, finite TOML/JSON value; otherwise what is wrong with it."""
+    if depth > 20:
+        return "a value nested deeper than 20 levels"
+    if v is None or isinstance(v, bool | int | str):
+        return ""
+    if isinstance(v, float):
+        return "" if math.isfinite(v) else f"the non-finite number {v}"
+    if isinstance(v, list | tuple):
+        return next((b for b in (_not_plain(x, depth + 1) for x in v) if b), "")
+    if isinstance(v, dict):
+        if not all(isinstance(k, str) for k in v):
+            return "a table with non-string keys"
+        return next((b for b in (_not_plain(x, depth + 1) for x in v.values()) if b), "")
+    return f"a {type(v).__name__}"
 
 
 def _check_types(cfg: TrainConfig) -> None:
@@ -194,7 +254,8 @@ def _check_types(cfg: TrainConfig) -> None:
             continue
         ok = isinstance(v, _TYPES[base]) and not (base != "bool" and isinstance(v, bool))
         if not ok:
-            raise ConfigError(f"{name}: expected {base}, got {type(v).__name__} {_short(v)}")
+            expected = "a table of arguments" if base.startswith("dict") else base
+            raise ConfigError(f"{name}: expected {expected}, got {type(v).__name__} {_short(v)}")
         if base == "int":
             if name.endswith("seed") and not 0 <= v <= MAX_SEED:
                 raise ConfigError(f"{name}: expected an integer in 0..{MAX_SEED:,}, got {_short(v)}")

@@ -24,14 +24,16 @@ def write_outputs(out: Path, model: nn.Module, config: TrainConfig, spec: Any, d
                   result: Any, *, has_weights: bool) -> str | None:
     """The final checkpoint (weights + config.json with the config, spec, data, versions, device, metrics)."""
     from ablab.train.checkpoint import save_checkpoint
+    from ablab.train.model import model_record
 
     out.mkdir(parents=True, exist_ok=True)
     if not has_weights:
         return None
     meta = {
         "config": config.to_dict(),
-        "spec": spec.to_dict(),
-        "spec_string": spec.to_string(),
+        "spec": None if spec.is_reference else spec.spec.to_dict(),  # ``spec``: the run's RunModel
+        "spec_string": spec.text,
+        "model": model_record(spec, config) if spec.is_reference else None,
         "dataset": {"name": dataset.name, "source": dataset.source, "pixel_scale": dataset.scale,
                     "format": dataset.info.get("format"),
                     "classes": list(dataset.classes), "input_shape": list(dataset.input_shape)},

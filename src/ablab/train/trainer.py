@@ -114,8 +114,8 @@ class _Setup:
     config: TrainConfig
     dataset: Dataset
     device: torch.device
-    spec: Any  # the trained Spec (config's batch norm / dropout applied)
-    model: nn.Sequential
+    built: Any  # RunModel: the model, its one-line text, its Spec (config's bn/dropout applied; None: own module)
+    model: nn.Module
     optimizer: Any
     data_gen: torch.Generator  # shuffling order and augmentation
     splits: dict[str, tuple[torch.Tensor, torch.Tensor]]  # train/val/test -> (x normalized, y int64)
@@ -182,19 +182,21 @@ def _setup(config: TrainConfig, dataset: Dataset | None, device: torch.device) -
     """Phase 1: load the data, build the model from the init seed, seed the other streams, normalize
     the splits once (on the device), make the optimizer."""
     from ablab.data.load import load_dataset_for
-    from ablab.models import build, count_params
-    from ablab.train.fast import accelerate
-    from ablab.train.variants import model_spec
+    from ablab.models import count_params
+    from ablab.models.resolve import check_output
+    from ablab.train.model import run_model
 
     dataset = load_dataset_for(config, dataset)
     seeds = config.seeds
-    # --- model: the spec with the config's batch norm / dropout, weights from the init seed
-    spec = model_spec(config, dataset.input_shape)
+    # --- model: the spec with the config's batch norm / dropout, or the user's own module called with
+    # model_args; built once, after the init seed is set, so its weights come from that seed
     torch.manual_seed(seeds["init"])
-    model = build(spec)
-    if device.type == "cpu":
-        model = accelerate(model)  # cheaper CPU arithmetic for tanh / pooling (ablab.train.fast)
-    _check_classes(model, dataset, spec.to_string())
+    built = run_model(config, dataset.input_shape, fast=device.type == "cpu")  # fast: cheaper CPU tanh/pooling
+    model = built.model
+    if built.is_reference:
+        check_output(model, config.model, dataset.input_shape, dataset.num_classes, dataset.name)
+    else:
+        _check_classes(model, dataset, built.text)
     model.to(device)
     torch.manual_seed(seeds["dropout"])  # from here on the global stream only feeds dropout masks
     data_gen = torch.Generator().manual_seed(seeds["data"])
@@ -215,12 +217,12 @@ def _setup(config: TrainConfig, dataset: Dataset | None, device: torch.device) -
 
     optimizer = make_optimizer(config, model)
     info = {"dataset": dataset.name, "dataset_source": dataset.source, "pixel_scale": dataset.scale,
-            "spec": spec.to_string(), "params": count_params(model), "n_train": n_train,
+            "spec": built.text, "params": count_params(model), "n_train": n_train,
             "n_val": int(splits["val"][1].shape[0]), "n_test": int(splits["test"][1].shape[0]),
             "steps_per_epoch": steps_per_epoch}
     if config.train_metrics == "clean":  # recorded: the size of the clean pass the gap is measured on
         info["n_train_eval"] = int(splits["train_eval"][1].shape[0])
-    return _Setup(config, dataset, device, spec, model, optimizer, data_gen, splits, steps_per_epoch,
+    return _Setup(config, dataset, device, built, model, optimizer, data_gen, splits, steps_per_epoch,
                   [p for p in model.parameters() if p.dim() > 1], info)
 
 
@@ -341,7 +343,7 @@ def _finish(run: _Setup, state: _State, out_dir: str | Path | None, t_start: flo
                        threads=torch.get_num_threads(), versions=versions(), wall_time_s=0.0, info=run.info,
                        device=device_info(run.device))
     if out_dir is not None:
-        result.checkpoint = write_outputs(Path(out_dir), model, config, run.spec, run.dataset, result,
+        result.checkpoint = write_outputs(Path(out_dir), model, config, run.built, run.dataset, result,
                                           has_weights=bool(state.history))
     result.wall_time_s = time.perf_counter() - t_start
     if out_dir is not None:
@@ -361,7 +363,7 @@ def _find_nonfinite(losses: list[torch.Tensor], first_batch: int, epoch: int, ep
     return {"epoch": epoch, "step": epoch_start_step + i + 1, "batch": i + 1, "loss": float(losses[i])}
 
 
-def _check_classes(model: nn.Sequential, dataset: Dataset, spec_text: str) -> None:
+def _check_classes(model: nn.Module, dataset: Dataset, spec_text: str) -> None:
     from ablab.models import output_shapes
 
     out = list(output_shapes(model, dataset.input_shape).values())[-1]
