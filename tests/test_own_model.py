@@ -227,6 +227,20 @@ def test_study_on_a_module_with_model_args_variants(tmp_path):
     assert configs[("baseline", 1)]["model_args"] == {"use_dropout": False}
 
 
+def test_study_dry_run_on_a_module_traces_its_cost(tmp_path):
+    from ablab.study.cost import estimate
+    from ablab.study.studyfile import load_study
+
+    f = _write(tmp_path / "own.toml", STUDY.replace("models/mymodel.py", str(MYMODEL)))
+    costs = estimate(load_study(f), tmp_path / "out", measure=True)
+    assert [c.label for c in costs] == ["baseline/seed0", "bn/seed0", "baseline/seed1", "bn/seed1"]
+    assert {c.macs for c in costs} == {416_520}  # the module's forward, traced as `ablab summary` does
+    assert all(c.seconds and c.seconds > 0 for c in costs)
+    res = cli_run("study", "run", str(f), "--out", str(tmp_path / "out"), "--dry-run", "--no-measure")
+    assert res.exit_code == 0, res.output
+    assert "416,520" in res.output
+
+
 def test_study_file_errors_on_module_models(tmp_path):
     from ablab.study.studyfile import StudyError, parse_study
 

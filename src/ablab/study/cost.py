@@ -46,7 +46,16 @@ def sample_counts(config: Any) -> tuple[int, int, int, tuple[int, ...]]:
 
 
 def forward_macs(config: Any, input_shape: tuple[int, ...]) -> int:
-    """Forward MACs per sample of the network the config trains (batch norm/dropout inserted)."""
+    """Forward MACs per sample of the network the config trains: a spec (batch norm/dropout inserted)
+    through the size-up calculus, torch-free; a model reference (``file.py:Name``) built with its
+    ``model_args`` and traced at the operator level, as ``ablab summary`` does (imports torch)."""
+    from ablab.models.resolve import is_reference
+
+    if is_reference(config.model):
+        from ablab.calc.summary import summarize_module
+        from ablab.train.model import run_model
+
+        return summarize_module(run_model(config, input_shape).model, input_shape).totals.macs
     from ablab.calc.costs import layer_cost
     from ablab.calc.shapes import resolve
     from ablab.train.variants import model_spec
@@ -60,15 +69,13 @@ def measure_rate(config: Any, input_shape: tuple[int, ...], seconds: float = 0.3
     (imports torch)."""
     import torch
 
-    from ablab.models import build
-    from ablab.train.fast import accelerate
+    from ablab.train.model import run_model
     from ablab.train.optim import make_optimizer
-    from ablab.train.variants import model_spec
 
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = accelerate(build(model_spec(config, input_shape)))  # the trainer's model and optimizer
+        model = run_model(config, input_shape).model  # the trainer's model and optimizer
         opt = make_optimizer(config, model)
         bs = config.batch_size
         x = torch.randn(bs, *input_shape)  # (B, C, H, W)
@@ -110,8 +117,8 @@ def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool =
     costs = []
     for r in expand(study):
         n_train, n_val, n_test, shape = sample_counts(r.config)
-        key = json.dumps([r.config.model, r.config.dataset, r.config.batchnorm, r.config.dropout,
-                          r.config.dropout_placement, r.config.batch_size])
+        key = json.dumps([r.config.model, r.config.model_args, r.config.dataset, r.config.batchnorm,
+                          r.config.dropout, r.config.dropout_placement, r.config.batch_size])
         if key not in cache:
             macs = forward_macs(r.config, shape)
             cache[key] = (macs, measure_rate(r.config, shape) if measure else None)
