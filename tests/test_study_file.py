@@ -8,7 +8,7 @@ import pytest
 
 from ablab.study.cost import estimate
 from ablab.study.expand import comparisons, expand
-from ablab.study.studyfile import StudyError, find_line, list_presets, load_study, parse_study
+from ablab.study.studyfile import StudyError, find_line, list_study_presets, load_study, parse_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,7 @@ def test_unknown_preset_suggests():
 @pytest.mark.parametrize("name", ["fashion-regularization", "fashion-regularization-classic", "mlp-sweeps",
                                   "cifar-lenet", "fashion-small-best"])
 def test_every_preset_parses_and_dry_runs(name, tmp_path):
-    assert name in list_presets()
+    assert name in list_study_presets()
     s = load_study(name)
     assert s.name == name and s.source == f"preset {name}"
     runs = expand(s)
@@ -144,7 +144,7 @@ def test_fashion_regularization_is_the_issue_study():
 
 
 def test_presets_are_listed_in_the_packaged_folder():
-    assert set(list_presets()) == {p.stem for p in (ROOT / "src" / "ablab" / "studies").glob("*.toml")}
+    assert set(list_study_presets()) == {p.stem for p in (ROOT / "src" / "ablab" / "studies").glob("*.toml")}
     assert not list((ROOT / "studies").glob("*.toml"))  # no second copy to keep in sync
 
 

@@ -299,12 +299,12 @@ def presets_cmd(show: str | None) -> None:
       ablab study presets
       ablab study presets --show mlp-sweeps
     """
-    from ablab.study.studyfile import list_presets, load_study, resolve_study_path
+    from ablab.study.studyfile import list_study_presets, load_study, resolve_study_path
 
     if show is not None:
         click.echo(resolve_study_path(show.removesuffix(".toml") if "/" not in show else show)[1], nl=False)
         return
-    for name in list_presets():
+    for name in list_study_presets():
         s = load_study(name)
         n = len(s.seeds) * len(s.variants) * math.prod(len(v) for _, v in s.grid)
         click.echo(f"{name:31s} {n:4d} runs  {s.description.splitlines()[0] if s.description else ''}")

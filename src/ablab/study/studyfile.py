@@ -116,7 +116,7 @@ def resolve_study_path(name_or_path: str | Path) -> tuple[str, str]:
     if p.is_file():
         return str(p), decode_text(p.read_bytes(), p)
     name = str(name_or_path).removesuffix(".toml")
-    presets = list_presets()
+    presets = list_study_presets()
     if name in presets:
         text = resources.files("ablab").joinpath("studies", f"{name}.toml").read_text(encoding="utf-8")
         return f"preset {name}", text
@@ -134,7 +134,7 @@ def decode_text(raw: bytes, source: str | Path) -> str:
                          "(study files are UTF-8 TOML)") from None
 
 
-def list_presets() -> list[str]:
+def list_study_presets() -> list[str]:
     """Names of the preset studies shipped in ablab/studies/."""
     folder = resources.files("ablab").joinpath("studies")
     return sorted(e.name.removesuffix(".toml") for e in folder.iterdir() if e.name.endswith(".toml"))
