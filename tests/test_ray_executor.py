@@ -172,10 +172,11 @@ def test_ray_store_and_report_equal_the_local_executor(tmp_path, ray_session, mo
 
 
 class KillWorker(Executor):
-    """Wraps an executor; SIGKILLs the worker of run ``target`` once the driver has seen its first epoch."""
+    """Wraps an executor; SIGKILLs the worker of run ``target`` once the driver has seen its epoch
+    ``epoch`` (the next epoch has just begun), or its first epoch when ``epoch`` is None."""
 
-    def __init__(self, inner: Executor, target: str) -> None:
-        self.inner, self.target, self.workers = inner, target, inner.workers
+    def __init__(self, inner: Executor, target: str, epoch: int | None = None) -> None:
+        self.inner, self.target, self.epoch, self.workers = inner, target, epoch, inner.workers
         self.seen: list[tuple[str, Any]] = []  # the target run's events: (kind, pid or epoch)
         self.killed: int | None = None
 
@@ -188,7 +189,8 @@ class KillWorker(Executor):
                 self.seen.append((ev.kind, ev.payload.get("pid", ev.payload.get("epoch"))))
                 if ev.kind == "start":
                     pid = ev.payload["pid"]
-                elif ev.kind == "epoch" and self.killed is None and pid is not None:
+                elif (ev.kind == "epoch" and self.killed is None and pid is not None
+                      and self.epoch in (None, ev.payload["epoch"])):
                     os.kill(pid, signal.SIGKILL)
                     self.killed = pid
             yield ev
@@ -355,33 +357,6 @@ epochs = 4
 """
 
 
-class KillAfterEpoch(Executor):
-    """SIGKILLs the worker of run ``target`` as soon as the driver has seen its epoch ``epoch`` (the next
-    epoch has just begun)."""
-
-    def __init__(self, inner: Executor, target: str, epoch: int) -> None:
-        self.inner, self.target, self.epoch, self.workers = inner, target, epoch, inner.workers
-        self.seen: list[tuple[str, Any]] = []
-        self.killed: int | None = None
-
-    def run(self, specs: Iterable[RunSpec]) -> Iterator[RunEvent]:
-        specs = list(specs)
-        label = {s.run_id: s.label for s in specs}
-        pid: int | None = None
-        for ev in self.inner.run(specs):
-            if label[ev.run_id] == self.target:
-                self.seen.append((ev.kind, ev.payload.get("pid", ev.payload.get("epoch"))))
-                if ev.kind == "start":
-                    pid = ev.payload["pid"]
-                elif ev.kind == "epoch" and ev.payload["epoch"] == self.epoch and self.killed is None:
-                    os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
-                    self.killed = pid
-            yield ev
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 @pytest.mark.ray
 def test_ray_worker_killed_mid_epoch_resumes_from_its_last_epoch(tmp_path, ray_session):
     """Epoch-level resume through Ray without a shared filesystem: each epoch's state streams to the
@@ -390,7 +365,7 @@ def test_ray_worker_killed_mid_epoch_resumes_from_its_last_epoch(tmp_path, ray_s
     from ablab.train import TrainConfig, fit
 
     s = parse_study(RESUME, source="resume.toml")
-    ex = KillAfterEpoch(RayExecutor(max_retries=1), "long/seed0", epoch=2)
+    ex = KillWorker(RayExecutor(max_retries=1), "long/seed0", epoch=2)
     out = run_study(s, tmp_path, executor=ex)
     assert out.failed == [] and out.counts == {"done": 3} and ex.killed is not None
     second = [k for k, _ in ex.seen].index("start", 1)
