@@ -233,8 +233,8 @@ def _op_as_layer(op: Op) -> Layer:
             p = tuple(op.args[3]) if len(op.args) > 3 else (0, 0)
             ceil = bool(op.args[5]) if op.cost.kind == "maxpool2d" and len(op.args) > 5 else \
                 bool(op.args[4]) if op.cost.kind == "avgpool2d" and len(op.args) > 4 else False
-            cls = MaxPool2d if op.cost.kind == "maxpool2d" else AvgPool2d
-            return cls(kernel_size=k, stride=s * (1 if len(s) == 2 else 2), padding=p * (1 if len(p) == 2 else 2),
+            pool = MaxPool2d if op.cost.kind == "maxpool2d" else AvgPool2d
+            return pool(kernel_size=k, stride=s * (1 if len(s) == 2 else 2), padding=p * (1 if len(p) == 2 else 2),
                        ceil_mode=ceil)
         if op.cost.kind == "linear":
             return Linear(out_features=op.out_shape[-1], bias=op.name == "addmm")

@@ -40,7 +40,7 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def output_shapes(model: nn.Sequential, input_shape: Shape) -> dict[str, Shape]:
+def output_shapes(model: nn.Module, input_shape: Shape) -> dict[str, Shape]:
     """Run a zero batch of one through ``model`` and record each named module's output shape."""
     shapes: dict[str, Shape] = {}
     x = torch.zeros(1, *input_shape)

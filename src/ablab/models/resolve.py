@@ -30,7 +30,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ablab.errors import UserError
 
@@ -74,7 +74,7 @@ def shown(text: str) -> str:
     return ref.text
 
 
-def is_reference(text: Any) -> bool:
+def is_reference(text: Any) -> TypeGuard[str]:
     """True for ``file.py:Name`` and ``package.module:Name`` (``mlp:256,10`` is a preset, not a reference)."""
     return isinstance(text, str) and REF_RE.match(text.strip()) is not None
 

@@ -259,6 +259,7 @@ def heatmap(maps: list[HeatMap], title: str) -> Any:
 def meta(fig: Any) -> list[dict[str, Any]]:
     """What a reader sees, as data: per panel the y-range, the x ticks, the lowest and highest point of every
     band and error bar, and the colors used. The tests read this; report.json stores it."""
+    import numpy as np
     from matplotlib.collections import LineCollection, PolyCollection
     from matplotlib.colors import to_hex
 
@@ -271,7 +272,7 @@ def meta(fig: Any) -> list[dict[str, Any]]:
         for coll in ax.collections:
             if isinstance(coll, PolyCollection | LineCollection):
                 for path in coll.get_paths():
-                    ys = path.vertices[:, 1]
+                    ys = np.asarray(path.vertices, dtype=float)[:, 1]
                     if len(ys):
                         spans.append([float(ys.min()), float(ys.max())])
         colors = sorted({to_hex(line.get_color()) for line in ax.get_lines() if line.get_label() != "_nolegend_"})

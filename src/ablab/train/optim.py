@@ -102,8 +102,8 @@ class FusedOptimizer:
         if kind not in ("sgd", "adam", "adamw"):
             raise ValueError(f"unknown optimizer {kind!r}")
         self.kind = kind
-        self.param_groups = [{"params": list(g["params"]), "weight_decay": float(g["weight_decay"]), "lr": lr}
-                             for g in groups]
+        self.param_groups: list[dict[str, Any]] = [
+            {"params": list(g["params"]), "weight_decay": float(g["weight_decay"]), "lr": lr} for g in groups]
         self.momentum, self.nesterov, self.betas = momentum, nesterov, betas
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
 
@@ -123,7 +123,7 @@ class FusedOptimizer:
                 self._sgd(group, ps) if self.kind == "sgd" else self._adam(group, ps)
 
     def _sgd(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
-        grads = [p.grad for p in params]
+        grads = [_grad(p) for p in params]
         bufs: list[torch.Tensor] = []
         first = False
         if self.momentum != 0:
@@ -131,7 +131,7 @@ class FusedOptimizer:
             for p, g in zip(params, grads, strict=True):
                 st = self.state.setdefault(p, {})
                 if first:
-                    st["momentum_buffer"] = torch.empty_like(g)  # type: ignore[arg-type]
+                    st["momentum_buffer"] = torch.empty_like(g)
                 bufs.append(st["momentum_buffer"])
         torch._fused_sgd_(params, grads, bufs, weight_decay=group["weight_decay"], momentum=self.momentum,
                           lr=group["lr"], dampening=0.0, nesterov=self.nesterov, maximize=False,
@@ -147,7 +147,7 @@ class FusedOptimizer:
         steps = [st["step"] for st in sts]
         torch._foreach_add_(steps, 1)
         fn = torch._fused_adam_ if self.kind == "adam" else torch._fused_adamw_
-        fn(params, [p.grad for p in params], [st["exp_avg"] for st in sts], [st["exp_avg_sq"] for st in sts], [],
+        fn(params, [_grad(p) for p in params], [st["exp_avg"] for st in sts], [st["exp_avg_sq"] for st in sts], [],
            steps, amsgrad=False, lr=group["lr"], beta1=self.betas[0], beta2=self.betas[1],
            weight_decay=group["weight_decay"], eps=ADAM_EPS, maximize=False, grad_scale=None, found_inf=None)
 
@@ -174,3 +174,9 @@ def _by_device_and_dtype(params: list[torch.Tensor]) -> list[list[torch.Tensor]]
     for p in params:
         groups.setdefault((p.device, p.dtype), []).append(p)
     return list(groups.values())
+
+
+def _grad(p: torch.Tensor) -> torch.Tensor:
+    """``p.grad``, which ``step`` has already checked is set."""
+    assert p.grad is not None
+    return p.grad
