@@ -15,6 +15,9 @@ from typing import Any
 
 import torch
 
+from ablab.data.arrays import Progress, materialize, prepare
+from ablab.data.errors import DataError
+
 
 @dataclass(frozen=True)
 class Split:
@@ -73,24 +76,14 @@ class Dataset:
         return self.name if generated or not src or src in self.name else f"{self.name} ({src})"
 
     @classmethod
-    def from_tensors(cls, x: Any, y: Any, *, test: tuple[Any, Any] | None = None,
-                     classes: Sequence[str] | None = None, name: str | None = None, **options: Any) -> Dataset:
-        """Your own images and labels as a Dataset (see ``ablab.data.sources.from_tensors`` for options:
-        ``scale``, ``test_fraction``, ``val_fraction``, ``split_seed``, ``stratified``, ``limit``)."""
-        return _sources().from_tensors(x, y, test=test, classes=classes, name=name, **options)
+    def from_tensors(cls, x: Any, y: Any, **options: Any) -> Dataset:
+        """Your own images and labels as a Dataset: see :func:`from_tensors`."""
+        return from_tensors(x, y, **options)
 
     @classmethod
     def from_torch(cls, ds: Any, test: Any = None, **options: Any) -> Dataset:
-        """Any map-style torch dataset, materialized once (see ``ablab.data.sources.from_torch``)."""
-        return _sources().from_torch(ds, test, **options)
-
-
-def _sources() -> Any:
-    """``ablab.data.sources`` (which builds Datasets from user data), imported by name on first use so
-    this module stays the leaf that every data module imports."""
-    import importlib
-
-    return importlib.import_module("ablab.data.sources")
+        """Any map-style torch dataset, read once into memory: see :func:`from_torch`."""
+        return from_torch(ds, test, **options)
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -120,8 +113,6 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
 
 
 def check_split_args(val_fraction: float, split_seed: int, limit: int | None) -> None:
-    from ablab.data.errors import DataError
-
     if not isinstance(val_fraction, int | float) or not 0 <= val_fraction < 1:
         raise DataError(f"val_fraction: expected a fraction in [0, 1), got {val_fraction!r}")
     if not isinstance(split_seed, int) or split_seed < 0:
@@ -169,3 +160,50 @@ def assemble(name: str, train_all: Split, test: Split, classes: Sequence[str], *
                           + " over the final train split (after validation and limit)"),
     }
     return Dataset(name, train, val, test_part, tuple(classes), mean, std, full, scale)
+
+
+# ------------------------------------------------------------------------------ your own data
+
+
+def from_arrays(x: Any, y: Any, test: tuple[Any, Any] | None = None, *, classes: Sequence[str] | None = None,
+                name: str | None = None, scale: str = "auto", test_fraction: float = 0.2,
+                val_fraction: float = 0.1, split_seed: int = 0, stratified: bool = False,
+                limit: int | None = None, info: dict[str, Any] | None = None, where: str = "x") -> Dataset:
+    """Validate, detect the pixel scale, hold out a test split if none is given (``ablab.data.arrays``),
+    and assemble."""
+    check_split_args(val_fraction, split_seed, limit)
+    p = prepare(x, y, test, classes=classes, scale=scale, test_fraction=test_fraction, stratified=stratified,
+                info=info, where=where)
+    return assemble(name or "tensors", Split(p.x, p.y), Split(p.test_x, p.test_y), p.classes,
+                    val_fraction=val_fraction, split_seed=split_seed, stratified=stratified, limit=limit,
+                    scale=p.scale, info=p.info)
+
+
+def from_tensors(x: Any, y: Any, *, test: tuple[Any, Any] | None = None, classes: Sequence[str] | None = None,
+                 name: str | None = None, scale: str = "auto", test_fraction: float = 0.2,
+                 val_fraction: float = 0.1, split_seed: int = 0, stratified: bool = False,
+                 limit: int | None = None) -> Dataset:
+    """Images ``x`` (N, C, H, W) or (N, H, W) — uint8 0-255, float 0-1 or standardized floats, torch or
+    NumPy — and integer labels ``y`` (N,) as a Dataset.
+
+    ``test``: (x_test, y_test); None holds out ``test_fraction`` of the samples. ``scale``: ``auto``
+    (detected; an ambiguous range is an error) or one of ``0-255``, ``0-1``, ``standardized``.
+    ``classes``: class names (index = label); default ``"0".."K-1"``. ``name`` shows in headers and runs.
+    """
+    return from_arrays(x, y, test, classes=classes, name=name, scale=scale, test_fraction=test_fraction,
+                       val_fraction=val_fraction, split_seed=split_seed, stratified=stratified, limit=limit)
+
+
+def from_torch(ds: Any, test: Any = None, *, classes: Sequence[str] | None = None, name: str | None = None,
+               progress: Progress | None = None, max_bytes: int | None = None, **options: Any) -> Dataset:
+    """A map-style torch dataset (``(image, label)`` items; tensors, arrays or PIL images) read once
+    into memory; ``test`` likewise (None: held out). ``progress(done, total)`` is called while reading.
+    Class names come from ``classes=`` or the dataset's own ``.classes``. Other options as
+    :func:`from_tensors`. Refuses (DataError) a dataset that would need more than half the available
+    memory, or ``max_bytes``."""
+    x, y = materialize(ds, "dataset", progress, max_bytes)
+    test_xy = materialize(test, "test", progress, max_bytes) if test is not None else None
+    if classes is None and isinstance(getattr(ds, "classes", None), list | tuple):
+        classes = [str(c) for c in ds.classes]
+    return from_arrays(x, y, test_xy, classes=classes, name=name or type(ds).__name__, where="dataset",
+                       info={"format": "torch", "source": f"torch dataset {type(ds).__name__}"}, **options)

@@ -1,6 +1,6 @@
 """Readers of the user's own files: ``idx:DIR`` (any IDX quartet) and ``npz:FILE`` — validated, never
 SHA-pinned. Each returns ``(x_train, y_train, (x_test, y_test) | None, classes | None, info)`` as
-NumPy arrays for ``ablab.data.sources.from_arrays``. ``folder:DIR`` is in ``folder.py``.
+NumPy arrays for ``ablab.data.dataset.from_arrays``. ``folder:DIR`` is in ``folder.py``.
 
 IDX file names: the training images are the one file whose name contains ``train`` and ``images`` (or
 ``idx3``), the labels ``train`` and ``labels`` (or ``idx1``); the test files ``t10k`` or ``test``

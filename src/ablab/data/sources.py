@@ -1,263 +1,30 @@
-"""Your own data as an ablab :class:`Dataset`: tensors, torch datasets and files.
+"""Your own data as an ablab :class:`Dataset`: the file sources, and ``fit``'s dataset argument.
 
-    >>> ds = Dataset.from_tensors(x, y)                         # (N, C, H, W) or (N, H, W); uint8 or float
-    >>> ds = Dataset.from_tensors(x, y, test=(x_test, y_test), classes=["cat", "dog"])
-    >>> ds = Dataset.from_torch(torchvision_ds, test=torchvision_test)
     >>> ds = load_dataset("idx:mydata/")      # or npz:file.npz, folder:images/ (CLI: --data idx:mydata/)
+    >>> ds = Dataset.from_tensors(x, y)       # tensors and torch datasets: ablab.data.dataset (re-exported here)
 
-Everything ends in :func:`ablab.data.dataset.assemble`, like the built-in datasets: whole tensors in
-memory, the seeded validation split and ``limit`` of ``ablab.data.split``, normalization from the
-training split only, the pixel scale detected and recorded (``ablab.data.scale``). Without a test split
-one is held out: ``test_fraction`` of the samples, drawn with the fixed seed ``TEST_HOLDOUT_SEED`` (so
-every split seed of a study is scored on the same test set). User data is validated (shapes, counts,
-label range) but never SHA-pinned: only the built-in names are.
+A file source is read by ``ablab.data.files`` / ``ablab.data.folder``, checked by ``ablab.data.arrays``
+and assembled like the built-in datasets (``ablab.data.dataset.assemble``): the seeded validation split
+and ``limit``, normalization from the training split only, the pixel scale detected and recorded. User
+data is validated (shapes, counts, label range) but never SHA-pinned: only the built-in names are.
+Sources are cached in the process on their files' path, size and mtime.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from ablab.data import scale as pixel_scale
-from ablab.data.dataset import Dataset, Split, assemble, check_split_args
+from ablab.data.dataset import Dataset, from_arrays, from_tensors, from_torch
 from ablab.data.errors import DataError
-from ablab.data.files import channels_last, parse_source
-from ablab.data.split import choose, holdout_size
+from ablab.data.files import parse_source
 
-TEST_HOLDOUT_SEED = 0  # seed of the held-out test split when none is given (fixed across split seeds)
-MEMORY_SHARE = 0.5  # from_torch refuses a dataset needing more than this share of the available memory
+__all__ = ["as_dataset", "clear_cache", "from_arrays", "from_tensors", "from_torch", "load_source"]
+
 CACHE_SIZE = 8  # file sources kept in memory (keyed on each file's path, size and mtime)
 
-Progress = Callable[[int, int], None]  # progress(done, total)
-
 _CACHE: OrderedDict[tuple[Any, ...], Dataset] = OrderedDict()
-
-
-# ------------------------------------------------------------------------------ arrays -> Dataset
-
-
-def _as_tensor(a: Any, what: str) -> torch.Tensor:
-    if isinstance(a, torch.Tensor):
-        return a.detach().cpu()
-    try:
-        arr = np.asarray(a)
-    except Exception as e:  # noqa: BLE001 - any conversion failure is the user's input
-        raise DataError(f"{what}: expected a tensor or array, got {type(a).__name__} ({e})") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise DataError(f"{what}: expected numbers, got an array of {arr.dtype}")
-    arr = np.ascontiguousarray(arr)
-    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())  # views of file bytes are read-only
-
-
-def _images(x: Any, what: str) -> tuple[torch.Tensor, str | None]:
-    """(N, C, H, W) images; (N, H, W) gains C = 1; channels-last (N, H, W, C<=4) is transposed (noted)."""
-    t = _as_tensor(x, what)
-    if t.dim() == 3:
-        return t.unsqueeze(1), None  # (N, 1, H, W)
-    if t.dim() != 4:
-        raise DataError(f"{what}: expected images of shape (N, C, H, W) or (N, H, W), got {tuple(t.shape)}")
-    if channels_last(tuple(t.shape)):  # (N, H, W, C): the NumPy/PIL/Keras layout
-        return t.permute(0, 3, 1, 2).contiguous(), f"transposed from channels-last {tuple(t.shape)}"
-    return t, None
-
-
-def _labels(y: Any, n: int, what: str) -> torch.Tensor:
-    t = _as_tensor(y, what)
-    if t.dim() == 2 and t.shape[1] > 1:
-        raise DataError(f"{what}: expected class indices (N,), got shape {tuple(t.shape)} — one-hot labels? "
-                        "pass y.argmax(1)")
-    t = t.reshape(-1) if t.dim() == 2 else t
-    if t.dim() != 1:
-        raise DataError(f"{what}: expected class indices of shape (N,), got {tuple(t.shape)}")
-    if t.is_floating_point():
-        if not bool((t == t.round()).all()):
-            raise DataError(f"{what}: expected integer class indices, got non-integer floats")
-    elif t.dtype == torch.bool:
-        t = t.to(torch.int64)
-    if t.shape[0] != n:
-        raise DataError(f"{what}: {t.shape[0]:,} labels for {n:,} images")
-    if n and int(t.min()) < 0:
-        raise DataError(f"{what}: label {int(t.min())} is negative; labels must be class indices 0..K-1")
-    return t.to(torch.int64)
-
-
-def from_arrays(x: Any, y: Any, test: tuple[Any, Any] | None = None, *, classes: Sequence[str] | None = None,
-                name: str | None = None, scale: str = "auto", test_fraction: float = 0.2,
-                val_fraction: float = 0.1, split_seed: int = 0, stratified: bool = False,
-                limit: int | None = None, info: dict[str, Any] | None = None, where: str = "x") -> Dataset:
-    """Validate, detect the pixel scale, hold out a test split if none is given, and assemble."""
-    check_split_args(val_fraction, split_seed, limit)
-    pixel_scale.canonical(scale)
-    notes: list[str] = []
-    xt, note = _images(x, where)
-    notes += [note] if note else []
-    yt = _labels(y, xt.shape[0], f"{where}: labels" if where != "x" else "y")
-    if xt.shape[0] == 0:
-        raise DataError(f"{where}: no images")
-    if test is not None:
-        if not isinstance(test, tuple | list) or len(test) != 2:
-            raise DataError(f"test: expected a pair (x_test, y_test), got {type(test).__name__}")
-        xs, note = _images(test[0], f"{where} (test)" if where != "x" else "test x")
-        notes += [note] if note else []
-        ys = _labels(test[1], xs.shape[0], "test y" if where == "x" else f"{where} (test): labels")
-        if tuple(xs.shape[1:]) != tuple(xt.shape[1:]):
-            raise DataError(f"{where}: test images are {'x'.join(map(str, xs.shape[1:]))} but training images are "
-                            f"{'x'.join(map(str, xt.shape[1:]))}")
-        if xs.shape[0] == 0:
-            raise DataError(f"{where}: the test split is empty")
-    else:
-        if not 0 < test_fraction < 1:
-            raise DataError(f"test_fraction: expected a fraction in (0, 1), got {test_fraction!r}")
-        n = xt.shape[0]
-        k = holdout_size(n, test_fraction)
-        if n - k < 1:
-            raise DataError(f"{where}: {n} sample(s) are too few to hold out a test split")
-        gen = torch.Generator().manual_seed(TEST_HOLDOUT_SEED)
-        held = choose(yt, torch.arange(n), k, gen, stratified)
-        keep = torch.ones(n, dtype=torch.bool)
-        keep[held] = False
-        xs, ys, xt, yt = xt[held], yt[held], xt[keep], yt[keep]
-        notes.append(f"test split held out: {k:,} of {n:,} samples ({test_fraction:g}, seed {TEST_HOLDOUT_SEED})")
-    # labels: K from the class names, else from the largest label
-    k_max = int(max(int(yt.max()), int(ys.max()))) + 1
-    if classes is not None:
-        classes = tuple(str(c) for c in classes)
-        if k_max > len(classes):
-            split, arr = ("train", yt) if int(yt.max()) + 1 > len(classes) else ("test", ys)
-            i = int((arr >= len(classes)).nonzero()[0, 0])
-            raise DataError(f"{where}: {split} label {int(arr[i])} at index {i:,} is outside 0..{len(classes) - 1} "
-                            f"({len(classes)} classes given)")
-    else:
-        classes = tuple(str(k) for k in range(k_max))
-    if len(classes) < 2:
-        raise DataError(f"{where}: only one class (label 0); a classifier needs at least 2")
-    # pixel scale: detected on the training images; the test images must be on the same scale
-    scale_of = pixel_scale.detect(xt, scale, where)
-    pixel_scale.detect(xs, scale_of, f"{where} (test)")
-    xt, xs = pixel_scale.to_storage(xt, scale_of), pixel_scale.to_storage(xs, scale_of)
-    stored = pixel_scale.stored_scale(xt, scale_of)
-    full_info = {"format": "tensors", "source": "in-memory tensors", **(info or {}),
-                 "declared_scale": scale, "detected_scale": scale_of, "notes": notes}
-    return assemble(name or "tensors", Split(xt, yt), Split(xs, ys), classes, val_fraction=val_fraction,
-                    split_seed=split_seed, stratified=stratified, limit=limit, scale=stored, info=full_info)
-
-
-def from_tensors(x: Any, y: Any, *, test: tuple[Any, Any] | None = None, classes: Sequence[str] | None = None,
-                 name: str | None = None, scale: str = "auto", test_fraction: float = 0.2,
-                 val_fraction: float = 0.1, split_seed: int = 0, stratified: bool = False,
-                 limit: int | None = None) -> Dataset:
-    """Images ``x`` (N, C, H, W) or (N, H, W) — uint8 0-255, float 0-1 or standardized floats, torch or
-    NumPy — and integer labels ``y`` (N,) as a Dataset.
-
-    ``test``: (x_test, y_test); None holds out ``test_fraction`` of the samples. ``scale``: ``auto``
-    (detected; an ambiguous range is an error) or one of ``0-255``, ``0-1``, ``standardized``.
-    ``classes``: class names (index = label); default ``"0".."K-1"``. ``name`` shows in headers and runs.
-    """
-    return from_arrays(x, y, test, classes=classes, name=name, scale=scale, test_fraction=test_fraction,
-                       val_fraction=val_fraction, split_seed=split_seed, stratified=stratified, limit=limit)
-
-
-# ------------------------------------------------------------------------------ torch datasets
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to this process (Linux MemAvailable, else free pages), or None."""
-    import os
-
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _item(sample: Any, i: int) -> tuple[torch.Tensor, int]:
-    if not isinstance(sample, tuple | list) or len(sample) < 2:
-        raise DataError(f"dataset[{i}]: expected an (image, label) pair, got {type(sample).__name__}")
-    img, label = sample[0], sample[1]
-    if not isinstance(img, torch.Tensor):
-        if hasattr(img, "getbands"):  # a PIL image: (H, W) or (H, W, C) uint8
-            arr = np.asarray(img)
-            img = torch.from_numpy(arr.copy() if arr.ndim == 2 else arr.transpose(2, 0, 1).copy())
-        else:
-            img = _as_tensor(img, f"dataset[{i}] image")
-    if isinstance(label, torch.Tensor):
-        if label.numel() != 1:
-            raise DataError(f"dataset[{i}]: expected one integer label, got a tensor of shape {tuple(label.shape)}")
-        label = label.item()
-    try:
-        if isinstance(label, float) and not label.is_integer():
-            raise ValueError
-        return img, int(label)
-    except (TypeError, ValueError):
-        raise DataError(f"dataset[{i}]: expected an integer class label, got {label!r}") from None
-
-
-def materialize(ds: Any, what: str = "dataset", progress: Progress | None = None,
-                max_bytes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images (N, ...), labels (N,)) of a map-style dataset, read once. A ``TensorDataset`` is used
-    directly; any other is indexed ``ds[0] .. ds[N-1]`` into one preallocated tensor."""
-    from torch.utils.data import TensorDataset
-
-    if isinstance(ds, TensorDataset):
-        if len(ds.tensors) < 2:
-            raise DataError(f"{what}: a TensorDataset of (images, labels) is needed, got {len(ds.tensors)} tensor(s)")
-        return ds.tensors[0], ds.tensors[1]
-    if not (hasattr(ds, "__getitem__") and hasattr(ds, "__len__")):
-        raise DataError(f"{what}: expected a map-style dataset (with __len__ and __getitem__), got "
-                        f"{type(ds).__name__}; an IterableDataset cannot be split reproducibly — collect it "
-                        "into tensors and use Dataset.from_tensors")
-    n = len(ds)
-    if n == 0:
-        raise DataError(f"{what}: the dataset is empty")
-    first, label0 = _item(ds[0], 0)
-    need = n * first.numel() * first.element_size()
-    limit = max_bytes if max_bytes is not None else (
-        int(MEMORY_SHARE * avail) if (avail := available_memory()) else None)
-    if limit is not None and need > limit:
-        raise DataError(f"{what}: {n:,} images of {tuple(first.shape)} {first.dtype} need {need / 2**30:.2f} GiB in "
-                        f"memory, more than the {limit / 2**30:.2f} GiB allowed ({MEMORY_SHARE:.0%} of the available "
-                        "memory); use a subset (torch.utils.data.Subset) or pass max_bytes=")
-    x = torch.empty((n, *first.shape), dtype=first.dtype)
-    y = torch.empty(n, dtype=torch.int64)
-    x[0], y[0] = first, label0
-    step = max(1, n // 100)
-    for i in range(1, n):
-        img, label = _item(ds[i], i)
-        if img.shape != first.shape:
-            raise DataError(f"{what}[{i}]: image of shape {tuple(img.shape)}, but {what}[0] is "
-                            f"{tuple(first.shape)}; all images must have one size")
-        x[i], y[i] = img, label
-        if progress is not None and (i + 1) % step == 0:
-            progress(i + 1, n)
-    if progress is not None:
-        progress(n, n)
-    return x, y
-
-
-def from_torch(ds: Any, test: Any = None, *, classes: Sequence[str] | None = None, name: str | None = None,
-               progress: Progress | None = None, max_bytes: int | None = None, **options: Any) -> Dataset:
-    """A map-style torch dataset (``(image, label)`` items; tensors, arrays or PIL images) read once
-    into memory; ``test`` likewise (None: held out). ``progress(done, total)`` is called while reading.
-    Class names come from ``classes=`` or the dataset's own ``.classes``. Other options as
-    :func:`from_tensors`. Refuses (DataError) a dataset that would need more than half the available
-    memory, or ``max_bytes``."""
-    x, y = materialize(ds, "dataset", progress, max_bytes)
-    test_xy = materialize(test, "test", progress, max_bytes) if test is not None else None
-    if classes is None and isinstance(getattr(ds, "classes", None), list | tuple):
-        classes = [str(c) for c in ds.classes]
-    return from_arrays(x, y, test_xy, classes=classes, name=name or type(ds).__name__, where="dataset",
-                       info={"format": "torch", "source": f"torch dataset {type(ds).__name__}"}, **options)
 
 
 def as_dataset(given: Any, config: Any) -> Dataset:
