@@ -127,7 +127,7 @@ def test_non_utf8_study_file_names_the_byte(tmp_path):
     f.write_bytes(BASE.encode() + "# café\n".encode("latin-1"))
     msg = one_error(CliRunner().invoke(cli, ["study", "run", str(f), "--dry-run"]))
     offset = len(BASE.encode()) + len("# caf")
-    assert msg == f"error: {f}:8: not UTF-8 text: byte 0xe9 at offset {offset:,} (study files are UTF-8 TOML)"
+    assert msg == f"error: {f}:8: not UTF-8 text: byte 0xe9 at byte offset {offset:,}; study files are UTF-8 TOML"
 
 
 # ---------------------------------------------------------------- one split-size function
@@ -253,3 +253,18 @@ def test_a_killed_worker_makes_the_study_exit_3_and_say_which_run(tmp_path):
 def test_train_flags_are_range_checked_before_anything_runs(args, expected):
     res = CliRunner().invoke(cli, ["train", "mlp:8,10", "--data", "synthetic", "--epochs", "1", "-q", *args])
     assert one_error(res).startswith(expected)
+
+
+def test_oversized_study_file_is_refused_before_reading(tmp_path):
+    f = tmp_path / "huge.toml"
+    f.write_bytes(BASE.encode() + b"#" * (1 << 20))  # a valid study followed by 1 MiB of comment
+    msg = one_error(CliRunner().invoke(cli, ["study", "run", str(f), "--dry-run"]))
+    size = f.stat().st_size
+    assert msg == f"error: {f}: {size:,} bytes is more than the limit of {1 << 20:,} for this file"
+
+
+def test_study_file_with_utf8_bom_reads(tmp_path):
+    f = tmp_path / "bom.toml"
+    f.write_bytes(b"\xef\xbb\xbf" + BASE.encode())  # Windows editors write one
+    res = CliRunner().invoke(cli, ["study", "run", str(f), "--dry-run", "--no-measure"])
+    assert res.exit_code == 0, res.output

@@ -14,25 +14,30 @@ _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 MAX_TEXT_BYTES = 64 * 2**20  # 64 MiB: far beyond any spec or worked example
 
 
-def read_utf8(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
-    """The file's text, decoded as UTF-8 (a BOM is dropped); ``UserError`` naming the file otherwise."""
+def read_utf8(path: str | Path, max_bytes: int = MAX_TEXT_BYTES, error: type[UserError] = UserError,
+              hint: str = "") -> str:
+    """The file's text, decoded as UTF-8 (a BOM is dropped). Otherwise ``error`` naming the file, and for
+    bad bytes the line, the byte and its offset; ``hint`` (what the file should be) ends that message.
+    The one reader of ablab's small text files: specs, worked examples, graphs, study files, checkpoint
+    and download manifests."""
     p = Path(path)
     try:
         size = p.stat().st_size
         if size > max_bytes:
-            raise UserError(f"{p}: {size:,} bytes is more than the limit of {max_bytes:,} for a text file")
+            raise error(f"{p}: {size:,} bytes is more than the limit of {max_bytes:,} for this file")
         data = p.read_bytes()
     except FileNotFoundError:
-        raise UserError(f"{p}: no such file") from None
+        raise error(f"{p}: no such file") from None
     except IsADirectoryError:
-        raise UserError(f"{p}: is a folder, expected a file") from None
+        raise error(f"{p}: is a folder, expected a file") from None
     except OSError as e:
-        raise UserError(f"{p}: cannot read: {e.strerror or e}") from None
+        raise error(f"{p}: cannot read: {e.strerror or e}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        bad = data[e.start:e.start + 1].hex()
-        raise UserError(f"{p}: not UTF-8 text: byte 0x{bad} at byte offset {e.start} ({e.reason})") from None
+        line = data[:e.start].count(b"\n") + 1
+        why = f"; {hint}" if hint else f" ({e.reason})"
+        raise error(f"{p}:{line}: not UTF-8 text: byte 0x{data[e.start]:02x} at byte offset {e.start:,}{why}") from None
 
 
 MAX_JSON_DEPTH = 32  # ablab's JSON files nest a few levels; deeper input is refused before parsing

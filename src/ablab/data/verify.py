@@ -16,8 +16,10 @@ from ablab.data.errors import DataError
 from ablab.data.idx import CHUNK, open_content
 from ablab.data.locate import Found
 from ablab.data.registry import CifarFiles, DataFile, DatasetSpec, IdxFiles
+from ablab.files import read_utf8
 
 MANIFEST = "SHA256SUMS"
+MAX_MANIFEST_BYTES = 1 << 20  # one line per data file
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -104,11 +106,7 @@ def manifest_digest(path: Path) -> str | None:
     m = path.parent / MANIFEST
     if not m.is_file():
         return None
-    try:
-        text = m.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{m}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start:,}); delete the "
-                        "folder and fetch the dataset again") from None
+    text = read_utf8(m, MAX_MANIFEST_BYTES, DataError, "delete the folder and fetch the dataset again")
     for line in text.splitlines():
         digest, _, name = line.strip().partition("  ")
         if name == path.name and not line.startswith("#"):

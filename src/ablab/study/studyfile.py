@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import UserError
+from ablab.files import read_utf8
 from ablab.metrics import DECIDING_METRICS
 from ablab.registry import did_you_mean
 from ablab.study.tomlpos import find_line
@@ -64,6 +65,7 @@ VARIANT_EXTRA_KEYS = {
 TOP_KEYS = ("study", "base", "variants", "grid")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 MAX_NAME = 64  # characters of a study or variant name (they become folder names)
+MAX_STUDY_BYTES = 1 << 20  # a study file is a few KB; refuse anything past 1 MiB before parsing it
 DEFAULT_MAX_RUNS = 10_000  # runs one study may expand to unless raised (--max-runs, [study] max_runs)
 
 
@@ -114,7 +116,7 @@ def resolve_study_path(name_or_path: str | Path) -> tuple[str, str]:
     """(source, text) of a study file path or a preset study name (``fashion-regularization``)."""
     p = Path(name_or_path)
     if p.is_file():
-        return str(p), decode_text(p.read_bytes(), p)
+        return str(p), read_utf8(p, MAX_STUDY_BYTES, StudyError, "study files are UTF-8 TOML")
     name = str(name_or_path).removesuffix(".toml")
     presets = list_study_presets()
     if name in presets:
@@ -122,16 +124,6 @@ def resolve_study_path(name_or_path: str | Path) -> tuple[str, str]:
         return f"preset {name}", text
     hint = did_you_mean(name, presets) or f" (presets: {', '.join(presets)})"
     raise StudyError(f"{name_or_path}: no such study file or preset study{hint}")
-
-
-def decode_text(raw: bytes, source: str | Path) -> str:
-    """UTF-8 text of a study file; a StudyError naming the byte offset when it is not UTF-8."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise StudyError(f"{source}:{line}: not UTF-8 text: byte 0x{raw[e.start]:02x} at offset {e.start:,} "
-                         "(study files are UTF-8 TOML)") from None
 
 
 def list_study_presets() -> list[str]:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ablab.errors import UserError
+from ablab.files import read_utf8
 from ablab.train.config import ConfigError, TrainConfig
 
 FORMAT = "ablab-checkpoint"
@@ -93,11 +94,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if meta_path.stat().st_size > MAX_META_BYTES:
         raise CheckpointError(f"{meta_path}: {meta_path.stat().st_size:,} bytes; a checkpoint's {META} is a few "
                               f"KB (limit {MAX_META_BYTES:,})")
-    raw = meta_path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise CheckpointError(f"{meta_path}: not UTF-8 text (byte offset {e.start}); was it overwritten?") from None
+    text = read_utf8(meta_path, MAX_META_BYTES, CheckpointError, "was it overwritten?")
     try:
         meta = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
