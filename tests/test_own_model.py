@@ -256,3 +256,25 @@ def test_study_file_errors_on_module_models(tmp_path):
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_study_refuses_model_args_the_module_rejects_before_any_run(tmp_path):
+    """A typo in a variant's model_args fails at once, naming the variant's key and line — not after the
+    baseline's seeds have trained."""
+    bad = STUDY.replace("use_batch_norm = true", "use_batchnorm = true")
+    f = _write(tmp_path / "own.toml", bad.replace("models/mymodel.py", str(MYMODEL)))
+    res = cli_run("study", "run", str(f), "--out", str(tmp_path / "out"))
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    msg = " ".join(res.output.split())
+    assert f"{f}:14: variants.bn.model_args:" in msg
+    assert "does not accept 'use_batchnorm' (did you mean 'use_batch_norm'?)" in msg
+    assert not (tmp_path / "out").exists()  # nothing created, nothing trained
+
+
+def test_study_refuses_a_module_whose_output_does_not_fit_the_dataset(tmp_path):
+    wrong = STUDY.replace("classes=10", "classes=3")
+    f = _write(tmp_path / "own.toml", wrong.replace("models/mymodel.py", str(MYMODEL)))
+    res = cli_run("study", "run", str(f), "--out", str(tmp_path / "out"), "--dry-run", "--no-measure")
+    msg = " ".join(res.output.split())
+    assert res.exit_code == 2 and f"{f}:6: base.model:" in msg, res.output
+    assert "outputs (10,) per sample but dataset synthetic:n=96,test=64,shape=1x28x28,classes=3 has 3 classes" in msg

@@ -6,13 +6,16 @@ of failures.
 What :func:`validate_study` checks, for every distinct configuration the study expands to:
 
 - ``model``: parses (preset, spec string or file) and its shapes resolve for the dataset's input
-  (``ablab.calc.shapes.resolve``), with the variant's batch norm and dropout inserted;
+  (``ablab.calc.shapes.resolve``), with the variant's batch norm and dropout inserted; a model
+  reference (``file.py:Name``) is imported and built once per distinct ``model_args`` and a zero batch
+  run through it, which must give one logit per class of the dataset (this imports torch);
 - ``dataset``: a registered name with valid options (``synthetic:n=abc`` is refused) whose files are
   present in ``data_dir`` (when given) or the usual search places — fetch it first otherwise;
 - ``metric``: the validation-based metrics need a validation split (``val_fraction > 0``).
 
 Variant names, seeds, split seeds and value ranges are checked when the study file is parsed
-(:mod:`ablab.study.studyfile`, :class:`ablab.train.config.TrainConfig`). Nothing here imports torch.
+(:mod:`ablab.study.studyfile`, :class:`ablab.train.config.TrainConfig`). Nothing here imports torch
+unless the study trains a model reference.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def validate_study(study: Study) -> None:
     docstring); return None when every run can start."""
     from ablab.study.expand import expand
 
-    datasets: dict[tuple[str, str | None], tuple[int, ...]] = {}
+    datasets: dict[tuple[str, str | None], tuple[tuple[int, ...], int | None]] = {}
     models: set[tuple[Any, ...]] = set()
     for run in expand(study):  # bounded: expand refuses studies past max_runs before building
         c = run.config
@@ -60,19 +63,23 @@ def validate_study(study: Study) -> None:
                 datasets[dkey] = _dataset_shape(c)
             except UserError as e:
                 raise _error(study, key_path(study, run.variant, "dataset"), str(e)) from None
-        mkey = (c.model, datasets[dkey], c.batchnorm, c.dropout, c.dropout_placement)
+        shape, classes = datasets[dkey]
+        mkey = (c.model, repr(sorted(c.model_args.items())), shape, classes, c.batchnorm, c.dropout,
+                c.dropout_placement)
         if mkey not in models:
             try:
-                _resolve_model(c, datasets[dkey])
+                _resolve_model(c, shape, classes)
             except UserError as e:
-                raise _error(study, key_path(study, run.variant, "model"),
+                key = "model_args" if isinstance(e, _ArgsRefused) else "model"
+                raise _error(study, key_path(study, run.variant, key),
                              f"{_cut(c.model)} does not build for {c.dataset} (run {run.label}): {e}") from None
             models.add(mkey)
 
 
-def _dataset_shape(config: Any) -> tuple[int, ...]:
-    """The input shape of the config's dataset, after checking the name, its options and that its
-    files are present (no reading, no download)."""
+def _dataset_shape(config: Any) -> tuple[tuple[int, ...], int | None]:
+    """The input shape and class count (None: known only once the files are read) of the config's
+    dataset, after checking the name, its options and that its files are present (no reading, no
+    download)."""
     from ablab.data.files import is_source
     from ablab.data.locate import locate, not_found_error
     from ablab.data.registry import get_spec
@@ -80,24 +87,44 @@ def _dataset_shape(config: Any) -> tuple[int, ...]:
 
     shape = sample_counts(config)[3]  # known name and valid options (synthetic:n=abc is an error)
     if is_source(config.dataset):  # your own files: sample_counts read their headers, so they are there
-        return shape
+        return shape, None
     spec = get_spec(config.dataset)
-    if spec.files is not None and locate(spec, config.data_dir) is None:
+    if spec.files is None:  # synthetic: the class count is one of its options
+        from ablab.data.synthetic import parse_options
+
+        return shape, parse_options(config.dataset).classes
+    if locate(spec, config.data_dir) is None:
         raise not_found_error(spec, config.data_dir)
-    return shape
+    return shape, len(spec.classes)
 
 
-def _resolve_model(config: Any, shape: tuple[int, ...]) -> None:
-    """Parse the model's spec and resolve its shapes (torch-free). A model reference: its source must
-    exist (``check_reference``); importing and building it is left to the run."""
+def _resolve_model(config: Any, shape: tuple[int, ...], classes: int | None) -> None:
+    """Parse the model's spec and resolve its shapes (torch-free). A model reference: import it, call
+    it with ``model_args`` (the caller's RNG state untouched) and run a zero batch through the result."""
     from ablab.calc.shapes import resolve
-    from ablab.models.resolve import check_reference, is_reference
+    from ablab.models.resolve import check_output, check_reference, is_reference
     from ablab.train.variants import model_spec
 
-    if is_reference(config.model):  # your own module: its source must be there (no import, no torch here)
+    if is_reference(config.model):
+        import torch
+
+        from ablab.models.resolve import ModelRefError, instantiate, load_reference
+
         check_reference(config.model)
+        load_reference(config.model)  # a missing name or a module that fails to import: the model key
+        with torch.random.fork_rng(devices=[]):
+            try:
+                model = instantiate(config.model, config.model_args)
+            except ModelRefError as e:  # refused arguments, or a constructor that raised on them
+                raise (_ArgsRefused(str(e)) if config.model_args else e) from None
+        if classes is not None:
+            check_output(model, config.model, shape, classes, config.dataset)
         return
     resolve(model_spec(config, shape), shape)
+
+
+class _ArgsRefused(UserError):
+    """The model reference imports, but calling it with the run's ``model_args`` fails."""
 
 
 def _cut(v: str) -> str:
