@@ -85,7 +85,9 @@ def test_shapes_test_split_classes_and_limit():
     assert len(given.test) == 100 and torch.equal(given.test.y, y[400:])
     # channels-last NumPy arrays are read as such (and noted)
     hwc = np.ascontiguousarray(as_uint8(x).numpy().repeat(3, axis=1).transpose(0, 2, 3, 1))  # (N, 12, 12, 3)
-    rgb = Dataset.from_tensors(hwc, y.numpy())
+    with pytest.warns(UserWarning, match=r"x: read \(\d+, 12, 12, 3\) as channels-last \(N, H, W, C\) and "
+                      r"transposed to \(\d+, 3, 12, 12\)"):
+        rgb = Dataset.from_tensors(hwc, y.numpy())
     assert rgb.input_shape == (3, 12, 12) and any("channels-last" in n for n in rgb.info["notes"])
     # held-out test split is the same for every split seed
     assert torch.equal(Dataset.from_tensors(x, y, split_seed=3).test.y, Dataset.from_tensors(x, y).test.y)
@@ -379,3 +381,16 @@ def test_dry_run_sizes_of_file_sources_match_what_loads(tmp_path):
         n_train, n_test, shape = source_sizes(name)
         assert (n_train, n_test, shape) == (ds.info["official_sizes"]["train"], ds.info["official_sizes"]["test"],
                                             ds.input_shape), name
+
+
+def test_cli_prints_the_channels_last_guess_as_one_warning_line(tmp_path):
+    rng = np.random.default_rng(0)
+    f = tmp_path / "hwc.npz"
+    np.savez(f, x_train=rng.integers(0, 256, (60, 8, 8, 3), dtype=np.uint8), y_train=np.arange(60) % 2)
+    res = run("train", "mlp:10,2", "--data", f"npz:{f}", "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert res.exit_code == 0, res.output
+    warns = [ln for ln in res.output.splitlines() if "channels-last" in ln]
+    assert warns == [f"warning: {f}: read (60, 8, 8, 3) as channels-last (N, H, W, C) and transposed to "
+                     "(60, 3, 8, 8) (a last axis of at most 4 is read as colour channels; images of more than 4 "
+                     "channels and width 4 or less are not supported)"]
+    assert "input(3,8,8)" in res.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sqlite3
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -26,6 +27,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("ablab.cli.check:check", "Check the NumPy reference layers against autograd."),
     "explain": ("ablab.cli.check:explain", "Worked examples with every intermediate value."),
 }
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 class LazyGroup(click.Group):
@@ -51,9 +57,12 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """The one error path: a user error, an operating-system error (read-only folder, full disk,
-        missing file) or an SQLite error becomes one ``error:`` line and exit code 2, no traceback."""
+        missing file) or an SQLite error becomes one ``error:`` line and exit code 2, no traceback.
+        Warnings (ablab's and its libraries') print as one ``warning:`` line each."""
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except UserError as e:
             message = str(e)
         except BrokenPipeError:  # `ablab runs ls | head`: the reader left; nothing to say

@@ -9,6 +9,8 @@ and :func:`materialize` and assembles the splits, so the two modules import in o
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -61,8 +63,21 @@ def _images(x: Any, what: str) -> tuple[torch.Tensor, str | None]:
     if t.dim() != 4:
         raise DataError(f"{what}: expected images of shape (N, C, H, W) or (N, H, W), got {tuple(t.shape)}")
     if channels_last(tuple(t.shape)):  # (N, H, W, C): the NumPy/PIL/Keras layout
-        return t.permute(0, 3, 1, 2).contiguous(), f"transposed from channels-last {tuple(t.shape)}"
+        n, h, w, c = t.shape
+        note = (f"{what}: read {tuple(t.shape)} as channels-last (N, H, W, C) and transposed to "
+                f"({n}, {c}, {h}, {w}) (a last axis of at most 4 is read as colour channels; images of more "
+                "than 4 channels and width 4 or less are not supported)")
+        warnings.warn(note, stacklevel=_caller_level())  # shown at the user's line; info["notes"] keeps it
+        return t.permute(0, 3, 1, 2).contiguous(), note
     return t, None
+
+
+def _caller_level() -> int:
+    """``warnings.warn``'s stacklevel of the first frame outside ablab, from the function calling this."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("ablab."):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _labels(y: Any, n: int, what: str) -> torch.Tensor:
