@@ -253,3 +253,35 @@ def test_own_idx_source_bomb_stops_at_its_header(tmp_path):
     res = run_limited(["data", "info", f"idx:{d}"], tmp_path)
     assert res.returncode == 2, res.stderr[-3000:]
     assert "trailing bytes after the 100 x 28 x 28 = 78,400 data bytes" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS")
+def test_own_idx_header_claiming_more_than_memory_is_refused_before_reading(tmp_path):
+    """An idx: folder whose training-image header claims 2^32 - 1 images (3.4 TB): refused against half
+    the available memory before one data byte is inflated, under a 1 GiB address space."""
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_header(2**32 - 1, 28, 28) + bytes(7840)))
+    (d / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_header(10) + bytes(10)))
+    (d / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_header(10, 28, 28) + bytes(7840)))
+    (d / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_header(10) + bytes(10)))
+    res = run_limited(["data", "info", f"idx:{d}"], tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    line = res.stderr.strip()
+    assert line.startswith(f"error: {d / 'train-images-idx3-ubyte.gz'}: the header declares "
+                           "4,294,967,295 x 28 x 28 = 3,367,254,359,280 data bytes, more than the "), line
+    assert line.endswith(" allowed (50% of the available memory); refusing to read it"), line
+
+
+def test_own_npz_larger_than_memory_allows_is_refused_from_its_headers(tmp_path, monkeypatch):
+    from ablab.data import budget
+    from ablab.data.load import load_dataset
+
+    f = tmp_path / "big.npz"
+    np.savez_compressed(f, x_train=np.zeros((2000, 28, 28), np.uint8), y_train=np.arange(2000, dtype=np.int64) % 2)
+    monkeypatch.setattr(budget, "available_memory", lambda: 2_000_000)  # a budget of 1,000,000 bytes
+    with pytest.raises(DataError, match=r"npz:.*big.npz: its arrays \(by their headers\) need 1.5 MiB in memory, "
+                                        r"more than the 1,000,000 bytes allowed \(50% of the available memory\)"):
+        load_dataset(f"npz:{f}")
+    monkeypatch.setattr(budget, "available_memory", lambda: 4_000_000)
+    assert len(load_dataset(f"npz:{f}").train) == 1440  # 1,568,000 + 16,000 bytes fit in 2,000,000

@@ -12,19 +12,18 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from ablab.data import scale as pixel_scale
+from ablab.data.budget import check_fits
 from ablab.data.errors import DataError
 from ablab.data.files import channels_last
 from ablab.data.split import choose, holdout_size
 
 TEST_HOLDOUT_SEED = 0  # seed of the held-out test split when none is given (fixed across split seeds)
-MEMORY_SHARE = 0.5  # from_torch refuses a dataset needing more than this share of the available memory
 
 Progress = Callable[[int, int], None]  # progress(done, total)
 
@@ -163,22 +162,6 @@ def prepare(x: Any, y: Any, test: tuple[Any, Any] | None = None, *, classes: Seq
 # ------------------------------------------------------------------------------ torch datasets
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to this process (Linux MemAvailable, else free pages), or None."""
-    import os
-
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def _item(sample: Any, i: int) -> tuple[torch.Tensor, int]:
     if not isinstance(sample, tuple | list) or len(sample) < 2:
         raise DataError(f"dataset[{i}]: expected an (image, label) pair, got {type(sample).__name__}")
@@ -220,12 +203,8 @@ def materialize(ds: Any, what: str = "dataset", progress: Progress | None = None
         raise DataError(f"{what}: the dataset is empty")
     first, label0 = _item(ds[0], 0)
     need = n * first.numel() * first.element_size()
-    limit = max_bytes if max_bytes is not None else (
-        int(MEMORY_SHARE * avail) if (avail := available_memory()) else None)
-    if limit is not None and need > limit:
-        raise DataError(f"{what}: {n:,} images of {tuple(first.shape)} {first.dtype} need {need / 2**30:.2f} GiB in "
-                        f"memory, more than the {limit / 2**30:.2f} GiB allowed ({MEMORY_SHARE:.0%} of the available "
-                        "memory); use a subset (torch.utils.data.Subset) or pass max_bytes=")
+    check_fits(need, f"{what}: {n:,} images of {tuple(first.shape)} {first.dtype}",
+               "use a subset (torch.utils.data.Subset) or pass max_bytes=", max_bytes)
     x = torch.empty((n, *first.shape), dtype=first.dtype)
     y = torch.empty(n, dtype=torch.int64)
     x[0], y[0] = first, label0

@@ -10,6 +10,7 @@ names all work.
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -111,11 +112,15 @@ def source_files(kind: str, path: Path) -> list[Path]:
 def read_idx_dir(folder: Path) -> tuple[Any, Any, Any, None, dict[str, Any]]:
     """Any IDX quartet: images (N, H, W) uint8, labels (N,) uint8; counts checked pairwise, label range
     checked against the class count (largest label + 1) in ``from_arrays``."""
+    from ablab.data.budget import MEMORY_SHARE, memory_budget
+
     files = idx_files(folder)
     arrays = {}
+    budget = memory_budget()  # each file's header is checked against it before its data is read
+    over = f"allowed ({MEMORY_SHARE:.0%} of the available memory)"
     for role, path in files.items():
         ndim = 3 if role.endswith("images") else 1
-        arrays[role] = parse_idx(read_idx_bytes(path, ndim), path, ndim)  # bounded by its header
+        arrays[role] = parse_idx(read_idx_bytes(path, ndim, budget, over), path, ndim)
     check_pair(arrays["train_images"], arrays["train_labels"], files["train_images"], files["train_labels"])
     check_pair(arrays["test_images"], arrays["test_labels"], files["test_images"], files["test_labels"])
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
@@ -139,6 +144,7 @@ def read_npz(path: Path) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
             if ("x_test" in keys) != ("y_test" in keys):
                 raise DataError(f"npz:{path}: has {'x_test' if 'x_test' in keys else 'y_test'} without "
                                 f"{'y_test' if 'x_test' in keys else 'x_test'}")
+            _check_npz_size(path)
             arrays = {k: z[k] for k in (*NPZ_KEYS, "classes") if k in keys}
     except DataError:
         raise
@@ -152,11 +158,30 @@ def read_npz(path: Path) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
     return arrays["x_train"], arrays["y_train"], test, classes, info
 
 
-def _npy_shape(zf: zipfile.ZipFile, key: str) -> tuple[int, ...]:
+def _npy_header(zf: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
     with zf.open(f"{key}.npy") as f:
         version = np.lib.format.read_magic(f)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        return tuple(read(f)[0])
+        shape, _, dtype = read(f)
+        return tuple(shape), dtype
+
+
+def _npy_shape(zf: zipfile.ZipFile, key: str) -> tuple[int, ...]:
+    return _npy_header(zf, key)[0]
+
+
+def _check_npz_size(path: Path) -> None:
+    """The arrays' sizes from their .npy headers, against the memory budget, before any is read (a
+    compressed .npz of zeros can inflate to far more than its file size)."""
+    from ablab.data.budget import check_fits
+
+    with zipfile.ZipFile(path) as zf:
+        need = 0
+        for name in zf.namelist():
+            if name.removesuffix(".npy") in (*NPZ_KEYS, "classes"):
+                shape, dtype = _npy_header(zf, name.removesuffix(".npy"))
+                need += math.prod(shape) * dtype.itemsize
+    check_fits(need, f"npz:{path}: its arrays (by their headers)", "use a smaller file")
 
 
 def _sample_shape(shape: tuple[int, ...], where: str) -> tuple[int, int, int]:

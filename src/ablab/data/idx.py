@@ -93,9 +93,11 @@ def read_file_bytes(path: str | Path, max_bytes: int | None = None) -> bytes:
     return data
 
 
-def read_idx_bytes(path: str | Path, ndim: int, max_data: int | None = None) -> bytes:
+def read_idx_bytes(path: str | Path, ndim: int, max_data: int | None = None,
+                   over: str = "this dataset holds") -> bytes:
     """An IDX file's header and data, read as a bounded stream: the header's dimensions decide how much
-    is read (at most ``max_data`` data bytes when given); :func:`parse_idx` then checks the result."""
+    is read (at most ``max_data`` data bytes when given; ``over`` says where that cap comes from);
+    :func:`parse_idx` then checks the result."""
     header = 4 + 4 * ndim
     with open_content(path) as f:
         head = read_upto(f, header)
@@ -108,7 +110,7 @@ def read_idx_bytes(path: str | Path, ndim: int, max_data: int | None = None) -> 
         dim_text = " x ".join(f"{d:,}" for d in dims)
         if max_data is not None and need > max_data:
             raise DataError(f"{path}: the header declares {dim_text} = {need:,} data bytes, more than the "
-                            f"{max_data:,} this dataset holds; refusing to read it")
+                            f"{max_data:,} {over}; refusing to read it")
         data = read_upto(f, need + TRAIL_PROBE)
     if len(data) == need + TRAIL_PROBE:
         raise DataError(f"{path}: more than {TRAIL_PROBE:,} trailing bytes after the {dim_text} = {need:,} data "
