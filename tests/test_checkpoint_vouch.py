@@ -145,7 +145,8 @@ def test_non_utf8_config_json(runs, tmp_path):
     ck = copy(runs, tmp_path)
     (ck / "config.json").write_bytes(b'{"format": "ablab-checkpoint", "x": "\xff\xfe"}')
     res = CliRunner().invoke(cli, ["eval", str(ck)])
-    assert res.exit_code == 2 and "config.json:1: not UTF-8 text: byte 0xff at byte offset 37; was it overwritten?" in res.output
+    assert res.exit_code == 2
+    assert "config.json:1: not UTF-8 text: byte 0xff at byte offset 37; was it overwritten?" in res.output
 
 
 # ------------------------------------------------------------------------------------------------ fuzz

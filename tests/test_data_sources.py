@@ -191,7 +191,8 @@ def test_from_torch_tensordataset_and_map_style_train():
 
 def test_from_torch_refuses_what_does_not_fit_in_memory_and_bad_items():
     x, y = quadrants(100)
-    with pytest.raises(DataError, match=r"need 0\.00 GiB in memory, more than .* allowed .*Subset"):
+    with pytest.raises(DataError, match=r"dataset: 100 images of \(12, 12\) torch.uint8 need 14,400 bytes in memory, "
+                                        r"more than the 1,000 bytes allowed \(the limit given\); use a subset"):
         Dataset.from_torch(PairList(x, y), max_bytes=1000)
     with pytest.raises(DataError, match=r"dataset\[0\]: expected an \(image, label\) pair"):
         fit(CFG, dataset=[1, 2, 3])
