@@ -395,3 +395,28 @@ def test_cli_prints_the_channels_last_guess_as_one_warning_line(tmp_path):
                      "(60, 3, 8, 8) (a last axis of at most 4 is read as colour channels; images of more than 4 "
                      "channels and width 4 or less are not supported)"]
     assert "input(3,8,8)" in res.output
+
+
+def test_checkpoint_trained_on_your_tensors_is_evaluated_with_them(tmp_path):
+    """No config can reload in-memory data: `eval` says to pass it, and `evaluate_checkpoint(dataset=)`
+    reproduces the recorded accuracy bit for bit on the same test split — and refuses to compare on another."""
+    from ablab.train import CheckpointError, evaluate_checkpoint
+
+    x, y = quadrants(600)
+    ds = Dataset.from_tensors(x, y, classes=["tl", "tr", "bl", "br"])
+    res = fit(CFG, dataset=ds, out_dir=tmp_path / "run")
+    ck = tmp_path / "run" / "checkpoint"
+    with pytest.raises(CheckpointError, match=r"in-memory data 'tensors'.*evaluate_checkpoint\(path, dataset=ds\)"):
+        evaluate_checkpoint(ck)
+    ev = evaluate_checkpoint(ck, dataset=ds)
+    assert ev["reproduced"] is True and ev["test_acc"] == res.final["test_acc"] and ev["notes"] == []
+    other = Dataset.from_tensors(*quadrants(600, seed=1), classes=["tl", "tr", "bl", "br"])
+    ev2 = evaluate_checkpoint(ck, dataset=other)
+    assert ev2["reproduced"] is None and ev2["n"] == 120 and 0.9 < ev2["test_acc"] <= 1.0
+    assert ev2["notes"] == ["the dataset given has a different test split from the one trained with: the recorded "
+                            "accuracy is not compared"]
+    with pytest.raises(CheckpointError, match=r"trained on the classes \['tl', 'tr', 'bl', 'br'\], but the dataset "
+                                              r"given has \['0', '1', '2', '3'\]"):
+        evaluate_checkpoint(ck, dataset=Dataset.from_tensors(x, y))
+    with pytest.raises(CheckpointError, match="trained on 1x12x12 images, but the dataset given has 1x8x8"):
+        evaluate_checkpoint(ck, dataset=Dataset.from_tensors(x[:, :, :8, :8], y, classes=["tl", "tr", "bl", "br"]))

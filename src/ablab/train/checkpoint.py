@@ -180,6 +180,38 @@ def _check_meta(meta: dict[str, Any], where: Path) -> None:
                 raise bad(key, "a SHA-256 hex digest")
 
 
+def _given_dataset_matches(path: str | Path, trained_on: dict[str, Any], ds: Any, notes: list[str]) -> bool:
+    """Check a dataset passed to ``evaluate_checkpoint`` against the one recorded at training: the same
+    input shape and class names (else CheckpointError); True when its test split is the recorded one
+    (same SHA-256), so the recorded accuracy must be reproduced."""
+    from ablab.train.outputs import test_digest
+
+    if not hasattr(ds, "test") or not hasattr(ds, "input_shape"):
+        raise CheckpointError(f"dataset: expected an ablab Dataset, got {type(ds).__name__}; build one with "
+                              "ablab.Dataset.from_tensors(x, y)")
+    shape = trained_on.get("input_shape")
+    if shape is not None and tuple(shape) != tuple(ds.input_shape):
+        raise CheckpointError(f"{path}: trained on {'x'.join(map(str, shape))} images, but the dataset given has "
+                              f"{'x'.join(map(str, ds.input_shape))}")
+    classes = trained_on.get("classes")
+    if classes is not None and list(classes) != list(ds.classes):
+        raise CheckpointError(f"{path}: trained on the classes {_brief(classes)}, but the dataset given has "
+                              f"{_brief(list(ds.classes))}")
+    recorded = trained_on.get("test_sha256")
+    if recorded is None:
+        notes.append("the checkpoint records no digest of its test split: the recorded accuracy is not compared")
+        return False
+    if recorded != test_digest(ds):
+        notes.append("the dataset given has a different test split from the one trained with: the recorded "
+                     "accuracy is not compared")
+        return False
+    return True
+
+
+def _brief(items: list[Any]) -> str:
+    return repr(items) if len(items) <= 6 else repr(items[:5])[:-1] + f", ... ({len(items)} in all)]"
+
+
 def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -309,12 +341,18 @@ def _spec_model(spec_doc: Any, folder: Path, fast: bool) -> Any:
 
 
 def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None, device: str | None = None,
-                        model_ref: str | None = None) -> dict[str, Any]:
+                        model_ref: str | None = None, dataset: Any = None) -> dict[str, Any]:
     """Test loss and accuracy of a checkpoint on its dataset's test split — the same normalization
     constants, batch size, threads and evaluation code as training, hence the same number, bit for bit,
     on the device it was trained on (``device``: default the recorded one when available here, else
     ``auto``) — compared with the recorded accuracy: ``reproduced`` is True on an exact match, None when
-    nothing was recorded; a mismatch raises :class:`CheckpointError`. ``notes``: warnings for the user."""
+    nothing was recorded; a mismatch raises :class:`CheckpointError`. ``notes``: warnings for the user.
+
+    ``dataset``: a :class:`~ablab.data.Dataset` to evaluate on instead of reloading the one in the
+    config — needed for a model trained on your own tensors (``Dataset.from_tensors``), which no config
+    can reload. Its class names and input shape must match; when its test split is the one trained
+    with (same SHA-256 as recorded), the recorded accuracy must be reproduced, otherwise the number is
+    reported and ``reproduced`` is None, with a note saying why."""
     from ablab.data.load import load_dataset_for
     from ablab.train.device import DeviceError, device_info, device_settings, eval_batch_size, resolve_device
     from ablab.train.runtime import cpu_settings, evaluate, prepare_split
@@ -334,12 +372,18 @@ def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None,
     folder = _folder(path)
     norm = meta["normalization"]
     trained_on = meta.get("dataset") or {}
-    if trained_on.get("format") in ("tensors", "torch"):
+    same_test = True  # is the recorded accuracy comparable with this evaluation?
+    if dataset is not None:
+        ds = dataset
+        same_test = _given_dataset_matches(path, trained_on, ds, notes)
+    elif trained_on.get("format") in ("tensors", "torch"):
         raise CheckpointError(f"{path}: trained on in-memory data '{trained_on.get('name')}', which cannot be "
-                              "reloaded from its config; evaluate the model on it in Python (ablab.train.evaluate)")
-    ds = load_dataset_for(config.replace(data_dir=str(data_dir)) if data_dir else config)
+                              "reloaded from its config; pass it: evaluate_checkpoint(path, dataset=ds)")
+    else:
+        ds = load_dataset_for(config.replace(data_dir=str(data_dir)) if data_dir else config)
     recorded_ds = trained_on
-    if recorded_ds and (recorded_ds.get("name") != ds.name or tuple(recorded_ds["input_shape"]) != ds.input_shape):
+    if dataset is None and recorded_ds and (recorded_ds.get("name") != ds.name
+                                            or tuple(recorded_ds["input_shape"]) != ds.input_shape):
         raise CheckpointError(f"{folder / META}: config.dataset {config.dataset!r} gives {ds.name} "
                               f"{'x'.join(map(str, ds.input_shape))}, but the model was trained on "
                               f"{recorded_ds.get('name')} {'x'.join(map(str, recorded_ds['input_shape']))}")
@@ -352,7 +396,7 @@ def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None,
     recorded = (meta.get("metrics") or {}).get("test_acc")
     n = int(y.shape[0])
     reproduced: bool | None = None
-    if recorded is not None and acc is not None:
+    if recorded is not None and acc is not None and same_test:
         if acc != recorded:
             raise CheckpointError(
                 f"{folder}: test accuracy {acc:.4f} ({round(acc * n)}/{n}) does not reproduce the recorded "
