@@ -144,3 +144,29 @@ def test_html_renders_in_chromium(study_dir, tmp_path):
     dom = _chromium("--dump-dom", url, profile=tmp_path / "profile2").stdout
     assert "<table id=\"summary\">" in dom and "<td>bn</td>" in dom and "89.76 ± 0.37" in dom
     assert dom.count("<img") >= 4
+
+
+def test_noise_sentence_uses_the_set_the_metric_is_measured_on(study_dir, tmp_path):
+    """A test-accuracy comparison is set against one run's test-set interval; a validation-accuracy one
+    against the validation set's (6,000 images here: wider than the test set's 10,000)."""
+    from ablab.report.stats import clopper_pearson
+
+    drop = {c.cell: c for c in analyze(study_dir).comparisons}["drop"].sentence
+    mean = sum(FINAL["baseline"]) / 5
+    lo, hi = clopper_pearson(round(mean * N_TEST), N_TEST, 0.95)
+    assert f"smaller than one run's test-set interval (±{100 * (hi - lo) / 2:.2f} points)" in drop
+
+    out = tmp_path / "val"
+    s = parse_study(STUDY.replace('seeds = 5\n', 'seeds = 5\nmetric = "best_val_acc"\n'), source="val.toml")
+    store, _, planned, ids = prepare(s, out)
+    for r in planned:
+        h = history(FINAL[r.variant][r.seed], r.seed)
+        store.start_run(ids[r.key])
+        store.finish_run(ids[r.key], {"status": "done", "history": h, "final": h[-1], "best_epoch": 3,
+                                      "wall_time_s": 10.0, "info": {"n_test": N_TEST, "n_val": 6000}})
+    store.close()
+    comps = {c.cell: c for c in analyze(out).comparisons}
+    assert comps["drop"].metric == "best_val_acc"
+    base_val = sum(max(e["val_acc"] for e in history(v, s)) for s, v in enumerate(FINAL["baseline"])) / 5
+    lo, hi = clopper_pearson(round(base_val * 6000), 6000, 0.95)
+    assert f"smaller than one run's validation-set interval (±{100 * (hi - lo) / 2:.2f} points)" in comps["drop"].sentence

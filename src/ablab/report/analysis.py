@@ -157,6 +157,7 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
     order = list(cell_index) + sorted({r.cell for r in runs} - set(cell_index))
     run_rows: list[dict[str, Any]] = []
     versions: dict[str, str] = {}
+    n_val_of: dict[str, int | None] = {}  # validation-set size per cell (for the one-run interval)
     for name in order:
         cruns = [r for r in runs if r.cell == name]
         if not cruns and name not in cell_index:
@@ -168,11 +169,13 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
         done = [r for r in cruns if r.status == "done"]
         n_test = None
         diverged = []
+        n_val_of[name] = None
         for r in cruns:
             m = run_metrics(epochs[r.id], r.result)
             if r.status == "done":
                 per_seed[r.seed] = m
                 n_test = n_test or (r.result or {}).get("info", {}).get("n_test")
+                n_val_of[name] = n_val_of[name] or (r.result or {}).get("info", {}).get("n_val")
                 versions.update(r.versions or {})
             if r.status == "diverged":
                 d = r.diverged or {}
@@ -217,7 +220,7 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
     adjusted = holm([c.test.p for c in comps])
     for c, p in zip(comps, adjusted, strict=True):
         c.p_holm = p
-        c.sentence = sentence(c, confidence, by_name[c.reference].binomial)
+        c.sentence = sentence(c, confidence, *_one_run_interval(by_name[c.reference], metric, n_val_of, confidence))
     changed = what_changed(info, runs)
     for cell in cells:
         cell.changed = changed.get(cell.variant, "")
@@ -317,7 +320,19 @@ def pts(x: float) -> str:
     return f"{100 * x:+.2f}"
 
 
-def sentence(c: Comparison, confidence: float, binomial: tuple[float, float] | None) -> str:
+def _one_run_interval(ref: CellSummary, metric: str, n_val_of: dict[str, int | None],
+                      confidence: float) -> tuple[tuple[float, float] | None, str]:
+    """The exact binomial interval of one run's accuracy on the set the metric is measured on (the
+    validation set for val_acc / best_val_acc, else the test set), and that set's name."""
+    if metric not in ("val_acc", "best_val_acc"):
+        return ref.binomial, "test"
+    n_val, mean = n_val_of.get(ref.cell), ref.metrics[metric].mean
+    if not n_val or math.isnan(mean):
+        return None, "validation"
+    return clopper_pearson(round(mean * n_val), int(n_val), confidence), "validation"
+
+
+def sentence(c: Comparison, confidence: float, binomial: tuple[float, float] | None, split: str = "test") -> str:
     """One plain sentence: how big the difference is, how sure, and whether it beats the noise."""
     d = c.test.diff
     level = round(100 * (1 - confidence))
@@ -339,7 +354,7 @@ def sentence(c: Comparison, confidence: float, binomial: tuple[float, float] | N
                 f"{c.cell} is {direction}.")
     tail = ""
     if binomial is not None and abs(d.mean) < (binomial[1] - binomial[0]) / 2:
-        tail = (f" The difference is also smaller than one run's test-set interval "
+        tail = (f" The difference is also smaller than one run's {split}-set interval "
                 f"(±{100 * (binomial[1] - binomial[0]) / 2:.2f} points).")
     if not math.isnan(c.mdd):
         tail += (f" With {n} seeds, only true differences of about {100 * c.mdd:.2f} points or more are detected "
