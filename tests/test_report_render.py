@@ -169,4 +169,5 @@ def test_noise_sentence_uses_the_set_the_metric_is_measured_on(study_dir, tmp_pa
     assert comps["drop"].metric == "best_val_acc"
     base_val = sum(max(e["val_acc"] for e in history(v, s)) for s, v in enumerate(FINAL["baseline"])) / 5
     lo, hi = clopper_pearson(round(base_val * 6000), 6000, 0.95)
-    assert f"smaller than one run's validation-set interval (±{100 * (hi - lo) / 2:.2f} points)" in comps["drop"].sentence
+    half = 100 * (hi - lo) / 2
+    assert f"smaller than one run's validation-set interval (±{half:.2f} points)" in comps["drop"].sentence
