@@ -134,3 +134,25 @@ def test_simulated_enospc_removes_the_partial_file(tmp_path, monkeypatch):
     assert res.output.strip() == (f"error: {study / 'report' / 'figures' / 'overview.png'}: disk full: no space left "
                                   "on device (Errno 28); free some space or choose a folder on another disk")
     assert not list((study / "report").rglob("*.tmp")) and not (study / "report" / "figures" / "overview.png").exists()
+
+
+def test_atomic_writes_get_the_usual_permissions_not_owner_only(tmp_path):
+    """mkstemp makes 0600 files: reports, checkpoints and downloads must be readable like any file
+    written with open() — 0644 under the usual umask 022, 0640 under 027."""
+    import stat
+
+    from ablab.fsio import usual_mode, write_atomic
+
+    old = os.umask(0o022)
+    try:
+        f = write_atomic(tmp_path / "report.md", "# report\n")
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644
+        os.umask(0o027)
+        g = write_atomic(tmp_path / "model.safetensors", b"\0" * 8)
+        assert stat.S_IMODE(g.stat().st_mode) == 0o640
+        d = tmp_path / "batches"
+        d.mkdir(mode=0o700)
+        usual_mode(d, folder=True)
+        assert stat.S_IMODE(d.stat().st_mode) == 0o750
+    finally:
+        os.umask(old)

@@ -59,6 +59,24 @@ def sqlite_error_message(e: sqlite3.Error, path: str | Path | None = None) -> st
     return f"{head}SQLite error: {text}"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def usual_mode(target: int | str | Path, folder: bool = False) -> None:
+    """Give a temporary file or folder (``mkstemp``/``mkdtemp`` make them owner-only: 0600 / 0700) the
+    permissions an ordinary ``open``/``mkdir`` would have (0666 / 0777 less the umask), before it is
+    renamed into place — so reports, checkpoints and downloaded data can be read by whoever may read
+    the folder. ``target``: an open file descriptor or a path."""
+    mode = (0o777 if folder else 0o666) & ~_umask()
+    if isinstance(target, int):
+        os.fchmod(target, mode)
+    else:
+        os.chmod(target, mode)
+
+
 def write_atomic(path: str | Path, data: bytes | str, encoding: str = "utf-8") -> Path:
     """Write ``data`` to ``path`` through a temporary file + rename; on failure nothing partial remains
     (the OSError propagates, naming ``path``)."""
@@ -66,6 +84,7 @@ def write_atomic(path: str | Path, data: bytes | str, encoding: str = "utf-8") -
     blob = data.encode(encoding) if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        usual_mode(fd)
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
             f.flush()

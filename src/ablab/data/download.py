@@ -25,6 +25,7 @@ from ablab.data.errors import DataError
 from ablab.data.locate import Found, find_in_dir, locate, target_dir
 from ablab.data.registry import CifarFiles, DataFile, DatasetSpec, IdxFiles, get_spec
 from ablab.data.verify import MANIFEST, check_file, content_limit, verify_found
+from ablab.fsio import usual_mode
 
 CHUNK = 1 << 20  # bytes per read: 1 MiB
 TIMEOUT_S = 30.0  # seconds without data before a download is abandoned
@@ -63,6 +64,7 @@ def download_file(url: str, dest: str | Path, expected: DataFile, *, progress: D
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
+        usual_mode(fd)
         req = urllib.request.Request(url, headers={"User-Agent": "ablab (dataset fetch)"})
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
             declared = int(resp.headers.get("Content-Length") or 0) or None
@@ -136,6 +138,7 @@ def _extract_cifar(archive: Path, folder: Path, files: CifarFiles) -> Path:
     final = folder / BIN_DIR
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{BIN_DIR}."))
     try:
+        usual_mode(tmp, folder=True)
         lines = []
         for n in names:
             (tmp / n).write_bytes(members[n])
