@@ -45,8 +45,10 @@ def main() -> None:
     extra = [b - a for a, b in zip(torch_s, train_s, strict=True)]
     load = os.getloadavg()[0]
     n = len(torch_s)
+    cpus = os.cpu_count() or 1
+    busy = "above the CPU count: the figures are inflated by other work" if load > cpus else "quiet enough"
     print(f"startup: n={n} alternating rounds (seconds: min / median); load average {load:.1f} on "
-          f"{os.cpu_count()} CPUs at the end (above the CPU count: the figures are inflated by other work)")
+          f"{cpus} CPUs at the end ({busy})")
     print(f"  python -c 'import torch'          {min(torch_s):6.2f} / {statistics.median(torch_s):6.2f}")
     print(f"  ablab train mlp:100,10 (1 epoch)  {min(train_s):6.2f} / {statistics.median(train_s):6.2f}")
     print(f"  ablab train - import torch        {min(extra):6.2f} / {statistics.median(extra):6.2f}   "
