@@ -75,6 +75,17 @@ class Dataset:
         generated = self.info.get("found_via") == "generated"
         return self.name if generated or not src or src in self.name else f"{self.name} ({src})"
 
+    def test_sha256(self) -> str:
+        """SHA-256 of the test split's images and labels as stored (dtype, shape and bytes): which test
+        set an accuracy belongs to (checkpoints record it; ``evaluate_checkpoint(dataset=)`` checks it)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for t in (self.test.x, self.test.y):
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()
+
     @classmethod
     def from_tensors(cls, x: Any, y: Any, **options: Any) -> Dataset:
         """Your own images and labels as a Dataset: see :func:`from_tensors`."""

@@ -184,9 +184,7 @@ def _given_dataset_matches(path: str | Path, trained_on: dict[str, Any], ds: Any
     """Check a dataset passed to ``evaluate_checkpoint`` against the one recorded at training: the same
     input shape and class names (else CheckpointError); True when its test split is the recorded one
     (same SHA-256), so the recorded accuracy must be reproduced."""
-    from ablab.train.outputs import test_digest
-
-    if not hasattr(ds, "test") or not hasattr(ds, "input_shape"):
+    if not hasattr(ds, "test_sha256") or not hasattr(ds, "input_shape"):
         raise CheckpointError(f"dataset: expected an ablab Dataset, got {type(ds).__name__}; build one with "
                               "ablab.Dataset.from_tensors(x, y)")
     shape = trained_on.get("input_shape")
@@ -201,7 +199,7 @@ def _given_dataset_matches(path: str | Path, trained_on: dict[str, Any], ds: Any
     if recorded is None:
         notes.append("the checkpoint records no digest of its test split: the recorded accuracy is not compared")
         return False
-    if recorded != test_digest(ds):
+    if recorded != ds.test_sha256():
         notes.append("the dataset given has a different test split from the one trained with: the recorded "
                      "accuracy is not compared")
         return False

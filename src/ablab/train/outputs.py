@@ -37,7 +37,7 @@ def write_outputs(out: Path, model: nn.Module, config: TrainConfig, spec: Any, d
         "dataset": {"name": dataset.name, "source": dataset.source, "pixel_scale": dataset.scale,
                     "format": dataset.info.get("format"),
                     "classes": list(dataset.classes), "input_shape": list(dataset.input_shape),
-                    "test_sha256": test_digest(dataset)},
+                    "test_sha256": dataset.test_sha256()},
         "normalization": {"mean": list(dataset.mean), "std": list(dataset.std)},
         "versions": result.versions,
         "seeds": result.seeds,
@@ -47,18 +47,6 @@ def write_outputs(out: Path, model: nn.Module, config: TrainConfig, spec: Any, d
         "metrics": jsonable(result.final, nonfinite="string"),
     }
     return str(save_checkpoint(out / "checkpoint", model, meta))
-
-
-def test_digest(dataset: Any) -> str:
-    """SHA-256 of the test split's images and labels as stored (dtype, shape and bytes): which test set
-    a checkpoint's recorded accuracy belongs to, so ``evaluate_checkpoint(dataset=...)`` can tell."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for t in (dataset.test.x, dataset.test.y):
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def write_metrics(out: Path, result: Any) -> None:
