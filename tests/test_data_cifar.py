@@ -35,9 +35,12 @@ def test_binary_record_layout():
     assert x[0, 0, 5, 9] == 11 and x[0, 2, 31, 0] == 22 and int(x.sum()) == 33
 
 
-def test_binary_roundtrip():
+@pytest.mark.parametrize(("write", "parse", "name"), [(cifar_bin_bytes, parse_cifar_bin, "b.bin"),
+                                                      (cifar_pickle_bytes, parse_cifar_pickle, "data_batch_1")])
+def test_batch_roundtrip(write, parse, name):
+    """Both CIFAR-10 formats (binary records, restricted-unpickled dict) give back what was written."""
     x, y = tiny_arrays(20, (3, 32, 32))
-    xr, yr = parse_cifar_bin(cifar_bin_bytes(x, y), "b.bin", expected_records=20)
+    xr, yr = parse(write(x, y), name, expected_records=20)
     np.testing.assert_array_equal(xr, x)
     np.testing.assert_array_equal(yr, y)
 
@@ -60,13 +63,6 @@ def test_binary_label_out_of_range():
     y[3] = 200
     with pytest.raises(DataError, match=r"b\.bin: label 200 at index 3 is outside 0..9"):
         parse_cifar_bin(cifar_bin_bytes(x, y), "b.bin", expected_records=20)
-
-
-def test_pickle_batch_roundtrip():
-    x, y = tiny_arrays(20, (3, 32, 32))
-    xr, yr = parse_cifar_pickle(cifar_pickle_bytes(x, y), "data_batch_1", expected_records=20)
-    np.testing.assert_array_equal(xr, x)
-    np.testing.assert_array_equal(yr, y)
 
 
 def test_pickle_label_count_and_range():
