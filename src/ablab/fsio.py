@@ -60,7 +60,15 @@ def sqlite_error_message(e: sqlite3.Error, path: str | Path | None = None) -> st
 
 
 def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    """The process umask: read from /proc on Linux (no side effect); elsewhere set and put straight back
+    (the only portable way to read it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 

@@ -158,7 +158,6 @@ def prepare(x: Any, y: Any, test: tuple[Any, Any] | None = None, *, classes: Seq
     return Prepared(xt, yt, xs, ys, classes, stored, full_info)
 
 
-
 # ------------------------------------------------------------------------------ torch datasets
 
 

@@ -47,6 +47,7 @@ class CellSummary:
     diverged: list[str] = field(default_factory=list)  # labels of diverged runs, with where
     description: str = ""
     changed: str = ""  # what the variant changes against the base config ("what changed" line)
+    n_val: int | None = None  # validation-set size of the runs
 
     @property
     def n(self) -> int:
@@ -157,7 +158,6 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
     order = list(cell_index) + sorted({r.cell for r in runs} - set(cell_index))
     run_rows: list[dict[str, Any]] = []
     versions: dict[str, str] = {}
-    n_val_of: dict[str, int | None] = {}  # validation-set size per cell (for the one-run interval)
     for name in order:
         cruns = [r for r in runs if r.cell == name]
         if not cruns and name not in cell_index:
@@ -167,15 +167,14 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
             counts[r.status] = counts.get(r.status, 0) + 1
         per_seed: dict[int, dict[str, float | None]] = {}
         done = [r for r in cruns if r.status == "done"]
-        n_test = None
+        n_test = n_val = None
         diverged = []
-        n_val_of[name] = None
         for r in cruns:
             m = run_metrics(epochs[r.id], r.result)
             if r.status == "done":
                 per_seed[r.seed] = m
                 n_test = n_test or (r.result or {}).get("info", {}).get("n_test")
-                n_val_of[name] = n_val_of[name] or (r.result or {}).get("info", {}).get("n_val")
+                n_val = n_val or (r.result or {}).get("info", {}).get("n_val")
                 versions.update(r.versions or {})
             if r.status == "diverged":
                 d = r.diverged or {}
@@ -201,7 +200,7 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
         c = cell_index.get(name, {"variant": cruns[0].variant if cruns else name, "point": {}})
         cells.append(CellSummary(name, c["variant"], c["point"], counts, metrics, per_seed, curves,
                                  int(n_test) if n_test else None, binomial, diverged,
-                                 descriptions.get(c["variant"], "")))
+                                 descriptions.get(c["variant"], ""), n_val=int(n_val) if n_val else None))
 
     by_name = {c.cell: c for c in cells}
     comps: list[Comparison] = []
@@ -220,7 +219,7 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
     adjusted = holm([c.test.p for c in comps])
     for c, p in zip(comps, adjusted, strict=True):
         c.p_holm = p
-        c.sentence = sentence(c, confidence, *_one_run_interval(by_name[c.reference], metric, n_val_of, confidence))
+        c.sentence = sentence(c, confidence, *_one_run_interval(by_name[c.reference], metric, confidence))
     changed = what_changed(info, runs)
     for cell in cells:
         cell.changed = changed.get(cell.variant, "")
@@ -320,16 +319,15 @@ def pts(x: float) -> str:
     return f"{100 * x:+.2f}"
 
 
-def _one_run_interval(ref: CellSummary, metric: str, n_val_of: dict[str, int | None],
-                      confidence: float) -> tuple[tuple[float, float] | None, str]:
+def _one_run_interval(ref: CellSummary, metric: str, confidence: float) -> tuple[tuple[float, float] | None, str]:
     """The exact binomial interval of one run's accuracy on the set the metric is measured on (the
     validation set for val_acc / best_val_acc, else the test set), and that set's name."""
     if metric not in ("val_acc", "best_val_acc"):
         return ref.binomial, "test"
-    n_val, mean = n_val_of.get(ref.cell), ref.metrics[metric].mean
-    if not n_val or math.isnan(mean):
+    mean = ref.metrics[metric].mean
+    if not ref.n_val or math.isnan(mean):
         return None, "validation"
-    return clopper_pearson(round(mean * n_val), int(n_val), confidence), "validation"
+    return clopper_pearson(round(mean * ref.n_val), ref.n_val, confidence), "validation"
 
 
 def sentence(c: Comparison, confidence: float, binomial: tuple[float, float] | None, split: str = "test") -> str:

@@ -379,12 +379,10 @@ def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None,
                               "reloaded from its config; pass it: evaluate_checkpoint(path, dataset=ds)")
     else:
         ds = load_dataset_for(config.replace(data_dir=str(data_dir)) if data_dir else config)
-    recorded_ds = trained_on
-    if dataset is None and recorded_ds and (recorded_ds.get("name") != ds.name
-                                            or tuple(recorded_ds["input_shape"]) != ds.input_shape):
-        raise CheckpointError(f"{folder / META}: config.dataset {config.dataset!r} gives {ds.name} "
-                              f"{'x'.join(map(str, ds.input_shape))}, but the model was trained on "
-                              f"{recorded_ds.get('name')} {'x'.join(map(str, recorded_ds['input_shape']))}")
+        if trained_on and (trained_on.get("name") != ds.name or tuple(trained_on["input_shape"]) != ds.input_shape):
+            raise CheckpointError(f"{folder / META}: config.dataset {config.dataset!r} gives {ds.name} "
+                                  f"{'x'.join(map(str, ds.input_shape))}, but the model was trained on "
+                                  f"{trained_on.get('name')} {'x'.join(map(str, trained_on['input_shape']))}")
     if len(norm["mean"]) != ds.input_shape[0]:
         raise CheckpointError(f"{folder / META}: normalization.mean: expected {ds.input_shape[0]} value(s), one per "
                               f"input channel of {ds.name}, got {len(norm['mean'])}")
