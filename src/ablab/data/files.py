@@ -166,10 +166,6 @@ def _npy_header(zf: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dtyp
         return tuple(shape), dtype
 
 
-def _npy_shape(zf: zipfile.ZipFile, key: str) -> tuple[int, ...]:
-    return _npy_header(zf, key)[0]
-
-
 def _check_npz_size(path: Path) -> None:
     """The arrays' sizes from their .npy headers, against the memory budget, before any is read (a
     compressed .npz of zeros can inflate to far more than its file size)."""
@@ -215,9 +211,9 @@ def source_sizes(name: str) -> tuple[int, int, tuple[int, int, int]]:
     elif kind == "npz":
         with zipfile.ZipFile(path) as zf:
             names = {n.removesuffix(".npy") for n in zf.namelist()}
-            x_shape = _npy_shape(zf, "x_train")
+            x_shape = _npy_header(zf, "x_train")[0]
             n_train, shape = x_shape[0], _sample_shape(x_shape, f"npz:{path}")
-            n_test = _npy_shape(zf, "x_test")[0] if "x_test" in names else 0
+            n_test = _npy_header(zf, "x_test")[0][0] if "x_test" in names else 0
     else:
         from PIL import Image
 
