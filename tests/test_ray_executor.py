@@ -360,7 +360,8 @@ epochs = 4
 @pytest.mark.ray
 def test_ray_worker_killed_mid_epoch_resumes_from_its_last_epoch(tmp_path, ray_session):
     """Epoch-level resume through Ray without a shared filesystem: each epoch's state streams to the
-    driver, the retry (another worker) continues after epoch 2 and ends exactly as an uninterrupted run."""
+    driver, the retry (another worker) continues after the last epoch it received and ends exactly as an
+    uninterrupted run."""
     from ablab.study.ray_executor import RayExecutor
     from ablab.train import TrainConfig, fit
 
@@ -369,7 +370,10 @@ def test_ray_worker_killed_mid_epoch_resumes_from_its_last_epoch(tmp_path, ray_s
     out = run_study(s, tmp_path, executor=ex)
     assert out.failed == [] and out.counts == {"done": 3} and ex.killed is not None
     second = [k for k, _ in ex.seen].index("start", 1)
-    assert ex.seen[second + 1] == ("resume", 2)  # not from epoch 1
+    # the retry resumes from the last epoch the killed attempt delivered: epoch 2, where the kill was sent,
+    # or epoch 3 when that epoch finished and streamed to the driver before the SIGKILL landed
+    last = max(e for k, e in ex.seen[:second] if k == "epoch")
+    assert last in (2, 3) and ex.seen[second + 1] == ("resume", last)  # never from epoch 1
     with Store(tmp_path) as store:
         long = {r.label: r for r in store.runs()}["long/seed0"]
         epochs = store.epochs(long.id)
