@@ -16,9 +16,9 @@ import statistics
 import time
 from pathlib import Path
 
+from ablab.data.catalog import get_spec
 from ablab.data.idx import read_idx_bytes
 from ablab.data.locate import locate, not_found_error
-from ablab.data.registry import get_spec
 from ablab.data.verify import idx_data_bytes
 
 

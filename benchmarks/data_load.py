@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from ablab.data import augment, clear_cache, load_dataset
+from ablab.data.catalog import get_spec
 from ablab.data.locate import locate
-from ablab.data.registry import get_spec
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:

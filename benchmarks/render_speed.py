@@ -13,7 +13,7 @@ import time
 from rich.console import Console
 
 from ablab.calc import render
-from ablab.calc.summary import summary
+from ablab.sizeup import summary
 
 
 def spec(rows: int) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ablab.calc import Conventions, summary
+from ablab.calc import Conventions
 from ablab.calc.memory import human_bytes
 from ablab.calc.shapes import same_padding
+from ablab.sizeup import summary
 from ablab.spec import SpecError
 
 # 3x200x300 RGB image; three stride-2 SAME convs; this is the README's second example

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ablab.calc import lint_spec, summary
-from ablab.presets import get_preset, list_presets
+from ablab.calc import lint_spec
+from ablab.models.presets import get_preset, list_presets
+from ablab.sizeup import summary
 from ablab.spec import parse_spec
 
 

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ablab.calc import summary
 from ablab.calc.conversions import flop_counter_flops, fvcore_flops, torchinfo_mult_adds
 from ablab.calc.shapes import resolve
 from ablab.models import build, count_params, output_shapes
-from ablab.presets import get_preset, list_presets
+from ablab.models.presets import get_preset, list_presets
+from ablab.sizeup import summary
 from ablab.spec import Spec, SpecError, parse_spec
 
 PRESETS = [*list_presets(), "mlp:300,100,10"]

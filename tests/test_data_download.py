@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ablab.data import DataError, download_file, fetch, load_dataset, unregister_dataset, verify_dataset
-from ablab.data.registry import DatasetSpec, register_dataset
+from ablab.data.catalog import DatasetSpec, register_dataset
 from ablab.data.testing import isolate, tiny_cifar_batches, tiny_cifar_spec, write_cifar_archive, write_tiny_idx
 
 

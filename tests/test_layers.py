@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from ablab.calc import summary
 from ablab.calc.shapes import resolve
 from ablab.layers import LAYERS, get_layer, grammar_kinds, layer_from_module, list_layers, torch_index
 from ablab.models import build, count_params
 from ablab.reference.model import NumpyModel
+from ablab.sizeup import summary
 from ablab.spec import Spec, SpecError, parse_spec
 
 # one spec per kind, ending in that kind (a new kind must add its line here: the test below says so)

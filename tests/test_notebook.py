@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from torch import nn
 
 import ablab
+from ablab.api import progress as progress_mod
+from ablab.api import scope_css
 from ablab.cli import cli
-from ablab.notebook import progress as progress_mod
-from ablab.notebook import scope_css
 from ablab.study.studyfile import parse_study
 
 CFG = ablab.TrainConfig(model="mlp:16,10", dataset="synthetic:n=300,test=100", epochs=2, threads=1)

@@ -210,12 +210,12 @@ def test_study_on_a_module_with_model_args_variants(tmp_path):
     from ablab.store import Store
     from ablab.study.executor import LocalExecutor
     from ablab.study.runner import run_study
-    from ablab.study.studyfile import load_study
+    from ablab.study.studyfile import read_study
 
     f = HERE / "own_study.toml"  # next to tests/models: the reference is relative to the study file
     f.write_text(STUDY)
     try:
-        study = load_study(f)
+        study = read_study(f)
     finally:
         f.unlink()
     assert study.base["model"] == f"{MYMODEL.resolve()}:LeNet5V1"
@@ -229,10 +229,10 @@ def test_study_on_a_module_with_model_args_variants(tmp_path):
 
 def test_study_dry_run_on_a_module_traces_its_cost(tmp_path):
     from ablab.study.cost import estimate
-    from ablab.study.studyfile import load_study
+    from ablab.study.studyfile import read_study
 
     f = _write(tmp_path / "own.toml", STUDY.replace("models/mymodel.py", str(MYMODEL)))
-    costs = estimate(load_study(f), tmp_path / "out", measure=True)
+    costs = estimate(read_study(f), tmp_path / "out", measure=True)
     assert [c.label for c in costs] == ["baseline/seed0", "bn/seed0", "baseline/seed1", "bn/seed1"]
     assert {c.macs for c in costs} == {416_520}  # the module's forward, traced as `ablab summary` does
     assert all(c.seconds and c.seconds > 0 for c in costs)

@@ -407,12 +407,12 @@ def test_ray_runs_a_study_of_your_own_module(tmp_path, ray_session):
     """The model reference (made absolute by the study loader) is imported on the Ray workers; each
     variant's model_args reach its runs, and the results equal the local executor's."""
     from ablab.study.ray_executor import RayExecutor
-    from ablab.study.studyfile import load_study
+    from ablab.study.studyfile import read_study
 
     f = Path(__file__).parent / "own_ray_study.toml"  # next to tests/models: the reference is relative to it
     f.write_text(OWN_MODEL)
     try:
-        s = load_study(f)
+        s = read_study(f)
     finally:
         f.unlink()
     ray_out = run_study(s, tmp_path / "ray", executor=RayExecutor())

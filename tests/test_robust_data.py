@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from ablab.cli import cli
 from ablab.data import DataError
+from ablab.data.catalog import get_spec
 from ablab.data.cifar import parse_cifar_pickle
-from ablab.data.registry import get_spec
 
 GB = 1 << 30
 FASHION = Path("/usr/share/datasets/fashion-mnist")

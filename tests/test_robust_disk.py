@@ -117,7 +117,7 @@ def test_disk_full_while_writing_the_report_leaves_no_partial_file(tiny_disk, tm
 def test_simulated_enospc_removes_the_partial_file(tmp_path, monkeypatch):
     """Without a mount: the PNG write fails half-way with ENOSPC; the error names the file, no partial
     file stays."""
-    import ablab.fsio
+    import ablab.writing
 
     study = _finished_study(tmp_path)
     real_fsync = os.fsync
@@ -128,7 +128,7 @@ def test_simulated_enospc_removes_the_partial_file(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(ablab.fsio.os, "fsync", fsync)
+    monkeypatch.setattr(ablab.writing.os, "fsync", fsync)
     res = CliRunner().invoke(cli, ["study", "report", str(study)])
     assert res.exit_code == 2, res.output
     assert res.output.strip() == (f"error: {study / 'report' / 'figures' / 'overview.png'}: disk full: no space left "
@@ -141,7 +141,7 @@ def test_atomic_writes_get_the_usual_permissions_not_owner_only(tmp_path):
     written with open() — 0644 under the usual umask 022, 0640 under 027."""
     import stat
 
-    from ablab.fsio import usual_mode, write_atomic
+    from ablab.writing import usual_mode, write_atomic
 
     old = os.umask(0o022)
     try:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from ablab.cli import cli
 from ablab.study.expand import expand
-from ablab.study.studyfile import DEFAULT_MAX_RUNS, StudyError, load_study, parse_study
+from ablab.study.studyfile import DEFAULT_MAX_RUNS, StudyError, parse_study, read_study
 
 BASE = """\
 [study]
@@ -88,7 +88,7 @@ def test_limit_is_raised_by_flag_or_key_and_checked_by_expand(tmp_path):
     assert len(expand(parse_study(text.replace('name = "s"', 'name = "s"\nmax_runs = 18')))) == 18
     f = tmp_path / "s.toml"
     f.write_text(text.replace('name = "s"', 'name = "s"\nmax_runs = 10'))
-    assert len(expand(load_study(f, max_runs=20))) == 18  # the flag wins over the file
+    assert len(expand(read_study(f, max_runs=20))) == 18  # the flag wins over the file
     res = CliRunner().invoke(cli, ["study", "run", str(f), "--dry-run", "--no-measure", "--max-runs", "5"])
     assert "more than the limit of 5" in one_error(res)
     s = parse_study(BASE)
@@ -141,7 +141,7 @@ def test_dry_run_counts_follow_the_splitter(dataset, val_fraction, limit):
     fashion-mnist with limit=1000 where the split gives 111 / 1,000)."""
     import torch
 
-    from ablab.data.registry import get_spec
+    from ablab.data.catalog import get_spec
     from ablab.data.split import split_indices
     from ablab.study.cost import sample_counts
     from ablab.train.config import TrainConfig

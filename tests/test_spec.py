@@ -6,8 +6,9 @@ import sys
 import pytest
 
 from ablab.calc.shapes import resolve, same_padding
-from ablab.presets import list_presets
-from ablab.spec import Conv2d, Spec, SpecError, load_spec, parse_shape, parse_spec
+from ablab.models.presets import list_presets
+from ablab.models.source import load_spec
+from ablab.spec import Conv2d, Spec, SpecError, parse_shape, parse_spec
 
 
 def test_lenet5_parses_to_its_layers_and_round_trips():

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from ablab.cli import cli
 from ablab.errors import UserError
 from ablab.layers.values import MAX_SIZE
+from ablab.models.source import load_spec
 from ablab.reference.autodiff import GraphError, evaluate, parse_graph_json, parse_graph_text
-from ablab.spec import Spec, SpecError, load_spec, parse_shape, parse_spec
+from ablab.spec import Spec, SpecError, parse_shape, parse_spec
 
 HUGE = "9" * 400
 
@@ -178,7 +179,7 @@ def test_input_given_hxwxc_warns_with_the_likely_cxhxw() -> None:
 def test_table_of_10000_layers_is_linear() -> None:
     """The table is drawn without rich's per-cell layout: 10,000 layers in well under the 25 s it took."""
     from ablab.calc import render
-    from ablab.calc.summary import summary
+    from ablab.sizeup import summary
 
     s = summary("input(8) " + " ".join(["linear(8) relu"] * 5_000))
     t = time.perf_counter()
@@ -199,7 +200,7 @@ def test_the_linear_table_is_rich_s_table_character_for_character(model: str, wi
     from rich.console import Console
 
     from ablab.calc import render
-    from ablab.calc.summary import summary
+    from ablab.sizeup import summary
 
     s = summary(model)
     lines = render.table_lines(s, width)

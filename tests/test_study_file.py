@@ -8,7 +8,7 @@ import pytest
 
 from ablab.study.cost import estimate
 from ablab.study.expand import comparisons, expand
-from ablab.study.studyfile import StudyError, find_line, list_study_presets, load_study, parse_study
+from ablab.study.studyfile import StudyError, find_line, list_study_presets, parse_study, read_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,25 +113,25 @@ def test_no_variants_means_one_baseline():
 
 def test_unknown_preset_suggests():
     with pytest.raises(StudyError, match="did you mean 'mlp-sweeps'"):
-        load_study("mlp-sweep")
+        read_study("mlp-sweep")
 
 
 @pytest.mark.parametrize("name", ["fashion-regularization", "fashion-regularization-classic", "mlp-sweeps",
                                   "cifar-lenet", "fashion-small-best"])
 def test_every_preset_parses_and_dry_runs(name, tmp_path):
     assert name in list_study_presets()
-    s = load_study(name)
+    s = read_study(name)
     assert s.name == name and s.source == f"preset {name}"
     runs = expand(s)
     costs = estimate(s, tmp_path / "none", measure=False)
     assert len(costs) == len(runs) and all(c.train_flops > 0 and c.status == "new" for c in costs)
     # one folder: the packaged file is the one the repository holds
     path = ROOT / "src" / "ablab" / "studies" / f"{name}.toml"
-    assert path.read_text() == s.text and load_study(path).name == name
+    assert path.read_text() == s.text and read_study(path).name == name
 
 
 def test_fashion_regularization_is_the_issue_study():
-    s = load_study("fashion-regularization")
+    s = read_study("fashion-regularization")
     runs = expand(s)
     assert len(runs) == 20 and s.seeds == (0, 1, 2, 3, 4)
     assert {v.name for v in s.variants} == {"baseline", "dropout", "weight-decay", "batchnorm"}
@@ -149,16 +149,16 @@ def test_presets_are_listed_in_the_packaged_folder():
 
 
 def test_classic_and_small_best_presets():
-    classic, modern = load_study("fashion-regularization-classic"), load_study("fashion-regularization")
+    classic, modern = read_study("fashion-regularization-classic"), read_study("fashion-regularization")
     assert classic.base["model"] == "lenet5" and modern.base["model"] == "lenet5-modern"
     assert {k: v for k, v in classic.base.items() if k != "model"} == {k: v for k, v in modern.base.items()
                                                                        if k != "model"}
     assert [v.overrides for v in classic.variants] == [v.overrides for v in modern.variants]
-    small = load_study("fashion-small-best")
+    small = read_study("fashion-small-best")
     assert small.metric == "best_val_acc" and len(small.seeds) == 5  # chosen on validation, 5 seeds
     cost = estimate(small, measure=False)[0]
     assert cost.macs == 1_985_408
-    from ablab.calc.summary import summarize_spec
+    from ablab.sizeup import summarize_spec
     from ablab.spec import parse_spec
 
     assert summarize_spec(parse_spec(small.base["model"]), (1, 28, 28)).totals.params == 89_722  # <= 100,000

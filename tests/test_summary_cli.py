@@ -117,7 +117,7 @@ for args in ({args}):
         cli.main(args=list(args), prog_name="ablab", standalone_mode=False)
     except SystemExit:
         pass
-from ablab.calc import summary
+from ablab.sizeup import summary
 summary("lenet5").render(explain=True)
 print("torch" in sys.modules)
 """

@@ -15,8 +15,9 @@ from click.testing import CliRunner
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ablab.calc import Conventions, summary
+from ablab.calc import Conventions
 from ablab.cli import cli
+from ablab.sizeup import summary
 
 sys.path.insert(0, str(Path(__file__).parent / "models"))
 import mymodel  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ablab.data import load_dataset
-from ablab.spec import load_spec
+from ablab.models.source import load_spec
 from ablab.train import (
     CheckpointError,
     ConfigError,

@@ -15,27 +15,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ablab.errors import UserError
-from ablab.spec import Spec, SpecError, load_spec, parse_shape, parse_spec
-
-__version__ = "0.1.0"
+from ablab.models.source import load_spec
+from ablab.spec import Spec, SpecError, parse_shape, parse_spec
+from ablab.version import __version__
 
 # name -> module holding it; imported on first attribute access so `import ablab` stays torch-free
 _LAZY = {
-    "summary": "ablab.calc.summary",
-    "Summary": "ablab.calc.summary",
+    "summary": "ablab.sizeup",
+    "Summary": "ablab.sizeup",
     "TrainConfig": "ablab.train.config",
-    "fit": "ablab.notebook",
-    "run_study": "ablab.notebook",
-    "load_study": "ablab.notebook",
-    "StudyResult": "ablab.notebook",
+    "fit": "ablab.api",
+    "run_study": "ablab.api",
+    "load_study": "ablab.api",
+    "StudyResult": "ablab.api",
     "RunResult": "ablab.train.trainer",
     "Dataset": "ablab.data.dataset",
 }
 
 if TYPE_CHECKING:
-    from ablab.calc.summary import Summary, summary
+    from ablab.api import StudyResult, fit, load_study, run_study
     from ablab.data.dataset import Dataset
-    from ablab.notebook import StudyResult, fit, load_study, run_study
+    from ablab.sizeup import Summary, summary
     from ablab.train.config import TrainConfig
     from ablab.train.trainer import RunResult
 

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ablab.fsio import sqlite_error_message
 from ablab.storefile import (
     EPOCH_COLUMNS,
     FINISHED,
@@ -45,6 +44,7 @@ from ablab.storefile import (
     check_store,
     connect_readonly,
 )
+from ablab.writing import sqlite_error_message
 
 __all__ = ["EPOCH_COLUMNS", "FINISHED", "SCHEMA_VERSION", "STATUSES", "STORE_NAME", "RunRow", "Store", "StoreError",
            "find_stores"]

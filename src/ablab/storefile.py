@@ -16,8 +16,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ablab.errors import UserError
-from ablab.fsio import sqlite_error_message
 from ablab.metrics import EPOCH_METRICS
+from ablab.writing import sqlite_error_message
 
 STORE_NAME = "study.sqlite"
 SCHEMA_VERSION = 1

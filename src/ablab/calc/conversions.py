@@ -19,7 +19,7 @@ test oracles only, never imported here). ``s`` is a :class:`Summary` whose MACs 
 
 from __future__ import annotations
 
-from ablab.calc.summary import Summary
+from ablab.calc.result import Summary
 
 
 def flop_counter_flops(s: Summary) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ablab.calc.shapes import Resolved, fmt_shape, resolve
 from ablab.layers.values import Shape, SpecError
-from ablab.specs.stack import Spec
+from ablab.spec.stack import Spec
 
 
 @dataclass(frozen=True)

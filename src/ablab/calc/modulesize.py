@@ -3,7 +3,7 @@ call or functional operator, with shapes, parameters (each counted once), MACs/F
 conventions, the bytes backward keeps, the receptive field along the real data flow, a data-flow lint,
 the operators without a cost formula (named), and the training FLOPs of a step.
 
-``ablab.calc.summary.summarize_module`` assembles these parts into the same :class:`Summary` a spec gets.
+``ablab.sizeup.summarize_module`` assembles these parts into the same :class:`Summary` a spec gets.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The size-up result: one ``LayerSummary`` row per layer, ``Totals``, and the ``Summary`` that holds
-them (its ``to_dict()`` is the JSON of ``ablab summary --json``, see ``ablab.calc.summary``);
+them (its ``to_dict()`` is the JSON of ``ablab summary --json``, see ``ablab.sizeup``);
 ``assemble`` builds it from resolved layers and their costs, for specs and for user modules alike.
 """
 
@@ -14,10 +14,10 @@ from typing import Any
 from ablab.calc.lint import Finding, lint
 from ablab.calc.memory import Memory, both_units, dtype_bytes, memory, optimizer_states
 from ablab.calc.receptive import receptive_fields
+from ablab.display import SummaryDisplay
 from ablab.layers.base import Resolved
 from ablab.layers.placed import Conventions, Field, LayerCost, fmt_shape, prod
 from ablab.layers.values import Shape, SpecError
-from ablab.notebook.display import SummaryDisplay
 
 
 @dataclass(frozen=True)

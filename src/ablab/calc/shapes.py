@@ -9,7 +9,7 @@ from __future__ import annotations
 from ablab.layers.base import Resolved
 from ablab.layers.placed import conv_out, fmt_shape, pool_out, same_padding
 from ablab.layers.values import Shape, SpecError
-from ablab.specs.stack import Spec
+from ablab.spec.stack import Spec
 
 Pairs = tuple[tuple[int, int], ...]
 

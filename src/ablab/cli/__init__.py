@@ -69,11 +69,11 @@ class LazyGroup(click.Group):
             sys.stderr.close()
             ctx.exit(1)
         except OSError as e:
-            from ablab.fsio import os_error_message
+            from ablab.writing import os_error_message
 
             message = os_error_message(e)
         except sqlite3.Error as e:
-            from ablab.fsio import sqlite_error_message
+            from ablab.writing import sqlite_error_message
 
             message = sqlite_error_message(e)
         except RecursionError:

@@ -74,11 +74,11 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
     from pathlib import Path
 
     from ablab.study.runner import default_out_dir
-    from ablab.study.studyfile import load_study
+    from ablab.study.studyfile import read_study
     from ablab.study.validate import validate_study
 
     console = _console()
-    s = load_study(file, max_runs=max_runs)
+    s = read_study(file, max_runs=max_runs)
     validate_study(s)  # a study that could only fail stops here: exit 2, nothing created
     out = Path(out_dir) if out_dir else default_out_dir(s)
     if address is not None and executor_name != "ray":
@@ -274,9 +274,9 @@ def plan_cmd(study: str, effect: float, target: float, out_dir: str | None) -> N
 
     where = Path(study)
     if not where.is_dir():  # a study file or preset name: the folder it ran into
-        from ablab.study.studyfile import default_out_dir, load_study
+        from ablab.study.studyfile import default_out_dir, read_study
 
-        where = Path(out_dir) if out_dir else default_out_dir(load_study(study))
+        where = Path(out_dir) if out_dir else default_out_dir(read_study(study))
         if not where.is_dir():
             raise UserError(f"{where}: no such study folder; run 'ablab study run {study}' first (a pilot with "
                             "2 or more seeds is enough), or give the folder with --out")
@@ -299,13 +299,13 @@ def presets_cmd(show: str | None) -> None:
       ablab study presets
       ablab study presets --show mlp-sweeps
     """
-    from ablab.study.studyfile import list_study_presets, load_study, resolve_study_path
+    from ablab.study.studyfile import list_study_presets, read_study, resolve_study_path
 
     if show is not None:
         click.echo(resolve_study_path(show.removesuffix(".toml") if "/" not in show else show)[1], nl=False)
         return
     for name in list_study_presets():
-        s = load_study(name)
+        s = read_study(name)
         n = len(s.seeds) * len(s.variants) * math.prod(len(v) for _, v in s.grid)
         click.echo(f"{name:31s} {n:4d} runs  {s.description.splitlines()[0] if s.description else ''}")
 

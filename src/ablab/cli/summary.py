@@ -1,4 +1,4 @@
-"""``ablab summary``: parse the flags, call ``ablab.calc.summary.summary``, print a table or JSON.
+"""``ablab summary``: parse the flags, call ``ablab.sizeup.summary``, print a table or JSON.
 
 No torch import on this path: a spec, a preset or a spec file is sized up in pure Python.
 """
@@ -57,9 +57,9 @@ def summary(model: str, model_args: tuple[str, ...], input_shape: str | None, ba
       ablab summary mymodel.py:LeNet5V1 --input 1x28x28 --model-arg use_batch_norm=true
     """
     from ablab.calc.costs import Conventions
-    from ablab.calc.summary import summary as size_up
     from ablab.cli.keys import flags
     from ablab.models.resolve import is_reference, parse_model_args
+    from ablab.sizeup import summary as size_up
 
     conv = Conventions(dot=dot, bias=bias_flops, pooling=pool_flops, activation=act_flops, norm=norm_flops)
     target: object = model

@@ -11,8 +11,8 @@ verified), a synthetic one generated in memory, and your own (tensors, torch dat
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ablab.data.catalog import DatasetSpec, get_spec, list_datasets, register_dataset, unregister_dataset
 from ablab.data.errors import DataError
-from ablab.data.registry import DatasetSpec, get_spec, list_datasets, register_dataset, unregister_dataset
 
 # The rest imports torch: loaded on first use, so the registry (and a study's --dry-run) stays torch-free.
 _LAZY = {

@@ -27,9 +27,9 @@ import numpy as np
 from ablab.data.locate import user_cache_dir
 
 if TYPE_CHECKING:
+    from ablab.data.catalog import DatasetSpec
     from ablab.data.dataset import Split
     from ablab.data.locate import Found
-    from ablab.data.registry import DatasetSpec
 
 ENV_OFF = "ABLAB_NO_DATA_CACHE"
 FORMAT = 1

@@ -20,12 +20,12 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from ablab.data.catalog import CifarFiles, DataFile, DatasetSpec, IdxFiles, get_spec
 from ablab.data.cifar import BIN_DIR, max_batch_bytes, read_archive_members
 from ablab.data.errors import DataError
 from ablab.data.locate import Found, find_in_dir, locate, target_dir
-from ablab.data.registry import CifarFiles, DataFile, DatasetSpec, IdxFiles, get_spec
 from ablab.data.verify import MANIFEST, check_file, content_limit, verify_found
-from ablab.fsio import usual_mode
+from ablab.writing import usual_mode
 
 CHUNK = 1 << 20  # bytes per read: 1 MiB
 TIMEOUT_S = 30.0  # seconds without data before a download is abandoned

@@ -20,12 +20,12 @@ import torch
 
 from ablab.data import cache as decoded_cache
 from ablab.data import synthetic
+from ablab.data.catalog import CifarFiles, DatasetSpec, IdxFiles, get_spec
 from ablab.data.cifar import max_batch_bytes, parse_cifar_bin, parse_cifar_pickle, read_archive_members
 from ablab.data.dataset import Dataset, Split, assemble, check_split_args
 from ablab.data.errors import DataError
 from ablab.data.idx import check_pair, parse_images, parse_labels, read_file_bytes, read_idx_bytes
 from ablab.data.locate import Found, locate, not_found_error
-from ablab.data.registry import CifarFiles, DatasetSpec, IdxFiles, get_spec
 from ablab.data.verify import (
     MANIFEST,
     Check,

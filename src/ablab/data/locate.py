@@ -16,9 +16,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ablab.data.catalog import CifarFiles, DatasetSpec, IdxFiles
 from ablab.data.cifar import BIN_DIR, PY_DIR
 from ablab.data.errors import DataError
-from ablab.data.registry import CifarFiles, DatasetSpec, IdxFiles
 
 DATA_ENV = "ABLAB_DATA"
 # system-wide dataset roots, searched last; tests replace this list

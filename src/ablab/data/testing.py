@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from ablab.data import locate as _locate
+from ablab.data.catalog import CifarFiles, DataFile, DatasetSpec, IdxFiles, register_dataset
 from ablab.data.idx import write_idx
-from ablab.data.registry import CifarFiles, DataFile, DatasetSpec, IdxFiles, register_dataset
 
 IDX_NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}

@@ -12,11 +12,11 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ablab.data.catalog import CifarFiles, DataFile, DatasetSpec, IdxFiles
 from ablab.data.errors import DataError
 from ablab.data.idx import CHUNK, open_content
 from ablab.data.locate import Found
-from ablab.data.registry import CifarFiles, DataFile, DatasetSpec, IdxFiles
-from ablab.files import read_utf8
+from ablab.reading import read_utf8
 
 MANIFEST = "SHA256SUMS"
 MAX_MANIFEST_BYTES = 1 << 20  # one line per data file

@@ -14,7 +14,7 @@ from torch import nn
 from ablab.calc.shapes import Resolved, resolve
 from ablab.layers import Shape, torch_modules
 from ablab.layers.mapping import torch_class
-from ablab.specs.stack import Spec
+from ablab.spec.stack import Spec
 
 
 def _module(r: Resolved) -> tuple[nn.Module | None, nn.Module]:

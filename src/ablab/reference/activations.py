@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ablab.reference._util import Array
+from ablab.reference.windows import Array
 
 Forward = Callable[..., tuple[Array, dict[str, Any]]]
 Backward = Callable[[Array, dict[str, Any]], dict[str, Array]]

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ablab.reference._util import Array
+from ablab.reference.windows import Array
 
 
 def _axes(x: Array) -> tuple[int, ...]:

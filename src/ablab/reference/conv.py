@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ablab.reference._util import Array, Pairs, add_windows, ntuple, pad_pairs, windows
+from ablab.reference.windows import Array, Pairs, add_windows, ntuple, pad_pairs, windows
 
 
 def _geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Any, padding: Any,

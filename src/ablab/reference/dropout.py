@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ablab.reference._util import Array
+from ablab.reference.windows import Array
 
 
 def make_mask(shape: tuple[int, ...], p: float, rng: np.random.Generator) -> Array:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ablab.reference._util import Array
+from ablab.reference.windows import Array
 
 NpForward = Callable[..., tuple[Any, dict[str, Any]]]
 NpBackward = Callable[[Any, dict[str, Any]], dict[str, Array]]

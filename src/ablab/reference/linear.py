@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablab.reference._util import Array
+from ablab.reference.windows import Array
 
 
 def forward(x: Array, w: Array, b: Array | None = None) -> tuple[Array, dict[str, Any]]:

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ablab.reference._util import Array
 from ablab.reference.activations import sigmoid
+from ablab.reference.windows import Array
 
 
 def softmax_cross_entropy(logits: Array, target: np.ndarray) -> tuple[float, dict[str, Any]]:

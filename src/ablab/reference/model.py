@@ -26,8 +26,8 @@ from ablab.layers import LAYERS, ReferenceOp
 from ablab.layers.mapping import source
 from ablab.layers.values import Shape, SpecError
 from ablab.reference import losses
-from ablab.reference._util import Array
-from ablab.specs.stack import Spec
+from ablab.reference.windows import Array
+from ablab.spec.stack import Spec
 
 _FILL = {"zeros": np.zeros, "ones": np.ones, "fan_in": np.zeros}
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ablab.reference._util import Array
+from ablab.reference.windows import Array
 
 
 def _rows_forward(x2: Array, eps: float) -> tuple[Array, Array]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ablab.reference._util import Array, add_windows, ntuple, windows
+from ablab.reference.windows import Array, add_windows, ntuple, windows
 
 
 def _setup(x: Array, kernel: Any, stride: Any, padding: Any, ceil_mode: bool

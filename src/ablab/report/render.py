@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ablab.fsio import write_atomic
 from ablab.report import figures
 from ablab.report.analysis import SUMMARY_METRICS, StudyReport, analyze
 from ablab.report.sweeps import best_on_validation, heat_maps, sweep_axes
 from ablab.report.text import SUMMARY_COLUMNS, binomial_line, fmt_interval, fmt_p, human_time, slug, wall_line  # noqa: F401 - re-exported
+from ablab.writing import write_atomic
 
 # ---------------------------------------------------------------- tables as rows
 

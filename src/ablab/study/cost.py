@@ -27,8 +27,8 @@ def sample_counts(config: Any) -> tuple[int, int, int, tuple[int, ...]]:
     """(n_train, n_val, n_test, input shape) of a config's dataset as the run will split it (the
     splitter's own :func:`~ablab.data.split.split_sizes`, ``limit`` included), from the data registry
     or the synthetic options — no loading, no torch."""
+    from ablab.data.catalog import get_spec
     from ablab.data.files import is_source, source_sizes
-    from ablab.data.registry import get_spec
     from ablab.data.split import split_sizes
 
     if is_source(config.dataset):  # your own files: counts and shape from their headers
@@ -52,7 +52,7 @@ def forward_macs(config: Any, input_shape: tuple[int, ...]) -> int:
     from ablab.models.resolve import is_reference
 
     if is_reference(config.model):
-        from ablab.calc.summary import summarize_module
+        from ablab.sizeup import summarize_module
         from ablab.train.model import run_model
 
         return summarize_module(run_model(config, input_shape).model, input_shape).totals.macs

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablab.fsio import write_atomic
 from ablab.store import FINISHED, Store
 from ablab.study.executor import Executor, LocalExecutor, RunEvent, RunSpec, default_workers, wants_gpu
 from ablab.study.expand import PlannedRun, comparisons, expand, grid_points
 from ablab.study.studyfile import METRICS, Study, StudyError, default_out_dir
 from ablab.train import resume
+from ablab.version import __version__
+from ablab.writing import write_atomic
 
 LOCK_NAME = ".lock"
 STUDY_COPY = "study.toml"
@@ -54,17 +55,16 @@ class StudyOutcome:
 def code_version() -> str:
     """``git describe --always --dirty`` of the ablab source tree when it is a checkout, else the
     package version."""
-    import ablab
 
-    src = Path(ablab.__file__).resolve().parent
+    src = Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=src, capture_output=True,
                              text=True, timeout=5, check=False)
         if out.returncode == 0 and out.stdout.strip():
-            return f"ablab {ablab.__version__} ({out.stdout.strip()})"
+            return f"ablab {__version__} ({out.stdout.strip()})"
     except (OSError, subprocess.SubprocessError):
         pass
-    return f"ablab {ablab.__version__}"
+    return f"ablab {__version__}"
 
 
 def study_info(study: Study) -> dict[str, Any]:

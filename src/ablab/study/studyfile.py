@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import UserError
-from ablab.files import read_utf8
 from ablab.metrics import DECIDING_METRICS
+from ablab.reading import read_utf8
 from ablab.registry import did_you_mean
 from ablab.study.tomlpos import find_line
 from ablab.train.config import FIELDS, MAX_SEED, ConfigError, TrainConfig
@@ -120,19 +120,19 @@ def resolve_study_path(name_or_path: str | Path) -> tuple[str, str]:
     name = str(name_or_path).removesuffix(".toml")
     presets = list_study_presets()
     if name in presets:
-        text = resources.files("ablab").joinpath("studies", f"{name}.toml").read_text(encoding="utf-8")
+        text = resources.files("ablab.study").joinpath("presets", f"{name}.toml").read_text(encoding="utf-8")
         return f"preset {name}", text
     hint = did_you_mean(name, presets) or f" (presets: {', '.join(presets)})"
     raise StudyError(f"{name_or_path}: no such study file or preset study{hint}")
 
 
 def list_study_presets() -> list[str]:
-    """Names of the preset studies shipped in ablab/studies/."""
-    folder = resources.files("ablab").joinpath("studies")
+    """Names of the preset studies shipped in ablab/study/presets/."""
+    folder = resources.files("ablab.study").joinpath("presets")
     return sorted(e.name.removesuffix(".toml") for e in folder.iterdir() if e.name.endswith(".toml"))
 
 
-def load_study(name_or_path: str | Path, *, max_runs: int | None = None) -> Study:
+def read_study(name_or_path: str | Path, *, max_runs: int | None = None) -> Study:
     """Parse and validate a study file (path) or preset study (name). ``max_runs`` overrides the
     file's ``[study] max_runs`` (default 10,000): a study expanding past it is refused."""
     source, text = resolve_study_path(name_or_path)

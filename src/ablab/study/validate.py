@@ -80,9 +80,9 @@ def _dataset_shape(config: Any) -> tuple[tuple[int, ...], int | None]:
     """The input shape and class count (None: known only once the files are read) of the config's
     dataset, after checking the name, its options and that its files are present (no reading, no
     download)."""
+    from ablab.data.catalog import get_spec
     from ablab.data.files import is_source
     from ablab.data.locate import locate, not_found_error
-    from ablab.data.registry import get_spec
     from ablab.study.cost import sample_counts
 
     shape = sample_counts(config)[3]  # known name and valid options (synthetic:n=abc is an error)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ablab.errors import UserError
-from ablab.files import read_utf8
+from ablab.reading import read_utf8
 from ablab.train.config import ConfigError, TrainConfig
 
 FORMAT = "ablab-checkpoint"

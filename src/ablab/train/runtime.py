@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ablab.version import __version__
+
 if TYPE_CHECKING:
     from ablab.data.dataset import Split
 
@@ -32,10 +34,9 @@ def set_threads(n: int | None) -> int:
 def versions() -> dict[str, str]:
     import numpy
 
-    import ablab
 
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "ablab": ablab.__version__}
+            "ablab": __version__}
 
 
 @contextmanager

@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ablab.display import RunResultDisplay
 from ablab.errors import UserError
 from ablab.jsonable import jsonable
-from ablab.notebook.display import RunResultDisplay
 from ablab.train import resume
 from ablab.train.config import TrainConfig
 from ablab.train.device import device_info, device_settings, eval_batch_size, resolve_device, rng_devices

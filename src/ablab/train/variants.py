@@ -228,8 +228,8 @@ def insert_dropout(spec: Spec, p: float, placement: str = "fc") -> Spec:
 
 def model_spec(config: TrainConfig, input_shape: tuple[int, ...] | None = None) -> Spec:
     """The spec a run trains: ``config.model`` with the config's batch norm and dropout inserted."""
-    from ablab.presets import is_preset
-    from ablab.spec import load_spec
+    from ablab.models.presets import is_preset
+    from ablab.models.source import load_spec
 
     spec = load_spec(config.model)
     if input_shape is not None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablab.files import load_json, read_utf8
+from ablab.reading import load_json, read_utf8
 from ablab.reference.autodiff.formula import FUNCTIONS, VALUE_FUNCS, evaluate_formula, names_in, parse_formula
 from ablab.reference.autodiff.value import GraphError, Value
 

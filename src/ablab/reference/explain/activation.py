@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ablab.reference._util import Array
 from ablab.reference.explain.document import ExplainError, Explanation
 from ablab.reference.gradcheck import scaled_error
+from ablab.reference.windows import Array
 
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "leaky_relu", "gelu", "softplus", "softmax")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ablab.reference import batchnorm
-from ablab.reference._util import Array
 from ablab.reference.explain.bn_forward import BN_BETA, BN_DY, BN_GAMMA, BN_X, bn_inputs, eps_note
 from ablab.reference.explain.document import ExplainError, Explanation
 from ablab.reference.gradcheck import scaled_error
+from ablab.reference.windows import Array
 
 
 def bn_backward(x: Array | None = None, gamma: Array | None = None, beta: Array | None = None,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ablab.reference import batchnorm
-from ablab.reference._util import Array
 from ablab.reference.explain.document import ExplainError, Explanation
 from ablab.reference.gradcheck import scaled_error
+from ablab.reference.windows import Array
 
 BN_X = [[1.0, 2.0, -1.0], [3.0, 0.0, 0.5], [2.0, 4.0, 1.5], [6.0, 2.0, -1.0]]
 BN_GAMMA = [1.0, 0.5, 2.0]

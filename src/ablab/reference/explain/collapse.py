@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ablab.reference._util import Array
 from ablab.reference.explain.document import ExplainError, Explanation
 from ablab.reference.gradcheck import scaled_error
+from ablab.reference.windows import Array
 
 MAX_WEIGHTS = 100_000  # the example prints every matrix: past this it is neither readable nor quick
 

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from ablab.reference import conv
-from ablab.reference._util import Array
 from ablab.reference.explain.document import ExplainError, Explanation
 from ablab.reference.gradcheck import scaled_error
+from ablab.reference.windows import Array
 
 MAX_PRINT = 40  # the symbolic matrix A is printed only up to this many rows and columns
 MAX_ENTRIES = 1_000_000  # A is built in full (float64 + an int index): 16 MB at this limit

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ablab.reference._util import Array
 from ablab.reference.explain.document import ExplainError
+from ablab.reference.windows import Array
 
 
 def parse_matrix(text: str, flag: str) -> Array:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ablab.files import load_json, read_utf8
+from ablab.reading import load_json, read_utf8
 from ablab.reference.explain.activation import activation
 from ablab.reference.explain.bn_backward import bn_backward
 from ablab.reference.explain.bn_forward import bn_forward
@@ -97,7 +97,7 @@ def _bn_backward(v: _Values, digits: int) -> Explanation:
 
 
 def _conv_matrix(v: _Values, digits: int) -> Explanation:
-    from ablab.specs.stack import parse_shape
+    from ablab.spec.stack import parse_shape
 
     layer = v.get("layer") or ("conv(1,2)", "layer")
     if not isinstance(layer[0], str):

@@ -14,8 +14,9 @@ A spec is an input shape plus an ordered tuple of layers. It is written three wa
 The input shape excludes the batch dimension: ``(C, H, W)`` for 2-d layers, ``(C, L)`` for 1-d,
 ``(F,)`` for a vector. Every layer kind is registered in ``ablab.layers``; ``list_layers()`` names them.
 
-This module is the public import path; the code lives in ``ablab.specs`` (the ``Spec`` value, the
-grammar, resolving MODEL) and ``ablab.layers`` (the kinds).
+This package is the public import path: ``stack`` holds the ``Spec`` value and building layers from
+arguments, ``grammar`` the text form; the kinds live in ``ablab.layers``. Resolving MODEL (a preset, a file
+or a string) is a model-building step and lives in ``ablab.models.source`` (``load_spec``).
 """
 
 from __future__ import annotations
@@ -51,9 +52,8 @@ from ablab.layers import (
     register_layer,
 )
 from ablab.layers.values import Padding, Shape, SpecError
-from ablab.specs.grammar import parse_spec
-from ablab.specs.source import load_spec
-from ablab.specs.stack import Spec, make_layer, parse_shape
+from ablab.spec.grammar import parse_spec
+from ablab.spec.stack import Spec, make_layer, parse_shape
 
 _ConvBase = ConvNd  # the names the variants module still imports
 _PoolBase = PoolNd
@@ -62,6 +62,6 @@ __all__ = [
     "ACTIVATIONS", "GELU", "LAYERS", "WEIGHTED", "Activation", "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d",
     "BatchNorm", "Conv1d", "Conv2d", "ConvNd", "Dropout", "Flatten", "GroupNorm", "Layer", "LayerNorm",
     "LeakyReLU", "Linear", "MaxPool1d", "MaxPool2d", "Padding", "PoolNd", "ReLU", "Shape", "Sigmoid", "Softmax",
-    "Spec", "SpecError", "Tanh", "list_layers", "load_spec", "make_layer", "parse_shape", "parse_spec",
+    "Spec", "SpecError", "Tanh", "list_layers", "make_layer", "parse_shape", "parse_spec",
     "register_layer",
 ]

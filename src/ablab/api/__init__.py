@@ -30,7 +30,7 @@ def fit(config: Any = None, *, dataset: Any = None, callback: Any = None, out_di
     the session is interactive. ``config`` is a TrainConfig (or None: defaults); ``fields`` override
     its fields, e.g. ``ablab.fit(model="lenet5", epochs=1)``. ``dataset``: an ablab Dataset or a torch
     dataset. Returns the :class:`RunResult` (rendered as a table and curves in a notebook)."""
-    from ablab.notebook.progress import FitProgress, is_interactive
+    from ablab.api.progress import FitProgress, is_interactive
     from ablab.train.config import TrainConfig
     from ablab.train.trainer import fit as train_fit
 
@@ -57,15 +57,14 @@ def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | N
     """Run (or resume) a study — a ``Study``, a study file path or a preset name — into ``out_dir``
     (default ``runs/<name>``) and write the same report ``ablab study run`` writes. ``workers=0`` runs
     in this process. Returns the :class:`StudyResult`."""
-    from ablab.notebook.progress import StudyProgress, is_interactive
+    from ablab.api.progress import StudyProgress, is_interactive
     from ablab.report.render import write_report
     from ablab.study.executor import InlineExecutor
     from ablab.study.runner import default_out_dir
     from ablab.study.runner import run_study as runner_run_study
-    from ablab.study.studyfile import Study
-    from ablab.study.studyfile import load_study as load_study_file
+    from ablab.study.studyfile import Study, read_study
 
-    s = study if isinstance(study, Study) else load_study_file(study)
+    s = study if isinstance(study, Study) else read_study(study)
     out = Path(out_dir) if out_dir is not None else default_out_dir(s)
     bar = StudyProgress() if (is_interactive() if progress is None else progress) else None
 
@@ -137,7 +136,7 @@ class StudyResult:
     def to_pandas(self, table: str = "runs") -> Any:
         """``runs`` (one row per run), ``epochs`` (one row per run and epoch), ``summary`` (one row per
         cell: mean, interval, n of every metric) or ``comparisons``; accuracies as fractions."""
-        from ablab.notebook.display import require_pandas
+        from ablab.display import require_pandas
 
         pd = require_pandas()
         if table not in TABLES:

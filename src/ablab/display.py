@@ -62,7 +62,7 @@ def _shape(shape: Sequence[int]) -> str:
 
 
 class SummaryDisplay:
-    """Mixed into ``ablab.calc.summary.Summary``."""
+    """Mixed into ``ablab.sizeup.Summary``."""
 
     def _repr_html_(self) -> str:
         s: Any = self

@@ -31,8 +31,8 @@ from ablab.calc.result import LayerSummary, Summary, Totals, assemble
 from ablab.calc.shapes import resolve
 from ablab.errors import UserError
 from ablab.layers.values import MAX_SIZE, Shape, show
-from ablab.specs.source import load_spec
-from ablab.specs.stack import Spec, parse_shape
+from ablab.models.source import load_spec
+from ablab.spec.stack import Spec, parse_shape
 
 __all__ = ["LayerSummary", "Summary", "Totals", "assemble", "summarize_module", "summarize_spec", "summary"]
 

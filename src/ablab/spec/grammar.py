@@ -14,7 +14,7 @@ from typing import Any
 from ablab.layers import Layer
 from ablab.layers.values import MAX_SIZE, Shape, SpecError
 from ablab.layers.values import shape as check_shape
-from ablab.specs.stack import MAX_LAYERS, Spec, make_layer
+from ablab.spec.stack import MAX_LAYERS, Spec, make_layer
 
 MAX_DEPTH = 8  # tuples inside tuples: padding pairs need 2
 MAX_DIGITS = 30  # an integer literal longer than this cannot be a size (sizes are at most MAX_SIZE)

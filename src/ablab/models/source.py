@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ablab.files import load_json, read_utf8
 from ablab.layers.values import Shape, SpecError
-from ablab.presets import get_preset, is_preset
-from ablab.specs.grammar import parse_spec
-from ablab.specs.stack import Spec
+from ablab.models.presets import get_preset, is_preset
+from ablab.reading import load_json, read_utf8
+from ablab.spec.grammar import parse_spec
+from ablab.spec.stack import Spec
 
 
 def load_spec(source: str | Path, input_shape: Shape | None = None) -> Spec:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from ablab.layers.values import MAX_SIZE, Shape, SpecError, show
 from ablab.registry import Registry
-from ablab.specs.grammar import parse_spec
-from ablab.specs.stack import Spec
+from ablab.spec.grammar import parse_spec
+from ablab.spec.stack import Spec
 
 
 @dataclass(frozen=True)
