@@ -126,7 +126,7 @@ def test_every_preset_parses_and_dry_runs(name, tmp_path):
     costs = estimate(s, tmp_path / "none", measure=False)
     assert len(costs) == len(runs) and all(c.train_flops > 0 and c.status == "new" for c in costs)
     # one folder: the packaged file is the one the repository holds
-    path = ROOT / "src" / "ablab" / "studies" / f"{name}.toml"
+    path = ROOT / "src" / "ablab" / "study" / "presets" / f"{name}.toml"
     assert path.read_text() == s.text and read_study(path).name == name
 
 
@@ -144,7 +144,7 @@ def test_fashion_regularization_is_the_issue_study():
 
 
 def test_presets_are_listed_in_the_packaged_folder():
-    assert set(list_study_presets()) == {p.stem for p in (ROOT / "src" / "ablab" / "studies").glob("*.toml")}
+    assert set(list_study_presets()) == {p.stem for p in (ROOT / "src" / "ablab" / "study" / "presets").glob("*.toml")}
     assert not list((ROOT / "studies").glob("*.toml"))  # no second copy to keep in sync
 
 

@@ -53,13 +53,15 @@ def fit(config: Any = None, *, dataset: Any = None, callback: Any = None, out_di
 
 
 def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | None = None,
-              report: bool = True, progress: bool | None = None, on_event: Any = None) -> StudyResult:
+              executor: Any = "local", address: str | None = None, device: str | None = None,
+              runs_per_gpu: int = 1, report: bool = True, progress: bool | None = None,
+              on_event: Any = None) -> StudyResult:
     """Run (or resume) a study — a ``Study``, a study file path or a preset name — into ``out_dir``
     (default ``runs/<name>``) and write the same report ``ablab study run`` writes. ``workers=0`` runs
-    in this process. Returns the :class:`StudyResult`."""
+    in this process. ``executor``: a registered name (``local``, ``inline``, ``ray`` with ``address``,
+    see :mod:`ablab.study.executor_registry`) or an Executor. Returns the :class:`StudyResult`."""
     from ablab.api.progress import StudyProgress, is_interactive
     from ablab.report.render import write_report
-    from ablab.study.executor import InlineExecutor
     from ablab.study.runner import default_out_dir
     from ablab.study.runner import run_study as runner_run_study
     from ablab.study.studyfile import Study, read_study
@@ -73,8 +75,8 @@ def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | N
             if cb is not None:
                 cb(kind, info)
 
-    outcome = runner_run_study(s, out, workers=workers, executor=InlineExecutor() if workers == 0 else None,
-                               on_event=events)
+    outcome = runner_run_study(s, out, workers=workers, executor=executor, address=address, device=device,
+                               runs_per_gpu=runs_per_gpu, on_event=events)
     result = StudyResult(out, outcome)
     if report:
         result.report_paths = write_report(out)

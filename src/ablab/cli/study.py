@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from ablab.study.executor_registry import EXECUTORS
+
 CTX = {"help_option_names": ["-h", "--help"]}
 
 
@@ -46,9 +48,9 @@ def study() -> None:
               help="--dry-run: time a few training steps of each model for the time estimate (loads torch).")
 @click.option("--report/--no-report", "make_report", default=True, show_default=True,
               help="Write the report when the study is finished.")
-@click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default="local",
-              show_default=True, help="Where runs execute: local worker processes, or Ray tasks "
-              "(needs pip install 'ablab[ray]').")
+@click.option("--executor", "executor_name", type=click.Choice(EXECUTORS.list()), default="local",
+              show_default=True, help="Where runs execute: " + "; ".join(f"{e.name}: {e.help}" for e in
+                                                                          EXECUTORS.values()) + ".")
 @click.option("--address", help="--executor ray: the Ray cluster to join (auto: the one this machine is part "
               "of; ray://HOST:10001); default: start a local Ray instance.")
 @click.option("--max-runs", type=click.IntRange(min=1), default=None,
@@ -73,13 +75,13 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
     """
     from pathlib import Path
 
+    from ablab.study.executor_registry import check_executor
     from ablab.study.runner import default_out_dir
     from ablab.study.studyfile import read_study
     from ablab.study.validate import validate_study
 
     console = _console()
     s = read_study(file, max_runs=max_runs)
-    validate_study(s)  # a study that could only fail stops here: exit 2, nothing created
     out = Path(out_dir) if out_dir else default_out_dir(s)
     if address is not None and executor_name != "ray":
         raise click.UsageError("--address needs --executor ray")
@@ -88,15 +90,13 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
 
         if not DEVICE_PATTERN.fullmatch(device):
             raise click.BadParameter(f"expected auto, cpu, cuda, cuda:N or mps, got {device!r}", param_hint="--device")
+    validate_study(s)  # a study that could only fail stops here: exit 2, nothing created (validated once)
+    check_executor(executor_name, address)  # e.g. Ray not installed: said before the progress bar starts
     if dry_run:
         _dry_run(console, s, out, measure, workers)
         return
-    executor = None
-    if executor_name == "ray":  # see ablab.study.ray_executor (docs/ray.md)
-        from ablab.study.ray_executor import RayExecutor
-
-        executor = RayExecutor(address, workers=workers or None, runs_per_gpu=runs_per_gpu, device=device)
-    _run(console, s, out, workers, make_report, executor, device=device, runs_per_gpu=runs_per_gpu)
+    _run(console, s, out, workers, make_report, executor_name, device=device, runs_per_gpu=runs_per_gpu,
+         address=address)
 
 
 def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None) -> None:
@@ -108,8 +108,8 @@ def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None)
         console.print(item)
 
 
-def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool, executor: Any = None, *,
-         device: str | None = None, runs_per_gpu: int = 1) -> None:
+def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool, executor: str = "local", *,
+         device: str | None = None, runs_per_gpu: int = 1, address: str | None = None) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -120,11 +120,8 @@ def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool,
     )
 
     from ablab.report.text import human_time, wall_line
-    from ablab.study.executor import InlineExecutor
     from ablab.study.runner import run_study
 
-    if executor is None and workers == 0:
-        executor = InlineExecutor()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("epochs"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                         console=console, transient=False)
@@ -150,7 +147,7 @@ def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool,
     try:
         with progress:
             outcome = run_study(s, out, workers=workers, executor=executor, on_event=on_event, device=device,
-                                runs_per_gpu=runs_per_gpu)
+                                runs_per_gpu=runs_per_gpu, address=address, validate=False)
     except KeyboardInterrupt:
         console.print(f"interrupted; finished runs are kept in {out}. Run the same command again to resume.")
         raise SystemExit(130) from None

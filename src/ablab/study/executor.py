@@ -126,6 +126,12 @@ def execute_run(spec: RunSpec, emit: Emit, *, dataset: Any = None,
                                              "traceback": traceback.format_exc()}))
 
 
+def placed_device(override: str | None, configured: str) -> str:
+    """The device a run computes on: ``--device`` (``override``) wins over the run's configured device,
+    except ``None``/``auto``, which leave it as configured. The one rule every executor places by."""
+    return override if override not in (None, "auto") else configured
+
+
 def wants_gpu(device: str) -> bool:
     """A run the executor may place on one of its GPUs: device ``auto`` or ``cuda`` (``cuda:N`` too
     for Ray, whose tasks see only their GPU). ``cpu`` and ``mps`` runs stay as configured."""

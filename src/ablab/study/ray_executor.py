@@ -49,7 +49,16 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import UserError
-from ablab.study.executor import TERMINAL, Executor, RunEvent, RunSpec, default_workers, execute_run, wants_gpu
+from ablab.study.executor import (
+    TERMINAL,
+    Executor,
+    RunEvent,
+    RunSpec,
+    default_workers,
+    execute_run,
+    placed_device,
+    wants_gpu,
+)
 from ablab.study.ray_data import dataset_key, pack_dataset, unpack_dataset
 
 INSTALL_HINT = "pip install 'ablab[ray]'"
@@ -271,7 +280,7 @@ class RayExecutor(Executor):
         attempt = attempts[spec.run_id] = attempts.get(spec.run_id, 0) + 1
         # max_retries=0: a dead worker's run comes back to _finish, which decides about the retry
         options: dict[str, Any] = {"num_cpus": spec.threads, "max_retries": 0, "name": f"ablab {spec.label}"}
-        device = self.device if self.device not in (None, "auto") else str(spec.config.get("device", "auto"))
+        device = placed_device(self.device, str(spec.config.get("device", "auto")))
         if self.gpus and (wants_gpu(device) or device.startswith("cuda:")):
             options["num_gpus"] = 1 / self.runs_per_gpu  # K runs share a GPU
             spec = dataclasses.replace(spec, device="cuda")  # the task sees only its GPU

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ablab.store import FINISHED, Store
-from ablab.study.executor import Executor, LocalExecutor, RunEvent, RunSpec, default_workers, wants_gpu
+from ablab.study.executor import Executor, RunEvent, RunSpec
+from ablab.study.executor_registry import check_executor, make_executor, placement
 from ablab.study.expand import PlannedRun, comparisons, expand, grid_points
 from ablab.study.studyfile import METRICS, Study, StudyError, default_out_dir
 from ablab.train import resume
@@ -130,18 +131,25 @@ def prepare(study: Study, out_dir: Path) -> tuple[Store, int, list[PlannedRun], 
 
 
 def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int | None = None,
-              executor: Executor | None = None, on_event: OnEvent | None = None,
-              runs_per_gpu: int = 1, device: str | None = None) -> StudyOutcome:
+              executor: str | Executor = "local", on_event: OnEvent | None = None,
+              runs_per_gpu: int = 1, device: str | None = None, address: str | None = None,
+              validate: bool = True) -> StudyOutcome:
     """Run every unfinished run of ``study`` into ``out_dir`` (default ``runs/<name>``); resumable. The
     whole study is validated first (:func:`~ablab.study.validate.validate_study`): a study that could
     only fail raises a StudyError before any folder is created or any run starts.
 
     ``device``: where every run computes (auto, cpu, cuda, cuda:N, mps), overriding the study's
     ``device`` key without changing the runs' stored configs (like ``threads``); None: as configured.
-    ``runs_per_gpu``: concurrent runs per GPU when runs go to GPUs (see LocalExecutor)."""
+    ``runs_per_gpu``: concurrent runs per GPU when runs go to GPUs (see LocalExecutor).
+    ``executor``: a name registered in :mod:`ablab.study.executor_registry` (``local``, ``inline``,
+    ``ray``, ...; ``address``: the Ray cluster to join), or an :class:`Executor` instance.
+    ``validate=False``: the caller has validated ``study`` already (the CLI does, before its progress bar)."""
     from ablab.study.validate import validate_study
 
-    validate_study(study)
+    if validate:
+        validate_study(study)
+    if isinstance(executor, str):
+        check_executor(executor, address)
     out = Path(out_dir) if out_dir is not None else default_out_dir(study)
     out.mkdir(parents=True, exist_ok=True)
     emit = on_event or (lambda kind, info: None)
@@ -154,12 +162,11 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
             status = {r.id: r.status for r in store.runs(study.name)}
             todo = [r for r in planned if status[ids[r.key]] not in FINISHED]
             skipped = len(planned) - len(todo)
-            if executor is None:
-                executor = LocalExecutor(workers=workers or default_workers(), max_workers=max(1, len(todo)),
-                                         runs_per_gpu=runs_per_gpu,
-                                         gpu=device == "cuda" or (device in (None, "auto") and
-                                                                   any(wants_gpu(r.config.device) for r in todo)))
-            pinned = device if device not in (None, "auto", "cuda") else None  # else: the executor places
+            where = placement([r.config.device for r in todo], workers=workers, device=device,
+                              runs_per_gpu=runs_per_gpu, address=address)
+            if isinstance(executor, str):
+                executor = make_executor(executor, where)
+            pinned = where.pinned
             version = code_version()
             session = store.open_session(study_id, executor.workers, version)
             specs = []
