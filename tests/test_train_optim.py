@@ -1,4 +1,5 @@
-"""FusedOptimizer (the fused kernels called directly, no torch._dynamo import) is torch.optim, bit for bit."""
+"""FusedOptimizer (torch.optim's arithmetic in public tensor methods, no torch._dynamo import) is torch.optim's
+single-tensor path, bit for bit."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ def _model() -> nn.Sequential:
 def _reference(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     groups = param_groups(model, config.weight_decay)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, fused=True)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+                               foreach=False)
     cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(groups, lr=config.lr, betas=(config.beta1, config.beta2), fused=True)
+    return cls(groups, lr=config.lr, betas=(config.beta1, config.beta2), foreach=False)
 
 
 @pytest.mark.parametrize("changes", [

@@ -63,12 +63,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object
 def make_optimizer(config: TrainConfig, model: nn.Module) -> Any:
     """SGD (momentum, Nesterov), Adam or AdamW over ``model``.
 
-    Where PyTorch has fused kernels for the parameters' device (CPU, CUDA, MPS; one kernel for all
-    parameters instead of a handful of ops per tensor: the MLP step is ~40% faster) this is a
-    :class:`FusedOptimizer`, which calls those kernels directly: the same arithmetic as
-    ``torch.optim.Adam(..., fused=True)``, bit for bit (tested), without constructing a
-    ``torch.optim.Optimizer`` — whose first construction imports ``torch._dynamo`` (~3 s of a short
-    run's start). Elsewhere, ``torch.optim`` with multi-tensor (foreach) ops.
+    For float parameters on CPU, CUDA or MPS this is a :class:`FusedOptimizer` (``torch.optim``'s
+    arithmetic in public tensor methods, without importing ``torch._dynamo``). Elsewhere, ``torch.optim``
+    with multi-tensor (foreach) ops.
     """
     groups = param_groups(model, config.weight_decay)
     lr = lr_at(config, 0, 1)
@@ -89,12 +86,19 @@ ADAM_EPS = 1e-8  # torch.optim.Adam's default
 
 
 class FusedOptimizer:
-    """SGD / Adam / AdamW steps as PyTorch's fused kernels (``torch._fused_sgd_``, ``_fused_adam_``,
-    ``_fused_adamw_``), called as ``torch.optim``'s ``fused=True`` path calls them: same state (Adam's
-    ``step`` a float32 scalar tensor, ``exp_avg``, ``exp_avg_sq``; SGD's ``momentum_buffer``), same
-    order, same arguments — so the same bits. The interface the trainer uses: ``param_groups`` (each
-    with its ``lr``, set per step by schedules), ``zero_grad``, ``step``, ``state_dict`` /
-    ``load_state_dict`` (tensors by parameter position, for epoch checkpoints).
+    """SGD / Adam / AdamW written with public tensor methods, operation for operation as ``torch.optim``'s
+    single-tensor path (``foreach=False``) computes them, so the same bits (tested against it).
+
+    Why not ``torch.optim`` itself: its first optimizer imports ``torch._dynamo`` (1.1 s measured, about
+    three quarters of a short run's start-up beyond ``import torch``), and its fused kernels are reachable
+    only through it. The cost of a handful of tensor methods per parameter instead of one fused kernel:
+    about 0.17 ms per LeNet-5 step (2% of the step) and 0.06 ms per small-MLP step (benchmarks/optim_step.py).
+
+    The interface the trainer uses: ``param_groups`` (each with its ``lr``, set per step by schedules),
+    ``zero_grad``, ``step``, and a flat ``state_dict`` / ``load_state_dict`` (``"{group}.{position}.{name}"``
+    -> tensor, so an epoch's optimizer state fits a safetensors file and resumes to the same bits).
+    State per parameter as ``torch.optim`` keeps it: Adam's ``step`` (a float32 scalar tensor),
+    ``exp_avg``, ``exp_avg_sq``; SGD's ``momentum_buffer``.
     """
 
     def __init__(self, kind: str, groups: list[dict[str, Any]], *, lr: float, momentum: float = 0.0,
@@ -118,38 +122,47 @@ class FusedOptimizer:
     @torch.no_grad()
     def step(self) -> None:
         for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            for ps in _by_device_and_dtype(params):
-                self._sgd(group, ps) if self.kind == "sgd" else self._adam(group, ps)
+            lr, wd = group["lr"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._sgd(p, p.grad, lr, wd) if self.kind == "sgd" else self._adam(p, p.grad, lr, wd)
 
-    def _sgd(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
-        grads = [_grad(p) for p in params]
-        bufs: list[torch.Tensor] = []
-        first = False
+    def _sgd(self, p: torch.Tensor, grad: torch.Tensor, lr: float, wd: float) -> None:
+        """torch.optim.SGD, one parameter (dampening 0): d = g + wd·p; b = μ·b + d; p -= lr·(d + μ·b | b)."""
+        if wd != 0:
+            grad = grad.add(p, alpha=wd)
         if self.momentum != 0:
-            first = all("momentum_buffer" not in self.state.get(p, {}) for p in params)
-            for p, g in zip(params, grads, strict=True):
-                st = self.state.setdefault(p, {})
-                if first:
-                    st["momentum_buffer"] = torch.empty_like(g)
-                bufs.append(st["momentum_buffer"])
-        torch._fused_sgd_(params, grads, bufs, weight_decay=group["weight_decay"], momentum=self.momentum,
-                          lr=group["lr"], dampening=0.0, nesterov=self.nesterov, maximize=False,
-                          is_first_step=first, grad_scale=None, found_inf=None)
+            st = self.state.setdefault(p, {})
+            buf = st.get("momentum_buffer")
+            if buf is None:
+                buf = st["momentum_buffer"] = torch.clone(grad).detach()
+            else:
+                buf.mul_(self.momentum).add_(grad)
+            grad = grad.add(buf, alpha=self.momentum) if self.nesterov else buf
+        p.add_(grad, alpha=-lr)
 
-    def _adam(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
-        for p in params:
-            if p not in self.state:
-                self.state[p] = {"step": torch.zeros((), dtype=torch.float32, device=p.device),
-                                 "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
-                                 "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
-        sts = [self.state[p] for p in params]
-        steps = [st["step"] for st in sts]
-        torch._foreach_add_(steps, 1)
-        fn = torch._fused_adam_ if self.kind == "adam" else torch._fused_adamw_
-        fn(params, [_grad(p) for p in params], [st["exp_avg"] for st in sts], [st["exp_avg_sq"] for st in sts], [],
-           steps, amsgrad=False, lr=group["lr"], beta1=self.betas[0], beta2=self.betas[1],
-           weight_decay=group["weight_decay"], eps=ADAM_EPS, maximize=False, grad_scale=None, found_inf=None)
+    def _adam(self, p: torch.Tensor, grad: torch.Tensor, lr: float, wd: float) -> None:
+        """Adam (Kingma & Ba 2015, Algorithm 1) / AdamW (Loshchilov & Hutter 2019), one parameter, as
+        torch.optim computes it: m ← lerp(m, g, 1-β1); v ← β2·v + (1-β2)·g²;
+        p ← p - lr/(1-β1^t) · m / (√v/√(1-β2^t) + ε)."""
+        st = self.state.get(p)
+        if st is None:
+            st = self.state[p] = {"step": torch.zeros((), dtype=torch.float32, device=p.device),
+                                  "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                                  "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+        beta1, beta2 = self.betas
+        st["step"] += 1
+        if wd != 0:
+            if self.kind == "adamw":
+                p.mul_(1 - lr * wd)
+            else:
+                grad = grad.add(p, alpha=wd)
+        st["exp_avg"].lerp_(grad, 1 - beta1)
+        st["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step = st["step"].item()
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        denom = (st["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(ADAM_EPS)
+        p.addcdiv_(st["exp_avg"], denom, value=-(lr / (1 - beta1**step)))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """``"{group}.{position}.{name}"`` -> tensor (flat, so it fits a safetensors file)."""
