@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from ablab.cli.keys import flags
+from ablab.cli.options import config_option, flag_of
+
 DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                         help="Folder searched first (as DIR/NAME and DIR); fetch writes to DIR/NAME.")
 
@@ -55,10 +58,10 @@ def list_cmd(data_dir: Path | None) -> None:
 @data.command("info")
 @click.argument("name")
 @DATA_DIR
-@click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Validation share.")
-@click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the split.")
-@click.option("--stratified", is_flag=True, help="Stratify the validation split by class.")
-@click.option("--limit", type=int, default=None, help="Keep N training samples (see docs for val/test).")
+@config_option("val_fraction")  # the split options as `ablab train` has them: one definition, TrainConfig's
+@config_option("split_seed")
+@config_option("stratified")
+@config_option("limit")
 @click.option("--no-download", is_flag=True, help="Fail instead of fetching a missing dataset.")
 def info_cmd(name: str, data_dir: Path | None, val_fraction: float, split_seed: int, stratified: bool,
              limit: int | None, no_download: bool) -> None:
@@ -73,8 +76,9 @@ def info_cmd(name: str, data_dir: Path | None, val_fraction: float, split_seed: 
 
     from ablab.data import get_spec, is_source, load_dataset
 
-    ds = load_dataset(name, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
-                      stratified=stratified, limit=limit, download=not no_download)
+    with flags({k: flag_of(k) for k in ("val_fraction", "split_seed", "limit")}):
+        ds = load_dataset(name, data_dir=data_dir, val_fraction=val_fraction, split_seed=split_seed,
+                          stratified=stratified, limit=limit, download=not no_download)
     title = "your own data (validated, not SHA-pinned)" if is_source(name) else get_spec(name).title
     i = ds.info
     click.echo(f"{ds.name} — {title}")

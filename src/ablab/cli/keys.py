@@ -26,4 +26,6 @@ def flags(mapping: Mapping[str, str]) -> Iterator[None]:
     try:
         yield
     except UserError as e:
+        if e.key in mapping:  # the error says which key it is about
+            raise UserError(e.detail, key=mapping[e.key]) from None
         raise UserError(to_flags(str(e), mapping)) from None

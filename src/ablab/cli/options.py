@@ -69,8 +69,10 @@ def config_options(skip: tuple[str, ...] = ()) -> Callable[[F], F]:
 
 def flag_error(e: UserError) -> ConfigError:
     """A config error whose message starts with ``key:`` restated with the option (``--key:``)."""
+    if e.key in FIELDS:
+        return ConfigError(e.detail, key=flag_of(e.key))
     msg = str(e)
     key, sep, rest = msg.partition(":")
-    if sep and key in FIELDS:
+    if sep and key in FIELDS:  # an error raised with the key spelled in its message
         return ConfigError(f"{flag_of(key)}:{rest}")
     return ConfigError(msg)

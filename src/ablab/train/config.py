@@ -144,7 +144,7 @@ class TrainConfig:
         ]
         for ok, key, expected in checks:
             if not ok:
-                raise ConfigError(f"{key}: expected {expected}, got {getattr(self, key.split('/')[0])!r}")
+                raise ConfigError(f"expected {expected}, got {getattr(self, key.split('/')[0])!r}", key=key)
 
     # --- seeds: one master seed, three independent streams that a study can vary one at a time
     @property
