@@ -180,3 +180,22 @@ def test_no_cycles_between_rooms() -> None:
 def test_nothing_inside_imports_the_package_root() -> None:
     offenders = [m for m, targets in import_graph().items() if "ablab" in targets and m != "ablab.__main__"]
     assert not offenders, f"modules importing the package root: {offenders}"
+
+
+DOC = SRC.parent / "docs" / "architecture.md"
+
+
+def test_the_architecture_page_draws_these_floors() -> None:
+    """docs/architecture.md's floor table is FLOORS, and every file it names exists."""
+    import re
+
+    text = DOC.read_text(encoding="utf-8")
+    drawn: dict[str, int] = {}
+    for line in text.splitlines():
+        m = re.match(r"\| (\d+) \| ([^|]+) \|", line)
+        if m:
+            for room in re.findall(r"`([^`]+)`", m.group(2)):
+                drawn[room] = int(m.group(1))
+    assert drawn == FLOORS
+    named = set(re.findall(r"`((?:src|tests|docs)/[\w/.\-]+)`", text))
+    assert named and not [p for p in named if not (SRC.parent / p).exists()], named
