@@ -14,6 +14,7 @@ setup:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist chromium >/dev/null; \
 	fi
+	$(PYTHON) -m pip install -q 'torch==2.13.0'  # the CPU build first: the range in pyproject.toml would take a CUDA build
 	$(PYTHON) -m pip install -q -e '.[dev,ray]'
 
 study: setup
