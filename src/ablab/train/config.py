@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,15 +30,26 @@ class ConfigError(UserError, ValueError):
     """A training config with an unknown key, a wrong type or an impossible value."""
 
 
-def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, flag: str | None = None) -> Any:
-    """A config field with its documentation as metadata: ``help`` (one sentence, units included),
-    ``choices`` (the allowed strings) and ``flag`` (the CLI option, when not ``--field-name``). The
-    ``train`` command's options are generated from these (ablab.cli.train)."""
+Check = tuple[Callable[[Any], bool], str]  # (is the value allowed?, what is expected)
+POSITIVE: Check = (lambda v: v >= 1, "a positive integer")
+POSITIVE_OR_NONE: Check = (lambda v: v is None or v >= 1, "a positive integer or none")
+FRACTION: Check = (lambda v: 0 <= v < 1, "a number in [0, 1)")
+NON_NEGATIVE: Check = (lambda v: v >= 0, "a number >= 0")
+
+
+def _f(default: Any, help: str, *, choices: tuple[str, ...] | None = None, flag: str | None = None,
+       check: Check | None = None) -> Any:
+    """A config field with its documentation and its rule as metadata: ``help`` (one sentence, units
+    included), ``choices`` (the allowed strings), ``flag`` (the CLI option, when not ``--field-name``) and
+    ``check`` (the range it must lie in). The ``train`` command's options are generated from these
+    (ablab.cli.options) and ``TrainConfig`` validates every field by its ``check``."""
     meta: dict[str, Any] = {"help": help}
     if choices is not None:
         meta["choices"] = choices
     if flag is not None:
         meta["flag"] = flag
+    if check is not None:
+        meta["check"] = check
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -55,52 +67,62 @@ class TrainConfig:
     dataset: str = _f("fashion-mnist", "Dataset: fashion-mnist, mnist, cifar10, synthetic[:...]; your own files: "
                       "idx:DIR, npz:FILE, folder:DIR (docs/own-data.md).", flag="--data")
     data_dir: str | None = _f(None, "Folder holding the dataset files (default: ABLAB_DATA, cache, system places).")
-    val_fraction: float = _f(0.1, "Share of the official training set held out for validation (0.1 = 90/10).")
+    val_fraction: float = _f(0.1, "Share of the official training set held out for validation (0.1 = 90/10).",
+                             check=(FRACTION[0], "a fraction in [0, 1)"))
     split_seed: int = _f(0, "Seed of the train/validation split (kept fixed across a study's seeds).")
     stratified: bool = _f(False, "Stratify the validation split by class.")
-    limit: int | None = _f(None, "Keep N training samples (at most N test, ~N·val/(1-val) val): quick runs.")
+    limit: int | None = _f(None, "Keep N training samples (at most N test, ~N·val/(1-val) val): quick runs.",
+                            check=POSITIVE_OR_NONE)
 
     # --- optimization
-    epochs: int = _f(12, "Passes over the training split.")
-    batch_size: int = _f(64, "Samples per optimizer step.")
+    epochs: int = _f(12, "Passes over the training split.", check=POSITIVE)
+    batch_size: int = _f(64, "Samples per optimizer step.", check=POSITIVE)
     optimizer: str = _f("adam", "Optimizer.", choices=OPTIMIZERS)
-    lr: float = _f(1e-3, "(Peak) learning rate.")
-    momentum: float = _f(0.0, "SGD momentum (0 = plain SGD).")
+    lr: float = _f(1e-3, "(Peak) learning rate.", check=(lambda v: v > 0, "a positive number"))
+    momentum: float = _f(0.0, "SGD momentum (0 = plain SGD).", check=FRACTION)
     nesterov: bool = _f(False, "SGD Nesterov momentum (needs momentum > 0).")
-    beta1: float = _f(0.9, "Adam/AdamW first-moment decay.")
-    beta2: float = _f(0.999, "Adam/AdamW second-moment decay.")
+    beta1: float = _f(0.9, "Adam/AdamW first-moment decay.", check=FRACTION)
+    beta2: float = _f(0.999, "Adam/AdamW second-moment decay.", check=FRACTION)
     schedule: str = _f("constant", "Learning-rate schedule (cosine and onecycle step per batch, step per epoch).",
                        choices=SCHEDULES)
-    step_epochs: int = _f(5, "Step schedule: multiply the lr by step_gamma every step_epochs epochs.")
-    step_gamma: float = _f(0.1, "Step schedule: the factor.")
-    warmup_fraction: float = _f(0.3, "Onecycle: fraction of the steps spent increasing the lr.")
+    step_epochs: int = _f(5, "Step schedule: multiply the lr by step_gamma every step_epochs epochs.",
+                           check=POSITIVE)
+    step_gamma: float = _f(0.1, "Step schedule: the factor.", check=(lambda v: 0 < v <= 1, "a number in (0, 1]"))
+    warmup_fraction: float = _f(0.3, "Onecycle: fraction of the steps spent increasing the lr.",
+                                check=(lambda v: 0 < v < 1, "a number in (0, 1)"))
 
     # --- regularization (see ablab.train.variants for the named transforms)
-    weight_decay: float = _f(0.0, "L2 through the optimizer: coupled (grad += wd·w) for sgd/adam, decoupled for adamw.")
-    l2_penalty: float = _f(0.0, "L2 as a loss term: loss += l2_penalty/2 · Σw² over the weights.")
-    dropout: float = _f(0.0, "Dropout rate inserted by the transform (0 = none).")
+    weight_decay: float = _f(0.0, "L2 through the optimizer: coupled (grad += wd·w) for sgd/adam, decoupled for "
+                             "adamw.", check=NON_NEGATIVE)
+    l2_penalty: float = _f(0.0, "L2 as a loss term: loss += l2_penalty/2 · Σw² over the weights.", check=NON_NEGATIVE)
+    dropout: float = _f(0.0, "Dropout rate inserted by the transform (0 = none).",
+                        check=(FRACTION[0], "a rate in [0, 1)"))
     dropout_placement: str = _f("fc", "Where dropout goes: after hidden linear activations (fc), after conv blocks "
                                 "(conv), or both (all).", choices=DROPOUT_PLACEMENTS)
     batchnorm: bool = _f(False, "Insert batch norm after each hidden conv/linear, before its activation.")
     augment: bool = _f(False, "Random crop (pad 4) + horizontal flip of training batches.")
-    label_smoothing: float = _f(0.0, "Cross-entropy label smoothing in [0, 1).")
-    early_stopping: int = _f(0, "Patience in epochs on validation accuracy (0 = off); the best-val weights are kept.")
+    label_smoothing: float = _f(0.0, "Cross-entropy label smoothing in [0, 1).", check=FRACTION)
+    early_stopping: int = _f(0, "Patience in epochs on validation accuracy (0 = off); the best-val weights are kept.",
+                              check=(lambda v: v >= 0, "a patience in epochs >= 0"))
 
     # --- measurement
     train_metrics: str = _f("running", "Train loss/accuracy: running (averaged over the epoch as trained) or clean "
                             "(an extra eval-mode pass).", choices=TRAIN_METRICS)
     eval_batch_size: int = _f(256, "Samples per evaluation batch (256: activations stay in cache on CPU; at least "
-                              "8192 on a GPU).")
+                              "8192 on a GPU).", check=POSITIVE)
     train_eval_subsample: int | None = _f(None, "Clean train metrics on a fixed stratified subsample of this many "
-                                          "training samples (same for every seed); None = the whole split.")
+                                          "training samples (same for every seed); None = the whole split.",
+                                          check=POSITIVE_OR_NONE)
 
     # --- reproducibility and resources
     seed: int = _f(0, "Master seed; init_seed, data_seed and dropout_seed derive from it when unset.")
     init_seed: int | None = _f(None, "Seed of the weight initialization (default: from seed).")
     data_seed: int | None = _f(None, "Seed of the shuffling order and augmentation (default: from seed).")
     dropout_seed: int | None = _f(None, "Seed of the dropout masks (default: from seed).")
-    threads: int | None = _f(None, "torch intra-op threads (default: all cores; 1 per run when runs go in parallel).")
-    device: str = _f("auto", "Where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
+    threads: int | None = _f(None, "torch intra-op threads (default: all cores; 1 per run when runs go in parallel).",
+                             check=POSITIVE_OR_NONE)
+    device: str = _f("auto", "Where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
+                      check=(lambda v: DEVICE_PATTERN.fullmatch(v) is not None, "auto, cpu, cuda, cuda:N or mps"))
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str):  # a class or factory: stored as its reference string
@@ -112,35 +134,19 @@ class TrainConfig:
                 raise ConfigError(str(e)) from None
         _check_types(self)
         _check_model_args(self)
-        checks: list[tuple[bool, str, str]] = [
-            (getattr(self, k) in f.metadata["choices"], k, f"one of {', '.join(f.metadata['choices'])}")
-            for k, f in FIELDS.items() if "choices" in f.metadata
-        ]
-        checks += [
-            (0 <= self.val_fraction < 1, "val_fraction", "a fraction in [0, 1)"),
-            (self.limit is None or self.limit >= 1, "limit", "a positive integer or none"),
-            (self.epochs >= 1, "epochs", "a positive integer"),
-            (self.batch_size >= 1, "batch_size", "a positive integer"),
-            (self.lr > 0, "lr", "a positive number"),
-            (0 <= self.momentum < 1, "momentum", "a number in [0, 1)"),
+        checks: list[tuple[bool, str, str]] = []
+        for k, f in FIELDS.items():  # each field's own rule, written beside the field
+            if "choices" in f.metadata:
+                choices = f.metadata["choices"]
+                checks.append((getattr(self, k) in choices, k, f"one of {', '.join(choices)}"))
+            if "check" in f.metadata:
+                allowed, expected = f.metadata["check"]
+                checks.append((allowed(getattr(self, k)), k, expected))
+        checks += [  # rules between fields
             (not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0), "nesterov",
              "only with optimizer = sgd and momentum > 0"),
-            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", "numbers in [0, 1)"),
-            (self.step_epochs >= 1, "step_epochs", "a positive integer"),
-            (0 < self.step_gamma <= 1, "step_gamma", "a number in (0, 1]"),
-            (0 < self.warmup_fraction < 1, "warmup_fraction", "a number in (0, 1)"),
-            (self.weight_decay >= 0, "weight_decay", "a number >= 0"),
-            (self.l2_penalty >= 0, "l2_penalty", "a number >= 0"),
-            (0 <= self.dropout < 1, "dropout", "a rate in [0, 1)"),
-            (0 <= self.label_smoothing < 1, "label_smoothing", "a number in [0, 1)"),
-            (self.early_stopping >= 0, "early_stopping", "a patience in epochs >= 0"),
             (self.early_stopping == 0 or self.val_fraction > 0, "early_stopping",
              "a validation split (val_fraction > 0)"),
-            (self.eval_batch_size >= 1, "eval_batch_size", "a positive integer"),
-            (self.threads is None or self.threads >= 1, "threads", "a positive integer or none"),
-            (self.train_eval_subsample is None or self.train_eval_subsample >= 1, "train_eval_subsample",
-             "a positive integer or none"),
-            (DEVICE_PATTERN.fullmatch(self.device) is not None, "device", "auto, cpu, cuda, cuda:N or mps"),
         ]
         for ok, key, expected in checks:
             if not ok:
