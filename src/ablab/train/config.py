@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ablab.data.catalog import list_datasets
 from ablab.errors import UserError
 from ablab.registry import did_you_mean
 
@@ -64,8 +65,8 @@ class TrainConfig:
     model_args: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False, metadata={
         "help": "Constructor arguments of a model reference, e.g. {use_dropout = true} (TOML/JSON values).",
         "flag": "--model-arg"})
-    dataset: str = _f("fashion-mnist", "Dataset: fashion-mnist, mnist, cifar10, synthetic[:...]; your own files: "
-                      "idx:DIR, npz:FILE, folder:DIR (docs/own-data.md).", flag="--data")
+    dataset: str = _f("fashion-mnist", f"Dataset: {', '.join(list_datasets())} (synthetic[:...] takes options); "
+                      "your own files: idx:DIR, npz:FILE, folder:DIR (docs/own-data.md).", flag="--data")
     data_dir: str | None = _f(None, "Folder holding the dataset files (default: ABLAB_DATA, cache, system places).")
     val_fraction: float = _f(0.1, "Share of the official training set held out for validation (0.1 = 90/10).",
                              check=(FRACTION[0], "a fraction in [0, 1)"))
