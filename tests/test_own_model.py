@@ -13,13 +13,10 @@ import torch
 from click.testing import CliRunner
 
 from ablab.cli import cli
-from ablab.models.resolve import (
-    ModelRefError,
-    instantiate,
-    is_reference,
-    parse_model_args,
-)
+from ablab.models.construct import instantiate, parse_model_args
+from ablab.models.resolve import ModelRefError, is_reference
 from ablab.train import TrainConfig, evaluate_checkpoint, fit
+from ablab.train.checkpoint import CheckpointError
 from ablab.train.config import ConfigError
 
 HERE = Path(__file__).parent
@@ -45,11 +42,12 @@ def test_what_counts_as_a_reference(text, expected):
 
 
 def test_model_args_are_toml_literals():
-    assert parse_model_args(["use_dropout=true", "width=64", "p=0.25", "act=relu", 'name="x y"', "ks=[3, 5]"]) == {
-        "use_dropout": True, "width": 64, "p": 0.25, "act": "relu", "name": "x y", "ks": [3, 5]}
+    assert parse_model_args(["use_dropout=true", "width=64", "p=0.25", "act=relu", 'name="x y"', "ks=[3, 5]",
+                             "bn=False", "x=NONE"]) == {
+        "use_dropout": True, "width": 64, "p": 0.25, "act": "relu", "name": "x y", "ks": [3, 5], "bn": False, "x": None}
     with pytest.raises(ModelRefError, match="expected KEY=VALUE"):
         parse_model_args(["use_dropout"])
-    with pytest.raises(ModelRefError, match="is not a TOML value"):
+    with pytest.raises(ModelRefError, match="not a TOML value"):
         parse_model_args(["ks=[3,"])
 
 
@@ -147,10 +145,14 @@ def test_train_then_eval_reproduces_and_records_the_model(tmp_path, monkeypatch)
     import hashlib
 
     assert meta["model"]["source"]["sha256"] == hashlib.sha256(MYMODEL.read_bytes()).hexdigest()
-    ev = cli_run("eval", str(out / "checkpoint"))
-    assert ev.exit_code == 0, ev.output
-    lines = ev.output.strip().splitlines()
-    assert lines[-1] == acc_line and lines[-2].startswith("reproduced: the recorded test accuracy")
+    ev = cli_run("eval", str(out / "checkpoint"))  # the checkpoint names code: ablab does not run it unasked
+    assert ev.exit_code == 2 and "ablab imports no code a checkpoint names on its own" in ev.output, ev.output
+    assert "--model FILE.py:NAME" in ev.output and "--trust-code" in ev.output
+    for named in (["--model", "tests/models/mymodel.py:LeNet5V1"], ["--trust-code"]):
+        ev = cli_run("eval", str(out / "checkpoint"), *named)
+        assert ev.exit_code == 0, ev.output
+        lines = ev.output.strip().splitlines()
+        assert lines[-1] == acc_line and lines[-2].startswith("reproduced: the recorded test accuracy")
 
 
 def test_eval_warns_when_the_source_changed_and_follows_a_moved_model(tmp_path):
@@ -161,14 +163,16 @@ def test_eval_warns_when_the_source_changed_and_follows_a_moved_model(tmp_path):
                         threads=1), out_dir=tmp_path / "run")
     ckpt = tmp_path / "run" / "checkpoint"
     src.write_text(src.read_text() + "\n# edited after training\n")
-    ev = evaluate_checkpoint(ckpt)
+    with pytest.raises(CheckpointError, match="not the code these weights were trained with"):
+        evaluate_checkpoint(ckpt, model_ref=f"{src}:FunctionalCNN")  # named, but not the file trained with
+    ev = evaluate_checkpoint(ckpt, trust_code=True)  # trusted: evaluated, and the change is said
     assert ev["reproduced"] and ev["test_acc"] == r.final["test_acc"]
     assert any("changed since training" in n for n in ev["notes"])
     moved = tmp_path / "elsewhere.py"
     src.rename(moved)
-    res = cli_run("eval", str(ckpt))
+    res = cli_run("eval", str(ckpt), "--trust-code")
     assert res.exit_code == 2 and "no such file" in res.output and "Traceback" not in res.output
-    res = cli_run("eval", str(ckpt), "--model", f"{moved}:FunctionalCNN")
+    res = cli_run("eval", str(ckpt), "--model", f"{moved}:FunctionalCNN", "--trust-code")
     assert res.exit_code == 0 and "reproduced" in res.output, res.output
 
 
@@ -184,8 +188,9 @@ def test_a_checkpoint_never_imports_code_from_its_own_folder(tmp_path, monkeypat
     with pytest.raises(ModelRefError, match="no module named 'make_mlp_mod'"):
         instantiate("make_mlp_mod:make_mlp", forbid=ckpt)
     monkeypatch.chdir(tmp_path)
-    res = cli_run("eval", str(ckpt), "--model", f"{planted}:make_mlp")
-    assert res.exit_code == 2 and "refusing to import code from inside the checkpoint folder" in res.output
+    for extra in ([], ["--trust-code"]):
+        res = cli_run("eval", str(ckpt), "--model", f"{planted}:make_mlp", *extra)
+        assert res.exit_code == 2 and "refusing to import code from inside the checkpoint folder" in res.output
 
 
 STUDY = """\

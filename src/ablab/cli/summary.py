@@ -58,13 +58,14 @@ def summary(model: str, model_args: tuple[str, ...], input_shape: str | None, ba
     """
     from ablab.calc.costs import Conventions
     from ablab.cli.keys import flags
-    from ablab.models.resolve import is_reference, parse_model_args
+    from ablab.models.construct import parse_model_args
+    from ablab.models.resolve import is_reference
     from ablab.sizeup import summary as size_up
 
     conv = Conventions(dot=dot, bias=bias_flops, pooling=pool_flops, activation=act_flops, norm=norm_flops)
     target: object = model
     if is_reference(model):  # your own module: import and build it (torch loads only on this route)
-        from ablab.models.resolve import instantiate
+        from ablab.models.construct import instantiate
 
         target = instantiate(model, parse_model_args(model_args))
     elif model_args:

@@ -22,20 +22,14 @@ def accuracy_line(acc: float | None, n: int) -> str:
 
 
 def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
-    """``--set key=value`` pairs; values are parsed as JSON when they can be (numbers, true, null)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep:
-            raise ConfigError(f"--set {item}: expected KEY=VALUE")
+    """``--set key=value`` pairs, parsed as ``--model-arg`` is (TOML literals; true/false in any case; none)."""
+    from ablab.models.construct import parse_assignments
+
+    keyed = tuple(k.replace("-", "_") + sep + v for k, sep, v in (i.partition("=") for i in items))
+    out = parse_assignments(keyed, "--set", ConfigError)
+    for key in out:
         if key not in FIELDS:
-            raise ConfigError(f"--set {item}: unknown key '{key}' (see TrainConfig fields in docs/train.md)")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out[key] = value
+            raise ConfigError(f"--set {key}: unknown key '{key}' (see TrainConfig fields in docs/train.md)")
     return out
 
 
@@ -49,7 +43,7 @@ def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
                    "label-smoothing, early-stopping. E.g. --variant bn --variant dropout=0.3")
 @config_options(skip=("model",))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Any TrainConfig field by its key, e.g. --set step_epochs=4 (values parsed as JSON).")
+              help="Any TrainConfig field by its key, e.g. --set step_epochs=4 (values as for --model-arg).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write metrics.json, metrics.csv and checkpoint/ here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the final line.")
@@ -66,7 +60,8 @@ def train(model: str, model_args: tuple[str, ...], variants: tuple[str, ...], se
       ablab eval runs/lenet5-bn/checkpoint
       ablab train tests/models/mymodel.py:LeNet5V1 --model-arg use_batch_norm=true --epochs 12
     """
-    from ablab.models.resolve import absolute_reference, parse_model_args
+    from ablab.models.construct import parse_model_args
+    from ablab.models.resolve import absolute_reference
     from ablab.train import apply_variants, fit
 
     try:
@@ -150,17 +145,22 @@ class _Progress:
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.option("--model", "model_ref", default=None, metavar="FILE.py:NAME",
-              help="Rebuild your own model from this reference instead of the recorded one (it moved).")
+              help="Your own model's code, checked against the SHA-256 recorded at training (a checkpoint of your "
+                   "own model needs this or --trust-code).")
+@click.option("--trust-code", is_flag=True,
+              help="Import the model code the checkpoint records (only for checkpoints you trust).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset files.")
 @click.option("--device", default=None, metavar="auto|cpu|cuda|cuda:N|mps",
               help="Where to evaluate (default: the device it was trained on when available here, else auto).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def eval_cmd(checkpoint: str, model_ref: str | None, data_dir: str | None, device: str | None,
+def eval_cmd(checkpoint: str, model_ref: str | None, trust_code: bool, data_dir: str | None, device: str | None,
              as_json: bool) -> None:
     """Evaluate CHECKPOINT on its dataset's test split and check it reproduces the recorded accuracy.
 
-    The checkpoint's files are verified against their recorded SHA-256 first; a model of your own is
-    rebuilt by importing its recorded reference (never code from the checkpoint folder).
+    The checkpoint's files are verified against their recorded SHA-256 first. A checkpoint never makes
+    ablab run code on its own: a model of your own is rebuilt only from the code you name (--model, checked
+    against the recorded SHA-256) or, with --trust-code, from the reference it records — never from code
+    inside the checkpoint folder.
 
     \b
     Example:
@@ -170,7 +170,7 @@ def eval_cmd(checkpoint: str, model_ref: str | None, data_dir: str | None, devic
     from ablab.models.resolve import absolute_reference
     from ablab.train import evaluate_checkpoint
 
-    res = evaluate_checkpoint(checkpoint, data_dir=data_dir, device=device,
+    res = evaluate_checkpoint(checkpoint, data_dir=data_dir, device=device, trust_code=trust_code,
                               model_ref=absolute_reference(model_ref) if model_ref else None)
     for note in res["notes"]:
         click.echo(f"warning: {note}", err=True)

@@ -4,8 +4,17 @@
 (``Outer.Inner``) walks attributes. This is the one place that parses, imports and instantiates them —
 for ``ablab summary``, ``ablab train``, ``ablab eval``, study files (local and Ray workers) and
 ``TrainConfig(model=...)``. Each failure is one :class:`ModelRefError` naming the reference and what
-was expected: file not found, no such name (did you mean ...), not an ``nn.Module`` or factory,
-constructor arguments rejected (named), output that does not fit the dataset's classes.
+was expected: file not found, no such name (did you mean ...), not an ``nn.Module`` or factory.
+Building the model (typed arguments, the call, the output check) is :mod:`ablab.models.construct`.
+
+What a reference may name (code runs only where the user names it, and only their code):
+
+* an ``nn.Module`` subclass, from anywhere (building one runs its constructor, nothing else);
+* a function that returns a module (a factory) only when it is *defined in* the named file or package
+  and that code is the user's own — not the Python installation's (``subprocess:run``, ``os:system``,
+  ``builtins:eval`` and ``shutil:rmtree`` are refused before anything is called);
+* never code inside a ``forbid`` folder (a checkpoint's own folder): every package level of a module
+  reference is located without executing it, and a level inside the folder is refused before import.
 
 Configs hold the reference as a string so they serialize. A class or factory object is turned back
 into a string by :func:`reference_of`: ``package.module:Name`` for code inside a package,
@@ -23,10 +32,13 @@ import contextlib
 import difflib
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import re
+import site
 import sys
+import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +84,11 @@ def shown(text: str) -> str:
         with contextlib.suppress(ValueError):
             return f"{Path(ref.target).relative_to(Path.cwd())}:{ref.name}"
     return ref.text
+
+
+def in_process(text: str) -> bool:
+    """True for a ``__main__:Name`` reference whose object this process defined (nothing to import)."""
+    return text in _IN_PROCESS
 
 
 def is_reference(text: Any) -> TypeGuard[str]:
@@ -165,13 +182,11 @@ def source_file(text: str) -> Path | None:
         return ref.path
     if ref.target == MAIN:
         return None
-    try:
-        with _sys_path([str(Path.cwd())], None):
-            spec = importlib.util.find_spec(ref.target)
-    except (ImportError, ValueError):
+    with _sys_path([str(Path.cwd())], None):
+        levels = _find_levels(ref.target)
+    if len(levels) != len(ref.target.split(".")) or levels[-1][0] is None:
         return None
-    origin = getattr(spec, "origin", None)
-    return Path(origin).resolve() if origin and origin not in ("built-in", "frozen") else None
+    return Path(levels[-1][0]).resolve()
 
 
 def check_reference(text: str) -> None:
@@ -242,11 +257,11 @@ def _import_module(ref: ModelRef, forbid: Path | None) -> Any:
     try:
         with _sys_path([str(Path.cwd())], forbid):  # `pkg.mod:Net` from the project folder, as `python -m` does
             if forbid is not None:
-                spec = importlib.util.find_spec(ref.target)
-                origin = getattr(spec, "origin", None)
-                if origin and _inside(Path(origin), forbid):
-                    raise ModelRefError(f"{shown(ref.text)}: refusing to import {origin} from inside the checkpoint "
-                                        f"folder {forbid}; pass the model's source with --model FILE.py:NAME")
+                for origin in locate_levels(ref.target):
+                    if _inside(origin, forbid):
+                        raise ModelRefError(f"{shown(ref.text)}: refusing to import {origin} from inside the "
+                                            f"checkpoint folder {forbid}; pass the model's source with "
+                                            "--model FILE.py:NAME")
             return importlib.import_module(ref.target)
     except ModelRefError:
         raise
@@ -259,6 +274,66 @@ def _import_module(ref: ModelRef, forbid: Path | None) -> Any:
         raise ModelRefError(f"{e.filename}:{e.lineno}: syntax error: {e.msg}") from None
     except Exception as e:
         raise ModelRefError(f"{shown(ref.text)}: importing {ref.target} failed: {type(e).__name__}: {e}") from None
+
+
+def locate_levels(dotted: str) -> list[Path]:
+    """Where each level of ``a.b.c`` lives (``a/__init__.py``, ``a/b/__init__.py``, ``a/b/c.py``, and the
+    package folders), found on the path without executing any of it (``importlib.util.find_spec("a.b")``
+    would run ``a/__init__.py``). Levels already imported are read from ``sys.modules``."""
+    out: list[Path] = []
+    for file, locations in _find_levels(dotted):
+        if file:
+            out.append(Path(file))
+        out.extend(Path(p) for p in locations)
+    return out
+
+
+def _find_levels(dotted: str) -> list[tuple[str | None, list[str]]]:
+    """(file, package folders) of each level of ``dotted`` found, outermost first, executing nothing."""
+    out: list[tuple[str | None, list[str]]] = []
+    search: list[str] | None = None
+    parts = dotted.split(".")
+    for i in range(len(parts)):
+        name = ".".join(parts[: i + 1])
+        module = sys.modules.get(name)
+        if module is not None:
+            file = getattr(module, "__file__", None)
+            locations = list(getattr(module, "__path__", []) or [])
+        else:
+            spec = importlib.machinery.PathFinder.find_spec(name, search)
+            if spec is None:
+                break
+            file = spec.origin if spec.origin not in (None, "built-in", "frozen", "namespace") else None
+            locations = list(spec.submodule_search_locations or [])
+        out.append((file, locations))
+        if not locations:
+            break
+        search = locations
+    return out
+
+
+def _installation_dirs() -> list[Path]:
+    """The Python installation's library folders: the standard library and site-packages."""
+    paths = sysconfig.get_paths()
+    dirs = [paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    with contextlib.suppress(AttributeError):  # site.getsitepackages is missing in some virtualenvs
+        dirs += site.getsitepackages()
+    dirs.append(site.getusersitepackages())
+    return [Path(d).resolve() for d in dirs if d]
+
+
+def is_users_code(obj: Any) -> bool:
+    """True for a Python function whose source file is outside the Python installation (the user's own
+    file or project); False for builtins and the standard library's or installed packages' functions."""
+    if not inspect.isfunction(obj):
+        return False
+    module = sys.modules.get(obj.__module__)
+    file = getattr(module, "__file__", None)
+    if obj.__module__ == MAIN or obj.__module__ in _FILE_MODULES:
+        return True
+    if not file:
+        return False
+    return not any(_inside(Path(file), d) for d in _installation_dirs())
 
 
 def load_reference(text: str, *, forbid: str | Path | None = None) -> Any:
@@ -275,7 +350,7 @@ def load_reference(text: str, *, forbid: str | Path | None = None) -> Any:
             where = shown(ref.text).rpartition(":")[0] if i == 0 else ".".join(ref.name.split(".")[:i])
             raise ModelRefError(f"{shown(ref.text)}: no name '{part}' in {where}{_did_you_mean(part, obj)}")
         obj = getattr(obj, part)
-    _check_kind(ref.text, obj)
+    _check_kind(ref, obj, module)
     return obj
 
 
@@ -294,8 +369,25 @@ def _is_module_class(obj: Any) -> bool:
     return inspect.isclass(obj) and issubclass(obj, nn.Module)
 
 
-def _check_kind(text: str, obj: Any) -> None:
+def _check_kind(ref: ModelRef, obj: Any, module: Any) -> None:
+    """An nn.Module subclass, or a factory function of the user's own defined in the named file or module;
+    refused before anything is called."""
+    text = ref.text
     if _is_module_class(obj):
+        return
+    if callable(obj) and not inspect.isclass(obj) and not _is_module_instance(obj):
+        where = shown(text).rpartition(":")[0]
+        if not inspect.isfunction(obj):
+            raise ModelRefError(f"{shown(text)}: is a {type(obj).__name__}, not an nn.Module class or a Python "
+                                f"function of yours that returns one; ablab calls no other callable")
+        home = getattr(module, "__name__", None)
+        if obj.__module__ != home and not (home and obj.__module__.startswith(home + ".")):
+            raise ModelRefError(f"{shown(text)}: {obj.__qualname__} is defined in {obj.__module__}, not in "
+                                f"{where}; a factory function must be defined in the file or module you name")
+        if not is_users_code(obj):
+            raise ModelRefError(f"{shown(text)}: {obj.__qualname__} is a function of the Python installation "
+                                f"({obj.__module__}), not of your own code; ablab calls only nn.Module classes "
+                                "and factory functions written in your own files")
         return
     if inspect.isclass(obj):
         raise ModelRefError(f"{shown(text)}: {obj.__name__} is a class but not a torch.nn.Module subclass")
@@ -305,107 +397,3 @@ def _check_kind(text: str, obj: Any) -> None:
     if not callable(obj):
         raise ModelRefError(f"{shown(text)}: is a {type(obj).__name__}, not an nn.Module class or a function "
                             "returning one")
-
-
-# ------------------------------------------------------------------------------------------ building
-
-
-def describe(text: str, args: dict[str, Any] | None = None) -> str:
-    """``mymodel.py:LeNet5V1(use_dropout=True)``: a reference and its arguments in one line."""
-    inner = ", ".join(f"{k}={v!r}" for k, v in (args or {}).items())
-    return f"{shown(text)}({inner})"
-
-
-def instantiate(text: str, args: dict[str, Any] | None = None, *, forbid: str | Path | None = None) -> Any:
-    """Import the reference and call it with ``args``: a fresh ``nn.Module`` (seed torch before calling)."""
-    from torch import nn
-
-    args = dict(args or {})
-    obj = load_reference(text, forbid=forbid)
-    name = getattr(obj, "__name__", text)
-    try:
-        sig = inspect.signature(obj)
-    except (TypeError, ValueError):
-        sig = None
-    if sig is not None:
-        try:
-            sig.bind(**args)
-        except TypeError as e:
-            raise ModelRefError(f"{shown(text)}: {_bind_problem(name, sig, args, e)}") from None
-    try:
-        model = obj(**args)
-    except Exception as e:  # the constructor itself refused (e.g. a ValueError on a bad width)
-        inner = ", ".join(f"{k}={v!r}" for k, v in args.items())
-        raise ModelRefError(f"{shown(text)}: {name}({inner}) raised {type(e).__name__}: {e}") from None
-    if not isinstance(model, nn.Module):
-        raise ModelRefError(f"{shown(text)}: {name}(...) returned an object of type {type(model).__name__}, "
-                            "not an nn.Module")
-    return model
-
-
-def _bind_problem(name: str, sig: inspect.Signature, args: dict[str, Any], err: TypeError) -> str:
-    params = sig.parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return f"{name} rejected the arguments {sorted(args)}: {err}"
-    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unknown = [k for k in args if k not in accepted]
-    if unknown:
-        hints = []
-        for k in unknown:
-            close = difflib.get_close_matches(k, accepted, n=1)
-            hints.append(f"'{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        takes = ", ".join(accepted) if accepted else "no arguments"
-        return f"{name} does not accept {', '.join(hints)}; it takes: {takes}"
-    missing = [n for n, p in params.items() if p.default is p.empty and p.kind in
-               (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in args]
-    if missing:
-        return f"{name} needs the argument(s) {', '.join(missing)}: give them with --model-arg KEY=VALUE / model_args"
-    return f"{name} rejected the arguments {sorted(args)}: {err}"
-
-
-def check_output(model: Any, text: str, input_shape: tuple[int, ...], num_classes: int, dataset: str) -> None:
-    """Run a zero batch through ``model`` (eval mode, no grad) and refuse an output that is not
-    (batch, num_classes) logits — before any training time is spent."""
-    import torch
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            out = model(torch.zeros(2, *input_shape))
-    except Exception as e:
-        shape = "x".join(map(str, input_shape))
-        raise ModelRefError(f"{shown(text)}: the model does not run on {dataset}'s input {shape} "
-                            f"({type(e).__name__}: {e})") from None
-    finally:
-        model.train(was_training)
-    if not isinstance(out, torch.Tensor):
-        raise ModelRefError(f"{shown(text)}: forward returned a {type(out).__name__}; ablab trains on a tensor of "
-                            f"logits of shape (batch, {num_classes})")
-    got = tuple(out.shape[1:])
-    if out.dim() != 2 or got != (num_classes,):
-        raise ModelRefError(f"{shown(text)}: the model outputs {got} per sample but dataset {dataset} has "
-                            f"{num_classes} classes: its last layer must output {num_classes} logits")
-
-
-def parse_model_args(items: tuple[str, ...] | list[str], flag: str = "--model-arg") -> dict[str, Any]:
-    """``KEY=VALUE`` pairs with TOML literal values (``true``, ``64``, ``0.5``, ``"x"``, ``[3, 5]``); a bare
-    word (``relu``) is taken as a string. Later pairs win."""
-    import tomllib
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            raise ModelRefError(f"{flag} {item}: expected KEY=VALUE with KEY an argument name, "
-                                "e.g. use_dropout=true")
-        raw = raw.strip()
-        try:
-            out[key] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", raw):
-                raise ModelRefError(f"{flag} {item}: {raw!r} is not a TOML value (true, 64, 0.5, \"text\", "
-                                    "[1, 2])") from None
-            out[key] = raw
-    return out

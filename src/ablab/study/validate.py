@@ -102,13 +102,15 @@ def _resolve_model(config: Any, shape: tuple[int, ...], classes: int | None) -> 
     """Parse the model's spec and resolve its shapes (torch-free). A model reference: import it, call
     it with ``model_args`` (the caller's RNG state untouched) and run a zero batch through the result."""
     from ablab.calc.shapes import resolve
-    from ablab.models.resolve import check_output, check_reference, is_reference
+    from ablab.models.construct import check_output
+    from ablab.models.resolve import check_reference, is_reference
     from ablab.train.variants import model_spec
 
     if is_reference(config.model):
         import torch
 
-        from ablab.models.resolve import ModelRefError, instantiate, load_reference
+        from ablab.models.construct import instantiate
+        from ablab.models.resolve import ModelRefError, load_reference
 
         check_reference(config.model)
         load_reference(config.model)  # a missing name or a module that fails to import: the model key

@@ -18,14 +18,15 @@ from typing import TYPE_CHECKING, Any
 from ablab.train.config import ConfigError, TrainConfig
 
 if TYPE_CHECKING:
-    from ablab.train.checkpoint import CheckpointError, evaluate_checkpoint, load_checkpoint, save_checkpoint
+    from ablab.train.checkpoint import CheckpointError, save_checkpoint
     from ablab.train.optim import lr_at, make_optimizer
+    from ablab.train.reload import evaluate_checkpoint, load_checkpoint
     from ablab.train.trainer import RunResult, evaluate, fit, set_threads
     from ablab.train.variants import apply_variants, get_variant, list_variants, model_spec, register_variant
 
 _LAZY = {
     "fit": "trainer", "RunResult": "trainer", "evaluate": "runtime", "set_threads": "runtime",
-    "load_checkpoint": "checkpoint", "evaluate_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
+    "load_checkpoint": "reload", "evaluate_checkpoint": "reload", "save_checkpoint": "checkpoint",
     "CheckpointError": "checkpoint",
     "apply_variants": "variants", "list_variants": "variants", "register_variant": "variants",
     "get_variant": "variants", "model_spec": "variants",

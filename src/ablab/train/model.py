@@ -13,7 +13,8 @@ from typing import Any
 
 from torch import nn
 
-from ablab.models.resolve import describe, instantiate, is_reference, source_file, source_sha256
+from ablab.models.construct import describe, instantiate
+from ablab.models.resolve import is_reference, source_file, source_sha256
 from ablab.train.config import TrainConfig
 
 

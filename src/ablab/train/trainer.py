@@ -183,7 +183,7 @@ def _setup(config: TrainConfig, dataset: Dataset | None, device: torch.device) -
     the splits once (on the device), make the optimizer."""
     from ablab.data.load import load_dataset_for
     from ablab.models import count_params
-    from ablab.models.resolve import check_output
+    from ablab.models.construct import check_output
     from ablab.train.model import run_model
 
     dataset = load_dataset_for(config, dataset)
