@@ -1,6 +1,7 @@
 """The shape of the code: no import cycles in src/ablab (imports inside functions included), rooms (the
-top-level packages and loose modules of src/ablab) on floors that import only downwards, and no module a
-reader cannot hold (at most ``MAX_LINES`` lines). docs/architecture.md draws the same floors."""
+top-level packages and loose modules of src/ablab) on floors that import only downwards, imports inside
+functions only where they keep a heavy library off a light path, and no module a reader cannot hold (at
+most ``MAX_LINES`` lines). docs/architecture.md draws the same floors."""
 
 from __future__ import annotations
 
@@ -199,3 +200,71 @@ def test_the_architecture_page_draws_these_floors() -> None:
     assert drawn == FLOORS
     named = set(re.findall(r"`((?:src|tests|docs)/[\w/.\-]+)`", text))
     assert named and not [p for p in named if not (SRC.parent / p).exists()], named
+
+
+# Libraries worth deferring: each costs tens of milliseconds or more to import (numpy 0.16 s, rich 0.03-0.05 s,
+# torch 1.2 s measured here) and is absent from a path that must stay light (`--help`, sizing up a spec).
+HEAVY = {"torch", "numpy", "rich", "matplotlib", "scipy", "ray", "pandas", "tensorboard", "IPython", "PIL",
+         "safetensors"}
+
+
+def _top_level_imports() -> tuple[dict[str, set[str]], list[tuple[str, int, list[str]]]]:
+    """module -> what it imports at import time (TYPE_CHECKING blocks excluded, lazy package attributes
+    resolved through their ``_LAZY`` maps); and every import inside a function: (module, line, targets)."""
+    mods = modules()
+    lazy_maps: dict[str, dict[str, str]] = {}
+    trees = {m: ast.parse(p.read_text(encoding="utf-8")) for m, p in mods.items()}
+    for m, tree in trees.items():
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_LAZY" for t in node.targets):
+                lazy_maps[m] = {k: v if v.startswith("ablab") else f"{m}.{v}"
+                                for k, v in ast.literal_eval(node.value).items()}
+
+    def targets(m: str, node: ast.Import | ast.ImportFrom) -> list[str]:
+        if isinstance(node, ast.Import):
+            return [a.name for a in node.names]
+        base = node.module or ""
+        if node.level:
+            parts = m.split(".")
+            keep = len(parts) - node.level + (1 if mods[m].name == "__init__.py" else 0)
+            base = ".".join(parts[:keep] + ([base] if base else []))
+        named = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else lazy_maps.get(base, {}).get(a.name, "")
+                 for a in node.names]
+        return [base, *(n for n in named if n)]
+
+    top: dict[str, set[str]] = {}
+    lazy: list[tuple[str, int, list[str]]] = []
+    for m, tree in trees.items():
+        skip = {id(n) for node in ast.walk(tree)
+                if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+        inside = {id(n) for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+                  for n in ast.walk(fn)}
+        top[m] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in skip:
+                if id(node) in inside:
+                    lazy.append((m, node.lineno, targets(m, node)))
+                else:
+                    top[m].update(targets(m, node))
+    return top, lazy
+
+
+def test_imports_inside_functions_only_defer_heavy_libraries() -> None:
+    """An import inside a function is there to keep a heavy library (HEAVY) off a path that does not need
+    it: the import names one, or an ablab module that loads one when imported. Anything else goes at the top
+    of the module, where a reader sees the dependencies (and a hidden cycle would show)."""
+    top, lazy = _top_level_imports()
+    memo: dict[str, bool] = {}
+
+    def heavy(m: str, seen: frozenset[str] = frozenset()) -> bool:
+        if m.split(".")[0] in HEAVY:
+            return True
+        if m not in top or m in seen:
+            return False
+        if m not in memo:
+            parents = [".".join(m.split(".")[:i]) for i in range(2, len(m.split(".")))]
+            memo[m] = any(heavy(d, seen | {m}) for d in [*top[m], *parents] if d != m)
+        return memo[m]
+
+    light = [f"{modules()[m].relative_to(SRC)}:{line} ({t[0]})" for m, line, t in lazy if not any(map(heavy, t))]
+    assert not light, f"{len(light)} imports inside functions defer no heavy library: " + ", ".join(light)

@@ -19,7 +19,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ablab.api import progress as _progress
+from ablab.api.progress import FitProgress, StudyProgress
+from ablab.display import require_pandas
 from ablab.errors import UserError
+from ablab.store import Store, find_stores
+from ablab.study.runner import default_out_dir
+from ablab.study.runner import run_study as runner_run_study
+from ablab.study.studyfile import Study, read_study
+from ablab.train.config import TrainConfig
 
 TABLES = ("runs", "epochs", "summary", "comparisons")
 
@@ -30,8 +38,6 @@ def fit(config: Any = None, *, dataset: Any = None, callback: Any = None, out_di
     the session is interactive. ``config`` is a TrainConfig (or None: defaults); ``fields`` override
     its fields, e.g. ``ablab.fit(model="lenet5", epochs=1)``. ``dataset``: an ablab Dataset or a torch
     dataset. Returns the :class:`RunResult` (rendered as a table and curves in a notebook)."""
-    from ablab.api.progress import FitProgress, is_interactive
-    from ablab.train.config import TrainConfig
     from ablab.train.trainer import fit as train_fit
 
     if config is None:
@@ -40,7 +46,7 @@ def fit(config: Any = None, *, dataset: Any = None, callback: Any = None, out_di
         raise UserError(f"config: expected an ablab.TrainConfig, got {type(config).__name__}")
     if fields:
         config = config.replace(**fields)
-    bar = FitProgress(config.epochs) if (is_interactive() if progress is None else progress) else None
+    bar = FitProgress(config.epochs) if (_progress.is_interactive() if progress is None else progress) else None
     if bar is None:
         return train_fit(config, callback=callback, out_dir=out_dir, dataset=dataset)
 
@@ -60,15 +66,11 @@ def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | N
     (default ``runs/<name>``) and write the same report ``ablab study run`` writes. ``workers=0`` runs
     in this process. ``executor``: a registered name (``local``, ``inline``, ``ray`` with ``address``,
     see :mod:`ablab.study.executor_registry`) or an Executor. Returns the :class:`StudyResult`."""
-    from ablab.api.progress import StudyProgress, is_interactive
     from ablab.report.render import write_report
-    from ablab.study.runner import default_out_dir
-    from ablab.study.runner import run_study as runner_run_study
-    from ablab.study.studyfile import Study, read_study
 
     s = study if isinstance(study, Study) else read_study(study)
     out = Path(out_dir) if out_dir is not None else default_out_dir(s)
-    bar = StudyProgress() if (is_interactive() if progress is None else progress) else None
+    bar = StudyProgress() if (_progress.is_interactive() if progress is None else progress) else None
 
     def events(kind: str, info: dict[str, Any]) -> None:
         for cb in (bar, on_event):
@@ -85,7 +87,6 @@ def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | N
 
 def load_study(study_dir: str | Path) -> StudyResult:
     """A finished (or partly finished) study folder, for display and DataFrames."""
-    from ablab.store import find_stores
 
     stores = find_stores(study_dir)
     if not stores:
@@ -138,7 +139,6 @@ class StudyResult:
     def to_pandas(self, table: str = "runs") -> Any:
         """``runs`` (one row per run), ``epochs`` (one row per run and epoch), ``summary`` (one row per
         cell: mean, interval, n of every metric) or ``comparisons``; accuracies as fractions."""
-        from ablab.display import require_pandas
 
         pd = require_pandas()
         if table not in TABLES:
@@ -152,8 +152,6 @@ class StudyResult:
         return pd.DataFrame(rows)
 
     def _epoch_rows(self) -> list[dict[str, Any]]:
-        from ablab.store import Store, find_stores
-
         rows = []
         with Store(find_stores(self.dir)[0]) as store:
             for run in store.runs():

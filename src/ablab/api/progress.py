@@ -7,6 +7,7 @@ scripts, tests and pipelines. Redraws are throttled to ``MIN_INTERVAL_S``.
 
 from __future__ import annotations
 
+import html
 import sys
 import time
 from typing import Any
@@ -60,8 +61,6 @@ class _Bar:
             self.task = self.rich.add_task(label, total=self.total)
 
     def _html(self) -> str:
-        import html
-
         return (f"<div><progress value='{self.done}' max='{self.total}' style='width:300px'></progress> "
                 f"{html.escape(self.label)} {self.done}/{self.total} {html.escape(self.text)}</div>")
 

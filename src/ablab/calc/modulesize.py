@@ -18,7 +18,25 @@ from ablab.calc.lint import Finding, lint
 from ablab.calc.receptive import Field
 from ablab.calc.shapes import Resolved, fmt_shape
 from ablab.calc.trace import GLOBAL, SKIP_MODULES, B, Op, Trace, propagate_fields, trace_module
-from ablab.layers import WEIGHTED, Layer, Opaque, kinds_where, layer_from_module
+from ablab.layers import (
+    GELU,
+    WEIGHTED,
+    AvgPool2d,
+    BatchNorm,
+    Conv1d,
+    Conv2d,
+    Layer,
+    Linear,
+    MaxPool2d,
+    Opaque,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    SpecError,
+    Tanh,
+    kinds_where,
+    layer_from_module,
+)
 
 # operator rows that are affine maps of their inputs (the layer kinds' own flags come from the registry)
 AFFINE_OPS = ("view", "mean", "sum", "add", "sub", "cat", "identity", "permute", "transpose", "reshape", "expand",
@@ -213,7 +231,6 @@ def _leaf_row(call: Any, to_layer: Any, opaque: Any) -> Row:
 
 def _op_as_layer(op: Op) -> Layer:
     """The spec layer an operator computes when there is one (so its cost has the spec's worked formula)."""
-    from ablab.layers import GELU, BatchNorm, Conv1d, Conv2d, Linear, ReLU, Sigmoid, Softmax, SpecError, Tanh
 
     try:
         if op.cost.kind in ("conv2d", "conv1d") and len(op.shapes) > 1 and op.shapes[1] is not None:
@@ -226,8 +243,6 @@ def _op_as_layer(op: Op) -> Layer:
                 dilation=tuple(op.args[5]) * (1 if len(op.args[5]) == nd else nd), groups=int(op.args[8]),
                 bias=len(op.shapes) > 2 and op.shapes[2] is not None)
         if op.cost.kind in ("maxpool2d", "avgpool2d") and len(op.out_shape) == 3 and op.args:
-            from ablab.layers import AvgPool2d, MaxPool2d
-
             k = tuple(op.args[1]) * (1 if len(op.args[1]) == 2 else 2)
             s = tuple(op.args[2]) if len(op.args) > 2 and op.args[2] else k
             p = tuple(op.args[3]) if len(op.args) > 3 else (0, 0)

@@ -29,7 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from ablab.calc.costs import Conventions, prod
-from ablab.calc.ops import IGNORED, OpCost, op_cost
+from ablab.calc.ops import CONV, DROPOUT, ELEMENTWISE, IGNORED, MATMUL, MOVE, NORM, POOL, REDUCE, OpCost, op_cost
 from ablab.calc.receptive import Field
 from ablab.errors import UserError
 
@@ -89,7 +89,6 @@ class _Recorder(TorchDispatchMode):
         name = func._overloadpacket.__name__
         if name in IGNORED or func is torch.ops.prim.device.default:
             return func(*args, **kwargs)
-        from ablab.calc.ops import CONV, DROPOUT, ELEMENTWISE, MATMUL, MOVE, NORM, POOL, REDUCE
 
         known = name in CONV or name in MATMUL or name in POOL or name in REDUCE or name in NORM \
             or name in ELEMENTWISE or name in DROPOUT or name in MOVE
@@ -165,7 +164,6 @@ class _Tracer:
                 for o in outs:
                     self.origin[id(o)] = frozenset(params)
                     self.keep.append(o)
-            from ablab.calc.ops import MOVE
 
             if name not in MOVE and any(isinstance(p, nn.Parameter) for p in tensors):
                 self.weight_only.append(name)

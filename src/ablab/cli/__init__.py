@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ablab.errors import UserError
+from ablab.writing import os_error_message, sqlite_error_message
 
 # command name -> "module:attribute"; each module imports its heavy dependencies inside the command
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -69,12 +70,8 @@ class LazyGroup(click.Group):
             sys.stderr.close()
             ctx.exit(1)
         except OSError as e:
-            from ablab.writing import os_error_message
-
             message = os_error_message(e)
         except sqlite3.Error as e:
-            from ablab.writing import sqlite_error_message
-
             message = sqlite_error_message(e)
         except RecursionError:
             message = "input nested too deeply to read (recursion limit); flatten it"

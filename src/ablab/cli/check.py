@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ablab.cli.keys import flags
 from ablab.errors import UserError
 
 
@@ -107,8 +108,6 @@ class _ExplainGroup(click.Group):
     """Runs the subcommand with library keys in errors spelled as its flags."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from ablab.cli.keys import flags
-
         with flags(EXPLAIN_FLAGS):
             return super().invoke(ctx)
 

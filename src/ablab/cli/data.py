@@ -9,6 +9,7 @@ import click
 
 from ablab.cli.keys import flags
 from ablab.cli.options import config_option, flag_of
+from ablab.data import get_spec, list_datasets
 
 DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                         help="Folder searched first (as DIR/NAME and DIR); fetch writes to DIR/NAME.")
@@ -35,7 +36,6 @@ def list_cmd(data_dir: Path | None) -> None:
     Example:
       ablab data list --data-dir ~/datasets
     """
-    from ablab.data import get_spec, list_datasets
     from ablab.data.locate import locate
 
     rows = [("NAME", "TRAIN", "TEST", "SHAPE", "WHERE")]

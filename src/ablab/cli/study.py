@@ -7,11 +7,21 @@ Heavy imports (torch, matplotlib, scipy) happen inside the commands, so ``--help
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import click
 
-from ablab.study.executor_registry import EXECUTORS
+from ablab.errors import UserError
+from ablab.report.text import human_time, wall_line
+from ablab.store import Store, find_stores
+from ablab.study.cost import estimate
+from ablab.study.executor import default_workers
+from ablab.study.executor_registry import EXECUTORS, check_executor
+from ablab.study.runner import run_study
+from ablab.study.studyfile import default_out_dir, list_study_presets, read_study, resolve_study_path
+from ablab.study.validate import validate_study
+from ablab.train.config import DEVICE_PATTERN
 
 CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -73,23 +83,15 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
       ablab study run my-study.toml --out runs/mine --workers 2
       ablab study run mlp-sweeps --executor ray --address auto
     """
-    from pathlib import Path
 
-    from ablab.study.executor_registry import check_executor
-    from ablab.study.runner import default_out_dir
-    from ablab.study.studyfile import read_study
-    from ablab.study.validate import validate_study
 
     console = _console()
     s = read_study(file, max_runs=max_runs)
     out = Path(out_dir) if out_dir else default_out_dir(s)
     if address is not None and executor_name != "ray":
         raise click.UsageError("--address needs --executor ray")
-    if device is not None:
-        from ablab.train.config import DEVICE_PATTERN
-
-        if not DEVICE_PATTERN.fullmatch(device):
-            raise click.BadParameter(f"expected auto, cpu, cuda, cuda:N or mps, got {device!r}", param_hint="--device")
+    if device is not None and not DEVICE_PATTERN.fullmatch(device):
+        raise click.BadParameter(f"expected auto, cpu, cuda, cuda:N or mps, got {device!r}", param_hint="--device")
     validate_study(s)  # a study that could only fail stops here: exit 2, nothing created (validated once)
     check_executor(executor_name, address)  # e.g. Ray not installed: said before the progress bar starts
     if dry_run:
@@ -101,8 +103,6 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
 
 def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None) -> None:
     from ablab.report.terminal import cost_view
-    from ablab.study.cost import estimate
-    from ablab.study.executor import default_workers
 
     for item in cost_view(s.name, out, estimate(s, out, measure=measure), workers or default_workers()):
         console.print(item)
@@ -119,8 +119,6 @@ def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool,
         TimeRemainingColumn,
     )
 
-    from ablab.report.text import human_time, wall_line
-    from ablab.study.runner import run_study
 
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("epochs"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
@@ -263,15 +261,12 @@ def plan_cmd(study: str, effect: float, target: float, out_dir: str | None) -> N
       ablab study plan runs/fashion-regularization --effect 0.3
       ablab study plan pilot.toml --out runs/pilot --effect 0.5
     """
-    from pathlib import Path
 
-    from ablab.errors import UserError
     from ablab.report.plan import plan_study
     from ablab.report.terminal import plan_view
 
     where = Path(study)
     if not where.is_dir():  # a study file or preset name: the folder it ran into
-        from ablab.study.studyfile import default_out_dir, read_study
 
         where = Path(out_dir) if out_dir else default_out_dir(read_study(study))
         if not where.is_dir():
@@ -296,7 +291,6 @@ def presets_cmd(show: str | None) -> None:
       ablab study presets
       ablab study presets --show mlp-sweeps
     """
-    from ablab.study.studyfile import list_study_presets, read_study, resolve_study_path
 
     if show is not None:
         click.echo(resolve_study_path(show.removesuffix(".toml") if "/" not in show else show)[1], nl=False)
@@ -331,9 +325,7 @@ def runs_ls(where: str, study_name: str | None, status: str | None, variant: str
       ablab runs ls
       ablab runs ls runs/mlp-sweeps --variant dropout --status done
     """
-    from ablab.errors import UserError
     from ablab.report.terminal import runs_view
-    from ablab.store import Store, find_stores
 
     stores = find_stores(where)
     if not stores:

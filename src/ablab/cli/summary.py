@@ -9,8 +9,12 @@ import sys
 
 import click
 
-from ablab.calc.costs import DOT_CONVENTIONS
+from ablab.calc.costs import DOT_CONVENTIONS, Conventions
 from ablab.calc.memory import DTYPE_BYTES, OPTIMIZER_STATES
+from ablab.cli.keys import flags
+from ablab.models.construct import instantiate, parse_model_args
+from ablab.models.resolve import is_reference
+from ablab.sizeup import summary as size_up
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,16 +60,10 @@ def summary(model: str, model_args: tuple[str, ...], input_shape: str | None, ba
       ablab summary mlp:256,10 --input 784 --json
       ablab summary mymodel.py:LeNet5V1 --input 1x28x28 --model-arg use_batch_norm=true
     """
-    from ablab.calc.costs import Conventions
-    from ablab.cli.keys import flags
-    from ablab.models.construct import parse_model_args
-    from ablab.models.resolve import is_reference
-    from ablab.sizeup import summary as size_up
 
     conv = Conventions(dot=dot, bias=bias_flops, pooling=pool_flops, activation=act_flops, norm=norm_flops)
     target: object = model
     if is_reference(model):  # your own module: import and build it (torch loads only on this route)
-        from ablab.models.construct import instantiate
 
         target = instantiate(model, parse_model_args(model_args))
     elif model_args:

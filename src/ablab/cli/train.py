@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from ablab.cli.options import config_options, flag_error
+from ablab.models.construct import parse_assignments, parse_model_args
+from ablab.models.resolve import absolute_reference
 from ablab.train.config import FIELDS, ConfigError, TrainConfig
 
 
@@ -23,7 +25,6 @@ def accuracy_line(acc: float | None, n: int) -> str:
 
 def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
     """``--set key=value`` pairs, parsed as ``--model-arg`` is (TOML literals; true/false in any case; none)."""
-    from ablab.models.construct import parse_assignments
 
     keyed = tuple(k.replace("-", "_") + sep + v for k, sep, v in (i.partition("=") for i in items))
     out = parse_assignments(keyed, "--set", ConfigError)
@@ -60,8 +61,6 @@ def train(model: str, model_args: tuple[str, ...], variants: tuple[str, ...], se
       ablab eval runs/lenet5-bn/checkpoint
       ablab train tests/models/mymodel.py:LeNet5V1 --model-arg use_batch_norm=true --epochs 12
     """
-    from ablab.models.construct import parse_model_args
-    from ablab.models.resolve import absolute_reference
     from ablab.train import apply_variants, fit
 
     try:
@@ -167,7 +166,6 @@ def eval_cmd(checkpoint: str, model_ref: str | None, trust_code: bool, data_dir:
       ablab eval runs/lenet5-bn/checkpoint
       ablab eval runs/v1-bn/checkpoint --model src/mymodel.py:LeNet5V1
     """
-    from ablab.models.resolve import absolute_reference
     from ablab.train import evaluate_checkpoint
 
     res = evaluate_checkpoint(checkpoint, data_dir=data_dir, device=device, trust_code=trust_code,

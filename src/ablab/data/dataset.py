@@ -9,6 +9,7 @@ one set of rules."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 
 from ablab.data.arrays import Progress, materialize, prepare
 from ablab.data.errors import DataError
+from ablab.data.split import TEST_SUBSET_SEED, split_indices
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,6 @@ class Dataset:
     def test_sha256(self) -> str:
         """SHA-256 of the test split's images and labels as stored (dtype, shape and bytes): which test
         set an accuracy belongs to (checkpoints record it; ``evaluate_checkpoint(dataset=)`` checks it)."""
-        import hashlib
 
         h = hashlib.sha256()
         for t in (self.test.x, self.test.y):
@@ -137,9 +138,7 @@ def assemble(name: str, train_all: Split, test: Split, classes: Sequence[str], *
              info: dict[str, Any] | None = None) -> Dataset:
     """The one way a Dataset is made from a full training set and a test set: the seeded validation
     split and ``limit`` subsets of ``ablab.data.split``, then mean/std on the final training split."""
-    import hashlib
 
-    from ablab.data.split import TEST_SUBSET_SEED, split_indices
 
     tr, va, te = split_indices(train_all.y, len(test), val_fraction=val_fraction, split_seed=split_seed,
                                stratified=stratified, limit=limit, y_test=test.y)

@@ -10,6 +10,7 @@ names all work.
 
 from __future__ import annotations
 
+import gzip
 import math
 import zipfile
 from pathlib import Path
@@ -17,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from ablab.data.budget import MEMORY_SHARE, check_fits, memory_budget
 from ablab.data.errors import DataError
 from ablab.data.idx import check_pair, parse_idx, read_idx_bytes
+from ablab.data.split import holdout_size
 
 PREFIXES = ("idx", "npz", "folder")
 ROLES = {"train_images": (("train",), ("images", "idx3")), "train_labels": (("train",), ("labels", "idx1")),
@@ -112,7 +115,6 @@ def source_files(kind: str, path: Path) -> list[Path]:
 def read_idx_dir(folder: Path) -> tuple[Any, Any, Any, None, dict[str, Any]]:
     """Any IDX quartet: images (N, H, W) uint8, labels (N,) uint8; counts checked pairwise, label range
     checked against the class count (largest label + 1) in ``from_arrays``."""
-    from ablab.data.budget import MEMORY_SHARE, memory_budget
 
     files = idx_files(folder)
     arrays = {}
@@ -169,7 +171,6 @@ def _npy_header(zf: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dtyp
 def _check_npz_size(path: Path) -> None:
     """The arrays' sizes from their .npy headers, against the memory budget, before any is read (a
     compressed .npz of zeros can inflate to far more than its file size)."""
-    from ablab.data.budget import check_fits
 
     with zipfile.ZipFile(path) as zf:
         need = 0
@@ -192,13 +193,10 @@ def source_sizes(name: str) -> tuple[int, int, tuple[int, int, int]]:
     """(training samples, test samples, (C, H, W)) of a file source as ``load_source`` will see them —
     from headers only (IDX headers, .npy headers, image headers): no pixels read, no torch. For the
     cost estimate of a study's dry run."""
-    from ablab.data.split import holdout_size
 
     kind, path, opts = parse_source(name)
     source_files(kind, path)
     if kind == "idx":
-        import gzip
-
         dims = {}
         for role, p in idx_files(path).items():
             with open(p, "rb") as raw:

@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from ablab.layers.placed import Conventions, Field, LayerCost, Tensor
+from ablab.jsonable import jsonable
+from ablab.layers.placed import Conventions, Field, LayerCost, Tensor, fmt_shape
 from ablab.layers.values import Pairs, Shape, SpecError, fmt
 from ablab.registry import Registry
 
@@ -113,8 +114,6 @@ class Layer:
 
     # ---------------------------------------------------------------------------------- grammar
     def to_dict(self) -> dict[str, Any]:
-        from ablab.jsonable import jsonable
-
         d: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
             d[f.name] = jsonable(getattr(self, f.name))
@@ -191,6 +190,4 @@ def field_default(f: dataclasses.Field[Any]) -> Any:
 def need_rank(shape: Shape, ranks: tuple[int, ...], where: str, what: str) -> None:
     """``SpecError`` unless ``len(shape)`` is one of ``ranks``."""
     if len(shape) not in ranks:
-        from ablab.layers.placed import fmt_shape
-
         raise SpecError(f"{where}: {what}, got {fmt_shape(shape)}")

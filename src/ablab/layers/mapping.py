@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ablab.layers.base import LAYERS, Layer, LayerKind, Resolved, TorchMap
+from ablab.layers.internal import PAD_MODULES, Pad
 from ablab.layers.values import SpecError
 
 
@@ -64,7 +65,6 @@ def torch_class(path: str) -> Any:
 
 def torch_index() -> dict[str, list[str]]:
     """torch class path -> the kinds that map to it (ownmodel's way back from modules to kinds)."""
-    from ablab.layers.internal import PAD_MODULES
 
     out: dict[str, list[str]] = {}
     for entry in LAYERS.values():
@@ -98,7 +98,6 @@ def layer_from_module(m: Any) -> Layer | None:
     Reads every kind's ``TorchMap`` backwards: the module's class must be the mapped one (or a
     subclass), its ``requires`` attributes must hold, and each field is read from the attribute of its
     constructor argument."""
-    from ablab.layers.internal import PAD_MODULES, Pad
 
     classes = type(m).__mro__
     for entry in LAYERS.values():

@@ -9,6 +9,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ablab.models.presets import list_presets
+from ablab.models.source import load_spec
+from ablab.spec import Spec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -28,8 +30,6 @@ def __getattr__(name: str) -> Any:
 def create_model(model: str | Spec, input_shape: Shape | None = None) -> nn.Sequential:
     """A model from a preset name (``lenet5``, ``mlp:1000,10``), spec string/file, or a ``Spec``."""
     from ablab.models.builder import build
-    from ablab.models.source import load_spec
-    from ablab.spec import Spec
 
     spec = model if isinstance(model, Spec) else load_spec(model, input_shape)
     return build(spec, input_shape)

@@ -5,7 +5,6 @@ A value means what it says. ``--model-arg use_batch_norm=False`` is the boolean 
 ``use_batch_norm = "false"`` (a quoted string) is refused, not passed on to a constructor that would read
 any non-empty string as true. Each argument is checked against its parameter's annotation, or against
 its default's type when it has no annotation:
-
 =========================  =====================================================================
 parameter                  accepted
 =========================  =====================================================================
@@ -26,6 +25,7 @@ Importing this module does not import torch.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import re
 import tomllib
@@ -218,8 +218,6 @@ def instantiate(text: str, args: dict[str, Any] | None = None, *, forbid: Any = 
 
 
 def _bind_problem(name: str, sig: inspect.Signature, args: dict[str, Any], err: TypeError) -> str:
-    import difflib
-
     params = sig.parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return f"{name} rejected the arguments {sorted(args)}: {err}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ablab.errors import UserError
 from ablab.metrics import RUN_METRICS
 from ablab.report.power import min_detectable
 from ablab.report.stats import (
@@ -27,6 +28,8 @@ from ablab.report.stats import (
     t_interval,
 )
 from ablab.store import Store, find_stores
+from ablab.study.expand import fmt_value
+from ablab.train.config import TrainConfig
 
 CURVE_METRICS = ("train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss")
 SUMMARY_METRICS = RUN_METRICS  # summary columns: key -> (title, description); the one list is ablab.metrics
@@ -139,8 +142,6 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
     """Read a study folder's store and compute everything the report shows."""
     paths = find_stores(study_dir)
     if not paths:
-        from ablab.errors import UserError
-
         raise UserError(f"{study_dir}: no study store (study.sqlite) here; run 'ablab study run' first")
     with Store(paths[0], readonly=True) as store:
         srow = store.study(study)
@@ -273,7 +274,6 @@ def _show(v: Any) -> str:
 def what_changed(info: dict[str, Any], runs: list[Any]) -> dict[str, str]:
     """variant -> "dropout = 0.5 (base 0)"...: every setting (model_args included, key by key) where the
     variant's stored run config differs from the study's base config, seeds and grid axes left out."""
-    from ablab.train.config import TrainConfig  # no torch: the dataclass fills in the defaults
 
     def full(config: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -299,7 +299,6 @@ def what_changed(info: dict[str, Any], runs: list[Any]) -> dict[str, str]:
 def comparison_label(cell: CellSummary, ref: CellSummary) -> str:
     """Name what differs once: ``dropout − baseline``; with a grid, ``dropout − no-dropout at lr=0.001``
     (same point) or ``no-dropout: lr=0.01 − lr=0.001 (model=mlp:100,10)`` (same variant)."""
-    from ablab.study.expand import fmt_value
 
     def pt(p: dict[str, Any]) -> str:
         return " ".join(f"{k}={fmt_value(v)}" for k, v in p.items())

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ablab.errors import UserError
 from ablab.report.analysis import analyze
 from ablab.report.power import POWER, min_detectable, pooled_sd, seeds_needed
 
@@ -45,7 +46,6 @@ def plan_study(study_dir: str | Path, effect_points: float, target: float = POWE
                alpha: float | None = None) -> Plan:
     """Seeds needed to detect ``effect_points`` percentage points at power ``target`` (two-sided paired t-test
     at ``alpha``, default 1 − the study's confidence), per comparison and pooled."""
-    from ablab.errors import UserError
 
     if not effect_points > 0:
         raise UserError(f"effect: expected a positive number of points, got {effect_points!r}")

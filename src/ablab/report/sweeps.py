@@ -8,10 +8,14 @@ a prefix (``mlp:100,10``, ``mlp:500,10``) are shown without it, the prefix going
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from ablab.report.text import fmt_interval
+from ablab.study.expand import fmt_value
 
 if TYPE_CHECKING:
     from ablab.report.analysis import CellSummary, StudyReport
@@ -41,7 +45,6 @@ class SweepAxis:
 
 def short_labels(name: str, values: list[Any]) -> tuple[list[str], str]:
     """(tick labels, axis title): string values lose their common prefix up to a ':' or '=' (``mlp:``)."""
-    from ablab.study.expand import fmt_value
 
     shown = [fmt_value(v) for v in values]
     if len(shown) > 1 and all(isinstance(v, str) for v in values):
@@ -89,8 +92,6 @@ def _key(point: dict[str, Any]) -> tuple[tuple[str, str], ...]:
 
 
 def _points(axes: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
-    import itertools
-
     keys = [k for k, _ in axes]
     return [dict(zip(keys, vs, strict=True)) for vs in itertools.product(*(v for _, v in axes))]
 
@@ -133,8 +134,6 @@ class BestCell:
     runner_up: CellSummary | None
 
     def sentence(self) -> str:
-        from ablab.report.text import fmt_interval
-
         def pct(iv: Interval) -> str:  # "89.90 ± 0.30%" or "89.90% (n=1)"
             text = fmt_interval(iv)
             return text.replace(" (n=1)", "% (n=1)") if text.endswith("(n=1)") else f"{text}%"

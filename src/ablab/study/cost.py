@@ -9,9 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablab.calc.costs import layer_cost
+from ablab.calc.shapes import resolve
+from ablab.data.catalog import get_spec
+from ablab.data.split import split_sizes
+from ablab.models.resolve import is_reference
+from ablab.sizeup import summarize_module
 from ablab.store import FINISHED, Store
 from ablab.study.expand import expand
 from ablab.study.studyfile import Study, default_out_dir
+from ablab.train.variants import model_spec
 
 
 @dataclass(frozen=True)
@@ -27,9 +34,7 @@ def sample_counts(config: Any) -> tuple[int, int, int, tuple[int, ...]]:
     """(n_train, n_val, n_test, input shape) of a config's dataset as the run will split it (the
     splitter's own :func:`~ablab.data.split.split_sizes`, ``limit`` included), from the data registry
     or the synthetic options — no loading, no torch."""
-    from ablab.data.catalog import get_spec
     from ablab.data.files import is_source, source_sizes
-    from ablab.data.split import split_sizes
 
     if is_source(config.dataset):  # your own files: counts and shape from their headers
         n_own, n_own_test, own_shape = source_sizes(config.dataset)
@@ -49,16 +54,11 @@ def forward_macs(config: Any, input_shape: tuple[int, ...]) -> int:
     """Forward MACs per sample of the network the config trains: a spec (batch norm/dropout inserted)
     through the size-up calculus, torch-free; a model reference (``file.py:Name``) built with its
     ``model_args`` and traced at the operator level, as ``ablab summary`` does (imports torch)."""
-    from ablab.models.resolve import is_reference
 
     if is_reference(config.model):
-        from ablab.sizeup import summarize_module
         from ablab.train.model import run_model
 
         return summarize_module(run_model(config, input_shape).model, input_shape).totals.macs
-    from ablab.calc.costs import layer_cost
-    from ablab.calc.shapes import resolve
-    from ablab.train.variants import model_spec
 
     spec = model_spec(config, input_shape)
     return sum(layer_cost(r).macs for r in resolve(spec, input_shape))

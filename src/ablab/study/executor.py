@@ -10,7 +10,6 @@ can carry small picklable/JSON-able messages back to the driver.
 
 To implement another engine (Ray, Slurm, a thread pool, ...), subclass :class:`Executor` and implement
 :meth:`Executor.run`:
-
 * Input: an iterable of :class:`RunSpec` (plain data: ``run_id``, ``label``, the ``TrainConfig`` as a
   dict, the run's ``out_dir`` and the ``threads`` it may use). Everything in it is JSON-able.
 * Execute each spec by calling :func:`execute_run` (``execute_run(spec, emit)``) *in the worker*. It sets
@@ -42,9 +41,13 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import ctypes
 import dataclasses
+import multiprocessing as mp
 import os
+import platform
 import queue
+import signal
 import socket
 import threading
 import time
@@ -54,6 +57,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ablab.jsonable import jsonable
+from ablab.train.config import TrainConfig
 
 EVENT_KINDS = ("start", "epoch", "resume", "end", "error")
 TERMINAL = ("end", "error")
@@ -97,7 +101,6 @@ def execute_run(spec: RunSpec, emit: Emit, *, dataset: Any = None,
     try:
         # heavy imports here, in the worker: the driver of a dry run never loads torch
         from ablab.train import fit, set_threads
-        from ablab.train.config import TrainConfig
 
         set_threads(spec.threads)
         config = TrainConfig.from_dict(spec.config, where=f"run {spec.label}")
@@ -142,7 +145,6 @@ def gpu_devices() -> list[str]:
     """This machine's GPUs as device names (``cuda:0``, ...; or ``mps``); [] without any. torch is
     imported only where a GPU may exist (NVIDIA device files, Apple silicon), so a CPU-only driver
     stays light."""
-    import platform
 
     nvidia = os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia")
     apple = platform.system() == "Darwin" and platform.machine() == "arm64"
@@ -232,8 +234,6 @@ class LocalExecutor(Executor):
         self._slots: list[str | None] = []  # worker slot -> its GPU (None: CPU)
 
     def run(self, specs: Iterable[RunSpec]) -> Iterator[RunEvent]:
-        import multiprocessing as mp
-
         ctx = mp.get_context(self.start_method)
         todo = [dataclasses.replace(s, threads=self.threads) for s in specs]
         if not todo:
@@ -341,9 +341,6 @@ def _worker_main(tasks: Any, events: Any, parent_pid: int, device: str | None = 
 def _die_with_parent(parent_pid: int) -> None:
     """Exit as soon as the driver is gone (SIGKILL included)."""
     with contextlib.suppress(Exception):
-        import ctypes
-        import signal
-
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent_pid:  # the parent died before prctl took effect

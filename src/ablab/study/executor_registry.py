@@ -4,7 +4,6 @@ One table feeds ``ablab study run --executor`` (its choices and help), ``ablab.r
 the runner. An entry is a factory that takes the study's :class:`Placement` — decided once, by the runner,
 from ``--workers``, ``--device``, ``--runs-per-gpu``, ``--address`` and the runs' configs — and returns an
 :class:`~ablab.study.executor.Executor`::
-
     from ablab.study.executor_registry import register_executor
 
     register_executor("threads", lambda p: MyThreadExecutor(p.workers), help="runs in threads of this process")
@@ -22,6 +21,7 @@ from typing import Any
 from ablab.errors import UserError
 from ablab.registry import Registry
 from ablab.study.executor import Executor, InlineExecutor, LocalExecutor, placed_device, wants_gpu
+from ablab.study.ray_executor import RayExecutor, import_ray
 
 
 @dataclass(frozen=True)
@@ -91,14 +91,10 @@ def _local(p: Placement) -> Executor:
 
 
 def _ray(p: Placement) -> Executor:
-    from ablab.study.ray_executor import RayExecutor  # imports ray; see docs/ray.md
-
     return RayExecutor(p.address, workers=p.workers or None, runs_per_gpu=p.runs_per_gpu, device=p.device)
 
 
 def _ray_installed() -> None:
-    from ablab.study.ray_executor import import_ray
-
     import_ray()
 
 

@@ -3,14 +3,16 @@ Ray's object store shares zero-copy between the tasks of a node (see ablab.study
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
+
+from ablab.train.config import FIELDS, TrainConfig
 
 DATASET_KEYS = ("dataset", "data_dir", "val_fraction", "split_seed", "stratified", "limit")  # load_dataset's
 
 
 def dataset_key(config: dict[str, Any]) -> tuple[Any, ...]:
     """The ``load_dataset`` arguments of a run's config: runs with equal keys train on the same data."""
-    from ablab.train.config import FIELDS
 
     return tuple(config.get(k, FIELDS[k].default) for k in DATASET_KEYS)
 
@@ -18,7 +20,6 @@ def dataset_key(config: dict[str, Any]) -> tuple[Any, ...]:
 def pack_dataset(config: dict[str, Any]) -> dict[str, Any]:
     """Load a config's dataset in the driver, as plain NumPy arrays (which Ray shares zero-copy)."""
     from ablab.data.load import load_dataset_for
-    from ablab.train.config import TrainConfig
 
     ds = load_dataset_for(TrainConfig.from_dict(config))
     splits = {s: (getattr(ds, s).x.numpy(), getattr(ds, s).y.numpy()) for s in ("train", "val", "test")}
@@ -32,7 +33,6 @@ def unpack_dataset(packed: dict[str, Any]) -> Any:
     The arrays are read-only (shared memory); the trainer never writes its input tensors (normalizing
     and augmenting make new ones), so torch's warning about non-writable arrays is silenced.
     """
-    import warnings
 
     import torch
 

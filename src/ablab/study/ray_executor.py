@@ -3,7 +3,6 @@
 ``ablab study run FILE --executor ray [--address ADDR]`` (or ``run_study(..., executor=RayExecutor(...))``)
 runs the same study file, into the same SQLite store and the same report, as the local executor. Only
 the driver process touches the study folder; what crosses the network is small:
-
 * **to the workers**: each run's :class:`~ablab.study.executor.RunSpec` (plain data) and, once per
   distinct dataset, the dataset itself. The driver loads it (so workers need no data files), puts its
   uint8 arrays into Ray's object store with ``ray.put`` and passes the reference to every task: Ray
@@ -37,9 +36,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import traceback
 from collections import deque
@@ -60,6 +61,7 @@ from ablab.study.executor import (
     wants_gpu,
 )
 from ablab.study.ray_data import dataset_key, pack_dataset, unpack_dataset
+from ablab.train import resume
 
 INSTALL_HINT = "pip install 'ablab[ray]'"
 POLL_S = 0.25  # driver: seconds between checks for finished tasks (events are drained at the same pace)
@@ -112,7 +114,6 @@ def run_task(spec_dict: dict[str, Any], packed: dict[str, Any] | None, inbox: An
     """
     import ray
 
-    from ablab.train import resume
 
     spec = RunSpec(**spec_dict)
     terminal: list[RunEvent] = []
@@ -143,7 +144,6 @@ def run_task(spec_dict: dict[str, Any], packed: dict[str, Any] | None, inbox: An
                 files[path.relative_to(tmp).as_posix()] = path.read_bytes()
         payload = _relocate(event.payload, tmp, spec.out_dir)
         if "metrics.json" in files:  # the trainer wrote the worker's paths into it
-            import json
 
             metrics = _relocate(json.loads(files["metrics.json"]), tmp, spec.out_dir)
             files["metrics.json"] = (json.dumps(metrics, indent=2) + "\n").encode()
@@ -286,7 +286,6 @@ class RayExecutor(Executor):
             spec = dataclasses.replace(spec, device="cuda")  # the task sees only its GPU
         elif self.device not in (None, "auto"):
             spec = dataclasses.replace(spec, device=self.device)
-        from ablab.train import resume
 
         state = None if self.shared_fs else resume.pack_latest(spec.out_dir)  # continue after its last epoch
         handle = task.options(**options).remote(spec.to_dict(), ref, self._inbox, attempt, self.shared_fs, state)
@@ -300,7 +299,6 @@ class RayExecutor(Executor):
             if attempts.get(run_id) != attempt:
                 continue
             if ev["kind"] == "saved":  # an epoch's state: into the run's folder, for a retry to resume from
-                from ablab.train import resume
 
                 with contextlib.suppress(OSError, ValueError):
                     resume.install(self._out_dirs[run_id], ev["payload"])
@@ -333,7 +331,6 @@ class RayExecutor(Executor):
         try:
             _write_files(Path(spec.out_dir), out["files"])
             if event.kind == "end":  # finished: its epoch states served their purpose (the checkpoint stays)
-                from ablab.train import resume
 
                 resume.clear(spec.out_dir)
         except OSError as e:
@@ -370,7 +367,6 @@ def _first_sentence(text: str) -> str:
 
 def _probe(address: str, timeout_s: float = 5.0) -> None:
     """Fail fast on an unreachable ``host:port`` (Ray itself keeps retrying for minutes)."""
-    import socket
 
     hostport = address.removeprefix("ray://")
     host, sep, port = hostport.rpartition(":")

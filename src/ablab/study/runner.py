@@ -23,8 +23,9 @@ from typing import Any
 from ablab.store import FINISHED, Store
 from ablab.study.executor import Executor, RunEvent, RunSpec
 from ablab.study.executor_registry import check_executor, make_executor, placement
-from ablab.study.expand import PlannedRun, comparisons, expand, grid_points
+from ablab.study.expand import PlannedRun, cell_name, comparisons, expand, grid_points
 from ablab.study.studyfile import METRICS, Study, StudyError, default_out_dir
+from ablab.study.validate import validate_study
 from ablab.train import resume
 from ablab.version import __version__
 from ablab.writing import write_atomic
@@ -82,8 +83,6 @@ def study_info(study: Study) -> dict[str, Any]:
 
 
 def _cell(variant: str, point: dict[str, Any]) -> dict[str, Any]:
-    from ablab.study.expand import cell_name
-
     return {"cell": cell_name(variant, point), "variant": variant, "point": point}
 
 
@@ -144,7 +143,6 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
     ``executor``: a name registered in :mod:`ablab.study.executor_registry` (``local``, ``inline``,
     ``ray``, ...; ``address``: the Ray cluster to join), or an :class:`Executor` instance.
     ``validate=False``: the caller has validated ``study`` already (the CLI does, before its progress bar)."""
-    from ablab.study.validate import validate_study
 
     if validate:
         validate_study(study)

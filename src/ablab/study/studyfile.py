@@ -1,7 +1,6 @@
 """Study files: one TOML file describes a whole comparison — base config, named variants, grid, seeds.
 
 ::
-
     [study]
     name = "fashion-regularization"
     seeds = 5                      # seeds 0..4 (or a list: [0, 1, 7])
@@ -41,10 +40,12 @@ from typing import Any
 
 from ablab.errors import UserError
 from ablab.metrics import DECIDING_METRICS
+from ablab.models.resolve import absolute_reference, is_reference, parse_reference
 from ablab.reading import read_utf8
 from ablab.registry import did_you_mean
 from ablab.study.tomlpos import find_line
 from ablab.train.config import FIELDS, MAX_SEED, ConfigError, TrainConfig
+from ablab.train.variants import apply_variants
 
 METRICS = DECIDING_METRICS  # metric name -> what it means (ablab.metrics holds the one list)
 
@@ -246,7 +247,6 @@ class _Checker:
     def model_ref(self, d: dict[str, Any], path: tuple[str, ...]) -> None:
         """A model reference's file, relative to the study file's folder, made absolute in ``d`` (so every
         worker, local or Ray, imports the same file); a missing file is named here, before any run."""
-        from ablab.models.resolve import absolute_reference, is_reference, parse_reference
 
         model = d.get("model")
         if not is_reference(model):
@@ -385,8 +385,6 @@ def variant_config(base: dict[str, Any], variant: Variant, point: dict[str, Any]
     """base -> named transforms (``use``) -> variant overrides -> grid point values."""
     config = TrainConfig(**base)
     if variant.use:
-        from ablab.train.variants import apply_variants  # no torch at import (config-level transforms)
-
         config = apply_variants(config, list(variant.use))
     if variant.overrides:
         overrides = dict(variant.overrides)

@@ -4,7 +4,6 @@ only fail does so at once, with one error naming the key and its line, and never
 of failures.
 
 What :func:`validate_study` checks, for every distinct configuration the study expands to:
-
 - ``model``: parses (preset, spec string or file) and its shapes resolve for the dataset's input
   (``ablab.calc.shapes.resolve``), with the variant's batch norm and dropout inserted; a model
   reference (``file.py:Name``) is imported and built once per distinct ``model_args`` and a zero batch
@@ -22,9 +21,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from ablab.calc.shapes import resolve
+from ablab.data.catalog import get_spec
 from ablab.errors import UserError
+from ablab.models.construct import check_output, instantiate
+from ablab.models.resolve import ModelRefError, check_reference, is_reference, load_reference
+from ablab.study.cost import sample_counts
+from ablab.study.expand import expand
 from ablab.study.studyfile import Study, StudyError
 from ablab.study.tomlpos import find_line
+from ablab.train.variants import model_spec
 
 VAL_METRICS = ("val_acc", "best_val_acc", "test_acc_at_best_val")  # need a validation split
 
@@ -47,7 +53,6 @@ def _error(study: Study, path: tuple[str, ...], message: str) -> StudyError:
 def validate_study(study: Study) -> None:
     """Raise one StudyError for the first thing in ``study`` that would make a run fail (see module
     docstring); return None when every run can start."""
-    from ablab.study.expand import expand
 
     datasets: dict[tuple[str, str | None], tuple[tuple[int, ...], int | None]] = {}
     models: set[tuple[Any, ...]] = set()
@@ -80,10 +85,8 @@ def _dataset_shape(config: Any) -> tuple[tuple[int, ...], int | None]:
     """The input shape and class count (None: known only once the files are read) of the config's
     dataset, after checking the name, its options and that its files are present (no reading, no
     download)."""
-    from ablab.data.catalog import get_spec
     from ablab.data.files import is_source
     from ablab.data.locate import locate, not_found_error
-    from ablab.study.cost import sample_counts
 
     shape = sample_counts(config)[3]  # known name and valid options (synthetic:n=abc is an error)
     if is_source(config.dataset):  # your own files: sample_counts read their headers, so they are there
@@ -101,16 +104,10 @@ def _dataset_shape(config: Any) -> tuple[tuple[int, ...], int | None]:
 def _resolve_model(config: Any, shape: tuple[int, ...], classes: int | None) -> None:
     """Parse the model's spec and resolve its shapes (torch-free). A model reference: import it, call
     it with ``model_args`` (the caller's RNG state untouched) and run a zero batch through the result."""
-    from ablab.calc.shapes import resolve
-    from ablab.models.construct import check_output
-    from ablab.models.resolve import check_reference, is_reference
-    from ablab.train.variants import model_spec
 
     if is_reference(config.model):
         import torch
 
-        from ablab.models.construct import instantiate
-        from ablab.models.resolve import ModelRefError, load_reference
 
         check_reference(config.model)
         load_reference(config.model)  # a missing name or a module that fails to import: the model key

@@ -18,6 +18,7 @@ from typing import Any
 
 from ablab.data.catalog import list_datasets
 from ablab.errors import UserError
+from ablab.models.resolve import ModelRefError, is_reference, reference_of, shown
 from ablab.registry import did_you_mean
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -127,7 +128,6 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str):  # a class or factory: stored as its reference string
-            from ablab.models.resolve import ModelRefError, reference_of
 
             try:
                 object.__setattr__(self, "model", reference_of(self.model))
@@ -208,7 +208,6 @@ _TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (i
 def _check_model_args(cfg: TrainConfig) -> None:
     """model_args only with a model reference, with plain TOML/JSON values; a reference cannot take the
     spec transforms (inserted batch norm / dropout): those are the model's own constructor flags."""
-    from ablab.models.resolve import is_reference, shown
 
     ref = is_reference(cfg.model)
     object.__setattr__(cfg, "model_args", dict(cfg.model_args))  # the config's own copy

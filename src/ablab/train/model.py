@@ -16,6 +16,7 @@ from torch import nn
 from ablab.models.construct import describe, instantiate
 from ablab.models.resolve import is_reference, source_file, source_sha256
 from ablab.train.config import TrainConfig
+from ablab.train.variants import model_spec
 
 
 @dataclass
@@ -39,7 +40,6 @@ def run_model(config: TrainConfig, input_shape: tuple[int, ...], *, reference: s
         return RunModel(model, describe(ref, config.model_args))
     from ablab.models import build
     from ablab.train.fast import accelerate
-    from ablab.train.variants import model_spec
 
     spec = model_spec(config, input_shape)
     model = build(spec)

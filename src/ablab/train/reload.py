@@ -4,7 +4,6 @@ A checkpoint of a preset or spec model rebuilds from the stored spec: data, no c
 own model records a *reference* to code (``mymodel.py:LeNet5V1``, its arguments and the SHA-256 of its
 source). A folder someone sent you must not be able to run code by naming it, so ablab imports that code
 only when you say so:
-
 * ``model_ref`` (``ablab eval CKPT --model mymodel.py:LeNet5V1``): your file, which must have the SHA-256
   recorded at training (a changed file is refused unless ``trust_code`` is also given);
 * ``trust_code=True`` (``--trust-code``): import the recorded reference, in the spirit of
@@ -21,6 +20,16 @@ from typing import Any
 
 import torch
 
+from ablab.models.resolve import (
+    ModelRefError,
+    in_process,
+    is_reference,
+    parse_reference,
+    shown,
+    source_file,
+    source_sha256,
+)
+from ablab.spec import Spec, SpecError
 from ablab.train.checkpoint import (
     META,
     WEIGHTS,
@@ -65,7 +74,6 @@ def _given_dataset_matches(path: str | Path, trained_on: dict[str, Any], ds: Any
 def recorded_reference(meta: dict[str, Any]) -> str | None:
     """The model reference to import for a checkpoint: the recorded source file's absolute path when
     there is one (so ``eval`` works from any folder), else the reference as configured."""
-    from ablab.models.resolve import is_reference, parse_reference
 
     model = meta.get("model")
     if not isinstance(model, dict):
@@ -91,8 +99,6 @@ def load_checkpoint(path: str | Path, *, fast: bool = True, model_ref: str | Non
     """
     from safetensors.torch import load_file
 
-    from ablab.models.resolve import ModelRefError, is_reference
-    from ablab.spec import SpecError
     from ablab.train.model import run_model
 
     notes = notes if notes is not None else []
@@ -135,7 +141,6 @@ def _may_import(folder: Path, meta: dict[str, Any], reference: str, model_ref: s
                 notes: list[str]) -> None:
     """Refuse to import a checkpoint's model code unless the user named it (``model_ref``, with the recorded
     source) or trusts the checkpoint (``trust_code``)."""
-    from ablab.models.resolve import in_process, shown, source_file, source_sha256
 
     if in_process(reference):  # a class this process defined (a notebook's): nothing is imported
         return
@@ -166,7 +171,6 @@ def _may_import(folder: Path, meta: dict[str, Any], reference: str, model_ref: s
 
 def _spec_model(spec_doc: Any, folder: Path, fast: bool) -> Any:
     from ablab.models import build
-    from ablab.spec import Spec
     from ablab.train.model import RunModel
 
     spec = Spec.from_dict(spec_doc, where=f"{folder / META}: spec")

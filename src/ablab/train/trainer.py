@@ -1,7 +1,6 @@
 """The trainer: ``fit(config) -> RunResult``.
 
 Why it is fast (see benchmarks/train_speed.py for the figures against the course-style loop):
-
 * the whole dataset lives in memory as one float32 tensor, normalized once, contiguous (N, C, H, W);
   a batch is ``index_select`` of a permuted index — no Dataset, no DataLoader, no per-sample Python;
 * per step there is no host sync: batch losses and correct counts stay tensors in a list, summed once
@@ -34,9 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ablab.data.split import choose
 from ablab.display import RunResultDisplay
 from ablab.errors import UserError
 from ablab.jsonable import jsonable
+from ablab.models.construct import check_output
 from ablab.train import resume
 from ablab.train.config import TrainConfig
 from ablab.train.device import device_info, device_settings, eval_batch_size, resolve_device, rng_devices
@@ -183,7 +184,6 @@ def _setup(config: TrainConfig, dataset: Dataset | None, device: torch.device) -
     the splits once (on the device), make the optimizer."""
     from ablab.data.load import load_dataset_for
     from ablab.models import count_params
-    from ablab.models.construct import check_output
     from ablab.train.model import run_model
 
     dataset = load_dataset_for(config, dataset)
@@ -236,7 +236,6 @@ def _train_eval_split(config: TrainConfig, x: torch.Tensor, y: torch.Tensor) -> 
     k = config.train_eval_subsample
     if config.train_metrics != "clean" or k is None or k >= int(y.shape[0]):
         return x, y
-    from ablab.data.split import choose
 
     gen = torch.Generator().manual_seed(TRAIN_EVAL_SEED + config.split_seed)
     y_cpu = y.cpu()

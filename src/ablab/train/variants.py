@@ -35,6 +35,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ablab.models.presets import is_preset
+from ablab.models.source import load_spec
 from ablab.registry import Registry
 from ablab.spec import (
     WEIGHTED,
@@ -228,8 +230,6 @@ def insert_dropout(spec: Spec, p: float, placement: str = "fc") -> Spec:
 
 def model_spec(config: TrainConfig, input_shape: tuple[int, ...] | None = None) -> Spec:
     """The spec a run trains: ``config.model`` with the config's batch norm and dropout inserted."""
-    from ablab.models.presets import is_preset
-    from ablab.models.source import load_spec
 
     spec = load_spec(config.model)
     if input_shape is not None:

@@ -7,6 +7,7 @@ import numpy as np
 from ablab.reference import losses
 from ablab.reference.checks.base import _check, _rng, register
 from ablab.reference.gradcheck import CheckResult
+from ablab.spec import parse_spec
 
 # -------------------------------------------------------------------------------------- losses
 
@@ -60,7 +61,6 @@ MODEL_SPEC = ("input(2,8,8) conv(4,3,s=2,pad=same) bn relu maxpool(2) conv(6,2,g
 def _model() -> CheckResult:
     """The NumPy model and ``build(spec)`` trained side by side; forward = largest loss difference."""
     from ablab.reference.model import compare_with_torch
-    from ablab.spec import parse_spec
 
     t = compare_with_torch(parse_spec(MODEL_SPEC), steps=5, batch=8, lr=0.5)
     return CheckResult("model", t.max_loss_diff,
@@ -76,7 +76,6 @@ def _model_norms() -> CheckResult:
     """The same with layer norm, group norm and adaptive pooling: their state-dict names, parameters and
     gradients line up between the builder and the NumPy model."""
     from ablab.reference.model import compare_with_torch
-    from ablab.spec import parse_spec
 
     t = compare_with_torch(parse_spec(NORM_SPEC), steps=5, batch=8, lr=0.5)
     return CheckResult("model", t.max_loss_diff,

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ablab.calc.shapes import resolve
 from ablab.reference import conv
 from ablab.reference.explain.document import ExplainError, Explanation
 from ablab.reference.gradcheck import scaled_error
 from ablab.reference.windows import Array
+from ablab.spec import Spec, SpecError, parse_spec
 
 MAX_PRINT = 40  # the symbolic matrix A is printed only up to this many rows and columns
 MAX_ENTRIES = 1_000_000  # A is built in full (float64 + an int index): 16 MB at this limit
@@ -26,9 +29,6 @@ class ConvConfig:
 
 
 def _resolve_conv(cfg: ConvConfig) -> Any:
-    from ablab.calc.shapes import resolve
-    from ablab.spec import Spec, SpecError, parse_spec
-
     try:
         spec = parse_spec(cfg.layer, source="layer")
     except SpecError as err:
@@ -71,7 +71,6 @@ def conv_matrix(cfg: ConvConfig | None = None, w: Array | None = None, x: Array 
     backward pass is ``A^T`` and that ``A^T g`` is a transposed convolution with rotated kernels.
     ``A`` has one row per output element and one column per input element; above ``max_entries``
     entries the example is refused before anything is built."""
-    import math
 
     cfg = cfg or ConvConfig("conv(1,2)", (1, 3, 3))
     r = _resolve_conv(cfg)

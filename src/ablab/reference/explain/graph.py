@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ablab.reference import autodiff
 from ablab.reference.explain.document import ExplainError, Explanation
 
 
@@ -12,7 +13,6 @@ def graph(source: Any = None, weight: str | None = None, lr: float | None = None
     """Backprop through a scalar graph, shown along every chain from ``weight`` to the loss."""
     import torch
 
-    from ablab.reference import autodiff
 
     gr = source if isinstance(source, autodiff.Graph) else autodiff.parse_graph_text(autodiff.MAZUR_EXAMPLE,
                                                                                      "Mazur example")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ablab.reading import load_json, read_utf8
+from ablab.reference import autodiff
 from ablab.reference.explain.activation import activation
 from ablab.reference.explain.bn_backward import bn_backward
 from ablab.reference.explain.bn_forward import bn_forward
@@ -19,6 +20,8 @@ from ablab.reference.explain.conv_matrix import MAX_ENTRIES, ConvConfig, conv_ma
 from ablab.reference.explain.document import ExplainError, Explanation
 from ablab.reference.explain.graph import graph
 from ablab.reference.explain.inputs import as_array, parse_vector
+from ablab.registry import did_you_mean
+from ablab.spec.stack import parse_shape
 
 MAX_SEED = 2**32 - 1
 
@@ -97,8 +100,6 @@ def _bn_backward(v: _Values, digits: int) -> Explanation:
 
 
 def _conv_matrix(v: _Values, digits: int) -> Explanation:
-    from ablab.spec.stack import parse_shape
-
     layer = v.get("layer") or ("conv(1,2)", "layer")
     if not isinstance(layer[0], str):
         raise ExplainError(f"{layer[1]}: expected a layer string like 'conv(1,2)'")
@@ -140,8 +141,6 @@ def _collapse(v: _Values, digits: int) -> Explanation:
 
 
 def _graph(v: _Values, digits: int) -> Explanation:
-    from ablab.reference import autodiff
-
     source = v.raw("graph")
     g = autodiff.load_graph(source) if isinstance(source, str | Path) else source
     lr = v.get("lr")
@@ -165,8 +164,6 @@ def run_example(example: str, file: str | Path | None = None, digits: int = 6, *
     (strings such as ``x="1,2;3,4"``, JSON-like values or arrays; ``None`` means not given) merged over
     the keys of the JSON ``file``."""
     if example not in RUNNERS:
-        from ablab.registry import did_you_mean
-
         raise ExplainError(f"unknown example '{example}'{did_you_mean(example, RUNNERS)} "
                            f"(known: {', '.join(RUNNERS)})")
     return RUNNERS[example](_Values(given, load_file(file, FILE_KEYS[example])), digits)
