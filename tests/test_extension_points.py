@@ -99,3 +99,55 @@ def test_device_is_placed_by_one_rule():
     assert placement(["auto"], device="cuda").pinned is None and placement(["cpu"]).pinned is None
     with pytest.raises(ablab.UserError, match="only the ray executor joins a cluster"):
         make_executor("local", placement(["cpu"], address="auto"))
+
+
+def _read_csv(path):
+    """label, then pixels: a 2x2 grey image per row."""
+    import numpy as np
+
+    rows = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+    return rows[:, 1:].reshape(-1, 1, 2, 2), rows[:, 0].astype(np.int64), None, None, {"format": "csv"}
+
+
+def _csv_sizes(path):
+    with open(path) as f:
+        return sum(1 for line in f if line.strip()), 0, (1, 2, 2)
+
+
+@pytest.fixture
+def csv_source(tmp_path):
+    import numpy as np
+
+    from ablab.data.source_registry import SOURCES, register_source
+
+    register_source("csv", read=_read_csv, files=lambda p: [p], sizes=_csv_sizes, help="test source")
+    gen = np.random.default_rng(0)
+    y = np.arange(120) % 3
+    x = np.clip(0.2 + 0.3 * y[:, None] + 0.1 * gen.normal(size=(120, 4)), 0, 1)  # pixels in [0, 1]
+    f = tmp_path / "tiny.csv"
+    np.savetxt(f, np.column_stack([y, x]), delimiter=",", fmt="%.6f")
+    yield f
+    SOURCES.unregister("csv")
+
+
+def test_a_registered_data_source_loads_and_sizes_a_study(tmp_path, csv_source, counting):
+    from ablab.data import load_dataset, source_sizes
+
+    ds = load_dataset(f"csv:{csv_source}")
+    assert ds.input_shape == (1, 2, 2) and ds.num_classes == 3
+    assert source_sizes(f"csv:{csv_source}") == (96, 24, (1, 2, 2))  # 20% held out as the test split
+    f = tmp_path / "csv.toml"
+    text = TINY.replace('dataset = "synthetic:n=200,test=100"', f'dataset = "csv:{csv_source}"')
+    f.write_text(text.replace('"mlp:32,10"', '"mlp:32,3"').replace('"mlp:8,10"', '"mlp:8,3"'))
+    result = ablab.run_study(f, tmp_path / "out", executor="counting", report=False, progress=False)
+    assert result.outcome.ran == 4 and not result.outcome.failed, result.outcome.errors
+    res = CliRunner().invoke(cli, ["study", "run", str(f), "--out", str(tmp_path / "dry"), "--dry-run",
+                                   "--no-measure"])
+    assert res.exit_code == 0 and "4 runs" in res.output, res.output
+
+
+def test_an_unknown_source_prefix_says_what_is_known():
+    from ablab.data.source_registry import parse_source
+
+    with pytest.raises(ablab.UserError, match=r"unknown data source 'nzp:'.*known: folder, idx, npz"):
+        parse_source("nzp:x.npz")

@@ -19,7 +19,8 @@ _LAZY = {
     "Dataset": "dataset", "Split": "dataset", "channel_stats": "dataset",
     "download_file": "download", "fetch": "download",
     "clear_cache": "load", "load_dataset": "load", "load_dataset_for": "load", "verify_dataset": "load",
-    "from_tensors": "dataset", "from_torch": "dataset", "is_source": "files", "source_sizes": "files",
+    "from_tensors": "dataset", "from_torch": "dataset",
+    "is_source": "source_registry", "source_sizes": "source_registry",
     "search_dirs": "locate", "user_cache_dir": "locate",
     "augment": "transforms", "normalize": "transforms",
 }
@@ -27,9 +28,9 @@ _LAZY = {
 if TYPE_CHECKING:
     from ablab.data.dataset import Dataset, Split, channel_stats, from_tensors, from_torch
     from ablab.data.download import download_file, fetch
-    from ablab.data.files import is_source, source_sizes
     from ablab.data.load import clear_cache, load_dataset, load_dataset_for, verify_dataset
     from ablab.data.locate import search_dirs, user_cache_dir
+    from ablab.data.source_registry import is_source, source_sizes
     from ablab.data.transforms import augment, normalize
 
 

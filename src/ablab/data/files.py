@@ -20,42 +20,12 @@ import numpy as np
 
 from ablab.data.budget import MEMORY_SHARE, check_fits, memory_budget
 from ablab.data.errors import DataError
+from ablab.data.folder import GREY_MODES, image_files
 from ablab.data.idx import check_pair, parse_idx, read_idx_bytes
-from ablab.data.split import holdout_size
 
-PREFIXES = ("idx", "npz", "folder")
 ROLES = {"train_images": (("train",), ("images", "idx3")), "train_labels": (("train",), ("labels", "idx1")),
          "test_images": (("t10k", "test"), ("images", "idx3")), "test_labels": (("t10k", "test"), ("labels", "idx1"))}
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-
-
-def is_source(name: str) -> bool:
-    """True for ``idx:...``, ``npz:...`` and ``folder:...`` dataset names."""
-    head, sep, _ = str(name).partition(":")
-    return bool(sep) and head.strip().lower() in PREFIXES
-
-
-def parse_source(name: str) -> tuple[str, Path, dict[str, str]]:
-    """``kind:PATH[?key=value&...]`` -> (kind, path, options). Options: ``scale``, ``test_fraction``."""
-    head, _, rest = str(name).partition(":")
-    kind = head.strip().lower()
-    path_text, _, query = rest.partition("?")
-    if not path_text.strip():
-        raise DataError(f"dataset '{name}': expected a path after '{kind}:', e.g. {kind}:mydata/")
-    opts: dict[str, str] = {}
-    for item in filter(None, query.split("&")):
-        key, eq, val = item.partition("=")
-        if not eq or key not in ("scale", "test_fraction"):
-            raise DataError(f"dataset '{name}': unknown option '{item}' (known: scale=..., test_fraction=...)")
-        opts[key] = val
-    if "test_fraction" in opts:
-        try:
-            tf = float(opts["test_fraction"])
-        except ValueError:
-            tf = float("nan")
-        if not 0 < tf < 1:
-            raise DataError(f"dataset '{name}': test_fraction must be a fraction in (0, 1)")
-    return kind, Path(path_text.strip()).expanduser(), opts
 
 
 def channels_last(shape: tuple[int, ...]) -> bool:
@@ -98,17 +68,19 @@ def idx_files(folder: Path) -> dict[str, Path]:
     return out
 
 
-def source_files(kind: str, path: Path) -> list[Path]:
-    """The files a source reads (for the cache key); DataError when the path is missing or wrong."""
-    if kind == "idx":
-        _exists(kind, path, True)
-        return list(idx_files(path).values())
-    if kind == "npz":
-        _exists(kind, path, False)
-        return [path]
-    from ablab.data.folder import image_files
+def idx_source_files(path: Path) -> list[Path]:
+    """The four files of an ``idx:`` source; DataError when the folder or a file is missing."""
+    _exists("idx", path, True)
+    return list(idx_files(path).values())
 
-    _exists(kind, path, True)
+
+def npz_source_files(path: Path) -> list[Path]:
+    _exists("npz", path, False)
+    return [path]
+
+
+def folder_source_files(path: Path) -> list[Path]:
+    _exists("folder", path, True)
     return [p for files in image_files(path).values() for _, p in files]
 
 
@@ -189,40 +161,32 @@ def _sample_shape(shape: tuple[int, ...], where: str) -> tuple[int, int, int]:
     raise DataError(f"{where}: expected images of shape (N, C, H, W) or (N, H, W), got {shape}")
 
 
-def source_sizes(name: str) -> tuple[int, int, tuple[int, int, int]]:
-    """(training samples, test samples, (C, H, W)) of a file source as ``load_source`` will see them —
-    from headers only (IDX headers, .npy headers, image headers): no pixels read, no torch. For the
-    cost estimate of a study's dry run."""
+def idx_sizes(path: Path) -> tuple[int, int, tuple[int, int, int]]:
+    """(training samples, test samples, (C, H, W)) of an ``idx:`` folder, from its headers."""
+    dims = {}
+    for role, p in idx_files(path).items():
+        with open(p, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+        with (gzip.open(p) if gz else open(p, "rb")) as f:
+            head = f.read(16 if role.endswith("images") else 8)
+        dims[role] = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range((len(head) - 4) // 4)]
+    return dims["train_images"][0], dims["test_images"][0], (1, dims["train_images"][1], dims["train_images"][2])
 
-    kind, path, opts = parse_source(name)
-    source_files(kind, path)
-    if kind == "idx":
-        dims = {}
-        for role, p in idx_files(path).items():
-            with open(p, "rb") as raw:
-                gz = raw.read(2) == b"\x1f\x8b"
-            with (gzip.open(p) if gz else open(p, "rb")) as f:
-                head = f.read(16 if role.endswith("images") else 8)
-            dims[role] = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range((len(head) - 4) // 4)]
-        n_train, n_test = dims["train_images"][0], dims["test_images"][0]
-        shape: tuple[int, int, int] = (1, dims["train_images"][1], dims["train_images"][2])
-    elif kind == "npz":
-        with zipfile.ZipFile(path) as zf:
-            names = {n.removesuffix(".npy") for n in zf.namelist()}
-            x_shape = _npy_header(zf, "x_train")[0]
-            n_train, shape = x_shape[0], _sample_shape(x_shape, f"npz:{path}")
-            n_test = _npy_header(zf, "x_test")[0][0] if "x_test" in names else 0
-    else:
-        from PIL import Image
 
-        from ablab.data.folder import GREY_MODES, image_files
+def npz_sizes(path: Path) -> tuple[int, int, tuple[int, int, int]]:
+    """The same for an ``npz:`` file, from its .npy headers (0 test samples when it has none)."""
+    with zipfile.ZipFile(path) as zf:
+        names = {n.removesuffix(".npy") for n in zf.namelist()}
+        x_shape = _npy_header(zf, "x_train")[0]
+        n_test = _npy_header(zf, "x_test")[0][0] if "x_test" in names else 0
+        return x_shape[0], n_test, _sample_shape(x_shape, f"npz:{path}")
 
-        splits = image_files(path)
-        first = splits["train"][0][1]
-        with Image.open(first) as im:
-            shape = (1 if im.mode in GREY_MODES else 3, im.size[1], im.size[0])
-        n_train, n_test = len(splits["train"]), len(splits.get("test", []))
-    if n_test == 0:
-        n_test = holdout_size(n_train, float(opts.get("test_fraction", 0.2)))
-        n_train -= n_test
-    return n_train, n_test, shape
+
+def folder_sizes(path: Path) -> tuple[int, int, tuple[int, int, int]]:
+    """The same for a ``folder:`` of images, from the first image's header."""
+    from PIL import Image
+
+    splits = image_files(path)
+    with Image.open(splits["train"][0][1]) as im:
+        shape = (1 if im.mode in GREY_MODES else 3, im.size[1], im.size[0])
+    return len(splits["train"]), len(splits.get("test", [])), shape

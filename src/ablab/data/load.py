@@ -170,7 +170,7 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, val_fraction:
     return the same cached object without rereading files.
     """
     check_split_args(val_fraction, split_seed, limit)
-    from ablab.data.files import is_source
+    from ablab.data.source_registry import is_source
 
     if is_source(name):
         from ablab.data.sources import load_source

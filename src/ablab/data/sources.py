@@ -18,7 +18,7 @@ from typing import Any
 
 from ablab.data.dataset import Dataset, from_arrays, from_tensors, from_torch
 from ablab.data.errors import DataError
-from ablab.data.files import parse_source
+from ablab.data.source_registry import parse_source, read_source, source_files
 
 __all__ = ["as_dataset", "clear_cache", "from_arrays", "from_tensors", "from_torch", "load_source"]
 
@@ -53,9 +53,6 @@ def _identity(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
 def load_source(name: str, *, val_fraction: float = 0.1, split_seed: int = 0, stratified: bool = False,
                 limit: int | None = None) -> Dataset:
     """Read a file source (cached on the files' path, size and mtime) and assemble it."""
-    from ablab.data.files import read_idx_dir, read_npz, source_files
-    from ablab.data.folder import read_folder
-
     kind, path, opts = parse_source(name)
     files = source_files(kind, path)
     test_fraction = float(opts.get("test_fraction", 0.2))
@@ -64,8 +61,7 @@ def load_source(name: str, *, val_fraction: float = 0.1, split_seed: int = 0, st
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    reader = {"idx": read_idx_dir, "npz": read_npz, "folder": read_folder}[kind]
-    x, y, test, classes, info = reader(path)
+    x, y, test, classes, info = read_source(kind, path)
     ds = from_arrays(x, y, test, classes=classes, name=name, scale=opts.get("scale", "auto"),
                      test_fraction=test_fraction, val_fraction=val_fraction, split_seed=split_seed,
                      stratified=stratified, limit=limit, where=str(path),

@@ -34,7 +34,7 @@ def sample_counts(config: Any) -> tuple[int, int, int, tuple[int, ...]]:
     """(n_train, n_val, n_test, input shape) of a config's dataset as the run will split it (the
     splitter's own :func:`~ablab.data.split.split_sizes`, ``limit`` included), from the data registry
     or the synthetic options — no loading, no torch."""
-    from ablab.data.files import is_source, source_sizes
+    from ablab.data.source_registry import is_source, source_sizes
 
     if is_source(config.dataset):  # your own files: counts and shape from their headers
         n_own, n_own_test, own_shape = source_sizes(config.dataset)

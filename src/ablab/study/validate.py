@@ -85,8 +85,8 @@ def _dataset_shape(config: Any) -> tuple[tuple[int, ...], int | None]:
     """The input shape and class count (None: known only once the files are read) of the config's
     dataset, after checking the name, its options and that its files are present (no reading, no
     download)."""
-    from ablab.data.files import is_source
     from ablab.data.locate import locate, not_found_error
+    from ablab.data.source_registry import is_source
 
     shape = sample_counts(config)[3]  # known name and valid options (synthetic:n=abc is an error)
     if is_source(config.dataset):  # your own files: sample_counts read their headers, so they are there
