@@ -5,6 +5,8 @@ cross-entropy in nats; times are seconds.
 
 from __future__ import annotations
 
+CONFIDENCE = 0.95  # the level of every interval and test unless a study sets `confidence`
+
 # recorded after every epoch (besides the epoch number), in this order: trainer history, store columns, CSV
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
                  "train_time_s", "eval_time_s")

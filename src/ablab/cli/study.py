@@ -14,7 +14,7 @@ import click
 
 from ablab.errors import UserError
 from ablab.report.text import human_time, wall_line
-from ablab.store import Store, find_stores
+from ablab.store import STATUSES, Store, find_stores
 from ablab.study.cost import estimate
 from ablab.study.executor import default_workers
 from ablab.study.executor_registry import EXECUTORS, check_executor
@@ -314,7 +314,7 @@ def runs() -> None:
 @runs.command("ls", context_settings=CTX)
 @click.argument("where", default="runs", type=click.Path())
 @click.option("--study", "study_name", help="Only this study.")
-@click.option("--status", type=click.Choice(["pending", "running", "done", "failed", "diverged"]))
+@click.option("--status", type=click.Choice(STATUSES))
 @click.option("--variant", help="Only this variant.")
 @click.option("--errors", is_flag=True, help="Print the error of failed runs.")
 def runs_ls(where: str, study_name: str | None, status: str | None, variant: str | None, errors: bool) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import UserError
-from ablab.metrics import RUN_METRICS
+from ablab.metrics import CONFIDENCE, RUN_METRICS
 from ablab.report.power import min_detectable
 from ablab.report.stats import (
     Interval,
@@ -27,13 +27,12 @@ from ablab.report.stats import (
     prob_better,
     t_interval,
 )
-from ablab.store import Store, find_stores
+from ablab.store import FINISHED, Store, find_stores
 from ablab.study.expand import fmt_value
-from ablab.train.config import TrainConfig
+from ablab.train.config import SEED_KEYS, TrainConfig
 
 CURVE_METRICS = ("train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss")
 SUMMARY_METRICS = RUN_METRICS  # summary columns: key -> (title, description); the one list is ablab.metrics
-SEED_KEYS = ("seed", "init_seed", "data_seed", "dropout_seed")  # differ between runs of one cell by design
 
 
 @dataclass
@@ -150,7 +149,7 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
         epochs = {r.id: store.epochs(r.id) for r in runs}
         sessions = store.sessions(srow["id"])
         wall = store.wall_time_s(srow["id"])
-    confidence = float(info.get("confidence", 0.95))
+    confidence = float(info.get("confidence", CONFIDENCE))
     metric = info.get("metric", "test_acc")
     descriptions = {v["name"]: v.get("description", "") for v in info.get("variants", [])}
 
@@ -236,7 +235,7 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
     if counts_all.get("diverged"):
         notes.append(f"{counts_all['diverged']} run(s) diverged (non-finite loss); they are listed per variant "
                      "and left out of the means.")
-    unfinished = sum(v for k, v in counts_all.items() if k not in ("done", "diverged"))
+    unfinished = sum(v for k, v in counts_all.items() if k not in FINISHED)
     if unfinished:
         notes.append(f"{unfinished} run(s) have not finished (pending/failed/running); statistics use finished "
                      "runs only. Run the same 'ablab study run' again to complete them.")

@@ -21,9 +21,10 @@ from ablab.errors import UserError
 from ablab.report.analysis import StudyReport, analyze
 from ablab.report.stats import Interval, holm, welch_t
 from ablab.store import Store, find_stores
+from ablab.train.config import SEED_KEYS
 
 # config keys that may differ between two studies of the same cells without changing what is measured
-NOT_SETTINGS = ("seed", "init_seed", "data_seed", "dropout_seed", "threads", "data_dir")
+NOT_SETTINGS = (*SEED_KEYS, "threads", "data_dir")
 
 
 @dataclass

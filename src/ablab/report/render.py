@@ -26,6 +26,7 @@ from ablab.report import figures
 from ablab.report.analysis import SUMMARY_METRICS, StudyReport, analyze
 from ablab.report.sweeps import best_on_validation, heat_maps, sweep_axes
 from ablab.report.text import SUMMARY_COLUMNS, binomial_line, fmt_interval, fmt_p, human_time, slug, wall_line  # noqa: F401 - re-exported
+from ablab.store import FINISHED
 from ablab.writing import write_atomic
 
 # ---------------------------------------------------------------- tables as rows
@@ -36,7 +37,7 @@ def summary_rows(r: StudyReport) -> list[dict[str, Any]]:
     for c in r.cells:
         row: dict[str, Any] = {"cell": c.cell, "variant": c.variant, **{f"grid.{k}": v for k, v in c.point.items()},
                                "n": c.n, "diverged": c.counts.get("diverged", 0),
-                               "unfinished": sum(v for k, v in c.counts.items() if k not in ("done", "diverged"))}
+                               "unfinished": sum(v for k, v in c.counts.items() if k not in FINISHED)}
         for key in SUMMARY_METRICS:
             iv = c.metrics[key]
             row.update({f"{key}_mean": _num(iv.mean), f"{key}_lo": _num(iv.lo), f"{key}_hi": _num(iv.hi),

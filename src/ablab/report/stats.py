@@ -14,6 +14,8 @@ from typing import Any
 
 from scipy import stats as _st
 
+from ablab.metrics import CONFIDENCE
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -24,7 +26,7 @@ class Interval:
     hi: float
     n: int
     sd: float  # sample standard deviation (ddof=1); nan when n < 2
-    confidence: float = 0.95
+    confidence: float = CONFIDENCE
 
     @property
     def half_width(self) -> float:
@@ -34,7 +36,7 @@ class Interval:
         return {k: _clean(v) for k, v in asdict(self).items()}
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
     """Student-t interval of the mean: x̄ ± t_{1-α/2, n-1} · s/√n, s the sample sd (ddof=1).
 
     Assumes the values (one per seed) are independent draws from a roughly normal distribution; with
@@ -65,7 +67,7 @@ class PairedTest:
         return {"diff": self.diff.to_dict(), "t": _clean(self.t), "p": _clean(self.p), "seeds": list(self.seeds)}
 
 
-def paired_t(a: dict[int, float], b: dict[int, float], confidence: float = 0.95) -> PairedTest:
+def paired_t(a: dict[int, float], b: dict[int, float], confidence: float = CONFIDENCE) -> PairedTest:
     """Paired t-test of ``a`` against ``b`` (each seed -> value), over the seeds both have.
 
     t = d̄ / (s_d/√n) with d_i = a_i − b_i, df = n − 1, p = 2·P(T_{n−1} ≥ |t|) (Student 1908; the same as
@@ -117,7 +119,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return out
 
 
-def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+def clopper_pearson(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Exact (Clopper–Pearson 1934) binomial interval of a proportion: the beta quantiles
     B(α/2; k, n−k+1) and B(1−α/2; k+1, n−k). Conservative: covers at least ``confidence`` for every p.
     """
@@ -129,7 +131,7 @@ def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return lo, hi
 
 
-def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Wilson (1927) score interval: (p̂ + z²/2n ± z·√(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)."""
     if n <= 0:
         return math.nan, math.nan
@@ -147,7 +149,7 @@ BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0  # fixed: the same report twice gives the same bootstrap interval
 
 
-def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, method: str = "BCa",
+def bootstrap_interval(values: Sequence[float], confidence: float = CONFIDENCE, method: str = "BCa",
                        n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Interval:
     """Seeded bootstrap interval of the mean (Efron & Tibshirani 1993, ch. 13-14).
 

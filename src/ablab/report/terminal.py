@@ -21,6 +21,7 @@ from ablab.report.text import (
     human_time,
     wall_line,
 )
+from ablab.store import FINISHED
 
 VERDICT_STYLE = {"better": "bold green", "worse": "bold red", "noise": "dim"}
 
@@ -92,7 +93,7 @@ def cost_view(name: str, out: Any, costs: list[Any], workers: int) -> list[Any]:
         table.add_row(c.label, c.status, f"{c.macs:,}", f"{c.train_flops:.3g}",
                       human_time(c.seconds) if c.seconds is not None else "—")
     lines: list[Any] = [table]
-    todo = [c for c in costs if c.status not in ("done", "diverged")]
+    todo = [c for c in costs if c.status not in FINISHED]
     flops = sum(c.train_flops for c in todo)
     lines.append(f"to run: {len(todo)} of {len(costs)} runs, {flops:.3g} FLOPs "
                  "(3 × 2·MACs per training sample + 2·MACs per evaluated sample: validation, test, "

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ablab.errors import UserError
-from ablab.metrics import DECIDING_METRICS
+from ablab.metrics import CONFIDENCE, DECIDING_METRICS
 from ablab.models.resolve import absolute_reference, is_reference, parse_reference
 from ablab.reading import read_utf8
 from ablab.registry import did_you_mean
@@ -56,7 +56,7 @@ STUDY_KEYS = {
     "metric": f"what decides: one of {', '.join(METRICS)}",
     "baseline": "the variant the others are compared with (default: 'baseline' if present, else the first)",
     "reference": "grid point the other grid points are compared with, e.g. {lr = 1e-3} (default: first values)",
-    "confidence": "confidence level of every interval (default 0.95)",
+    "confidence": f"confidence level of every interval (default {CONFIDENCE})",
     "max_runs": "refuse to expand past this many runs (default 10,000; --max-runs overrides)",
 }
 VARIANT_EXTRA_KEYS = {
@@ -222,7 +222,7 @@ class _Checker:
         if baseline not in names:
             raise self.error(("study", "baseline"), f"no variant named {baseline!r} (variants: {', '.join(names)})")
         reference = self.reference(meta.get("reference", {}), grid)
-        confidence = meta.get("confidence", 0.95)
+        confidence = meta.get("confidence", CONFIDENCE)
         if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
             raise self.error(("study", "confidence"), f"expected a number in (0, 1), got {confidence!r}")
         return Study(name, description, dict(base), variants, grid, seeds, metric, baseline, reference,

@@ -199,6 +199,7 @@ def _unknown_message(key: str) -> str:
     return f"unknown key '{key}'{did_you_mean(key, FIELDS)}"
 
 
+SEED_KEYS = ("seed", "init_seed", "data_seed", "dropout_seed")  # vary between the runs of one cell, by design
 MAX_SEED = 2**32 - 1  # seeds: what numpy and every torch generator accept
 MAX_INT = 2**31 - 1  # every other integer field (sizes, epochs, threads): far beyond any real run
 _TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
