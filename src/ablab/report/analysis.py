@@ -138,21 +138,45 @@ def run_metrics(epochs: list[dict[str, Any]], result: dict[str, Any] | None) -> 
 
 
 def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
-    """Read a study folder's store and compute everything the report shows."""
+    """Read a study folder's store and compute everything the report shows, in four stages: read the
+    store, summarize each cell over its seeds, compare cells (paired, Holm-adjusted), collect the notes."""
+    path, srow, runs, epochs, sessions, wall = _read(study_dir, study)
+    info = srow["info"]
+    confidence = float(info.get("confidence", CONFIDENCE))
+    metric = info.get("metric", "test_acc")
+    cells, run_rows, versions = _summarize_cells(info, runs, epochs, confidence)
+    comps = _compare(info, cells, metric, confidence)
+    changed = what_changed(info, runs)
+    for cell in cells:
+        cell.changed = changed.get(cell.variant, "")
+    counts_all, notes = _notes(runs)
+    return StudyReport(
+        name=srow["name"], out_dir=path.parent, description=info.get("description", ""), metric=metric,
+        metric_doc=info.get("metric_doc", metric), confidence=confidence, baseline=info.get("baseline", ""),
+        seeds=list(info.get("seeds", [])), cells=cells, comparisons=comps, counts=counts_all, wall_time_s=wall,
+        sessions=len(sessions), compute_time_s=sum(r.wall_time_s or 0.0 for r in runs),
+        workers=sorted({int(s["workers"]) for s in sessions if s["workers"]}),
+        code_versions=sorted({r.code_version for r in runs if r.code_version}), versions=versions,
+        base=info.get("base", {}), info=info, runs=run_rows, notes=notes)
+
+
+def _read(study_dir: str | Path, study: str | None) -> tuple[Path, Any, list[Any], dict[int, Any], list[Any], float]:
+    """Stage 1: the study's row, runs, their epochs and sessions, read once from the store."""
     paths = find_stores(study_dir)
     if not paths:
         raise UserError(f"{study_dir}: no study store (study.sqlite) here; run 'ablab study run' first")
     with Store(paths[0], readonly=True) as store:
         srow = store.study(study)
-        info = srow["info"]
         runs = store.runs(srow["name"])
         epochs = {r.id: store.epochs(r.id) for r in runs}
-        sessions = store.sessions(srow["id"])
-        wall = store.wall_time_s(srow["id"])
-    confidence = float(info.get("confidence", CONFIDENCE))
-    metric = info.get("metric", "test_acc")
-    descriptions = {v["name"]: v.get("description", "") for v in info.get("variants", [])}
+        return paths[0], srow, runs, epochs, store.sessions(srow["id"]), store.wall_time_s(srow["id"])
 
+
+def _summarize_cells(info: dict[str, Any], runs: list[Any], epochs: dict[int, Any], confidence: float
+                     ) -> tuple[list[CellSummary], list[dict[str, Any]], dict[str, str]]:
+    """Stage 2: each cell over its seeds (run metrics, intervals, curves, the binomial test-set interval);
+    one row per run; the library versions the finished runs recorded."""
+    descriptions = {v["name"]: v.get("description", "") for v in info.get("variants", [])}
     cells: list[CellSummary] = []
     cell_index = {c["cell"]: c for c in info.get("cells", [])}
     order = list(cell_index) + sorted({r.cell for r in runs} - set(cell_index))
@@ -201,7 +225,11 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
         cells.append(CellSummary(name, c["variant"], c["point"], counts, metrics, per_seed, curves,
                                  int(n_test) if n_test else None, binomial, diverged,
                                  descriptions.get(c["variant"], ""), n_val=int(n_val) if n_val else None))
+    return cells, run_rows, versions
 
+
+def _compare(info: dict[str, Any], cells: list[CellSummary], metric: str, confidence: float) -> list[Comparison]:
+    """Stage 3: every planned comparison, paired over seeds, with Holm's adjustment across them."""
     by_name = {c.cell: c for c in cells}
     comps: list[Comparison] = []
     for cell, ref in info.get("comparisons", []):
@@ -220,10 +248,11 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
     for c, p in zip(comps, adjusted, strict=True):
         c.p_holm = p
         c.sentence = sentence(c, confidence, *_one_run_interval(by_name[c.reference], metric, confidence))
-    changed = what_changed(info, runs)
-    for cell in cells:
-        cell.changed = changed.get(cell.variant, "")
+    return comps
 
+
+def _notes(runs: list[Any]) -> tuple[dict[str, int], list[str]]:
+    """Stage 4: run counts by status and the notes the report opens with."""
     counts_all: dict[str, int] = {}
     for r in runs:
         counts_all[r.status] = counts_all.get(r.status, 0) + 1
@@ -239,14 +268,7 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
     if unfinished:
         notes.append(f"{unfinished} run(s) have not finished (pending/failed/running); statistics use finished "
                      "runs only. Run the same 'ablab study run' again to complete them.")
-    return StudyReport(
-        name=srow["name"], out_dir=paths[0].parent, description=info.get("description", ""), metric=metric,
-        metric_doc=info.get("metric_doc", metric), confidence=confidence, baseline=info.get("baseline", ""),
-        seeds=list(info.get("seeds", [])), cells=cells, comparisons=comps, counts=counts_all, wall_time_s=wall,
-        sessions=len(sessions), compute_time_s=sum(r.wall_time_s or 0.0 for r in runs),
-        workers=sorted({int(s["workers"]) for s in sessions if s["workers"]}),
-        code_versions=sorted({r.code_version for r in runs if r.code_version}), versions=versions,
-        base=info.get("base", {}), info=info, runs=run_rows, notes=notes)
+    return counts_all, notes
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
