@@ -265,6 +265,15 @@ class Store:
                 db.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", (now, session_id))
         return status
 
+    def reset_runs(self, run_ids: list[int]) -> None:
+        """Put runs back to pending, their epochs and results removed (to be run again), in one transaction."""
+        with self._tx() as db:
+            for rid in run_ids:
+                db.execute("DELETE FROM epochs WHERE run_id = ?", (rid,))
+                db.execute("UPDATE runs SET status = 'pending', finished_at = NULL, wall_time_s = NULL, "
+                           "seeds_json = NULL, versions_json = NULL, checkpoint = NULL, best_epoch = NULL, "
+                           "diverged_json = NULL, result_json = NULL, error = NULL WHERE id = ?", (rid,))
+
     def fail_run(self, run_id: int, error: str, session_id: int | None = None) -> None:
         now = time.time()
         with self._tx() as db:

@@ -60,8 +60,8 @@ def fit(config: Any = None, *, dataset: Any = None, callback: Any = None, out_di
 
 def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | None = None,
               executor: Any = "local", address: str | None = None, device: str | None = None,
-              runs_per_gpu: int = 1, report: bool = True, progress: bool | None = None,
-              on_event: Any = None) -> StudyResult:
+              runs_per_gpu: int = 1, rerun_changed: bool = False, report: bool = True,
+              progress: bool | None = None, on_event: Any = None) -> StudyResult:
     """Run (or resume) a study — a ``Study``, a study file path or a preset name — into ``out_dir``
     (default ``runs/<name>``) and write the same report ``ablab study run`` writes. ``workers=0`` runs
     in this process. ``executor``: a registered name (``local``, ``inline``, ``ray`` with ``address``,
@@ -78,7 +78,7 @@ def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | N
                 cb(kind, info)
 
     outcome = runner_run_study(s, out, workers=workers, executor=executor, address=address, device=device,
-                               runs_per_gpu=runs_per_gpu, on_event=events)
+                               runs_per_gpu=runs_per_gpu, rerun_changed=rerun_changed, on_event=events)
     result = StudyResult(out, outcome)
     if report:
         result.report_paths = write_report(out)

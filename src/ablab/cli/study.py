@@ -67,11 +67,15 @@ def study() -> None:
               help="Refuse a study that expands past N runs (default: [study] max_runs, else 10,000).")
 @click.option("--device", default=None, metavar="auto|cpu|cuda|cuda:N|mps",
               help="Where every run computes, overriding the study's device key (default: as the study says).")
+@click.option("--rerun-changed", is_flag=True,
+              help="Re-run the finished runs made with another version of your model file or data files "
+                   "(without it, such a study is refused).")
 @click.option("--runs-per-gpu", type=click.IntRange(min=1), default=1, show_default=True,
               help="Concurrent runs per GPU when runs go to GPUs (Ray: num_gpus = 1/K per run).")
 def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, measure: bool,
             make_report: bool, executor_name: str = "local", address: str | None = None,
-            max_runs: int | None = None, device: str | None = None, runs_per_gpu: int = 1) -> None:
+            max_runs: int | None = None, device: str | None = None, rerun_changed: bool = False,
+            runs_per_gpu: int = 1) -> None:
     """Run a study: every variant × grid point × seed; resumes where it stopped.
 
     FILE is a study file (TOML) or a preset study name (see `ablab study presets`). Running the same
@@ -98,7 +102,7 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
         _dry_run(console, s, out, measure, workers)
         return
     _run(console, s, out, workers, make_report, executor_name, device=device, runs_per_gpu=runs_per_gpu,
-         address=address)
+         address=address, rerun_changed=rerun_changed)
 
 
 def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None) -> None:
@@ -109,7 +113,8 @@ def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None)
 
 
 def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool, executor: str = "local", *,
-         device: str | None = None, runs_per_gpu: int = 1, address: str | None = None) -> None:
+         device: str | None = None, runs_per_gpu: int = 1, address: str | None = None,
+         rerun_changed: bool = False) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -145,7 +150,8 @@ def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool,
     try:
         with progress:
             outcome = run_study(s, out, workers=workers, executor=executor, on_event=on_event, device=device,
-                                runs_per_gpu=runs_per_gpu, address=address, validate=False)
+                                runs_per_gpu=runs_per_gpu, address=address, validate=False,
+                                rerun_changed=rerun_changed)
     except KeyboardInterrupt:
         console.print(f"interrupted; finished runs are kept in {out}. Run the same command again to resume.")
         raise SystemExit(130) from None

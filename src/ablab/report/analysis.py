@@ -264,11 +264,27 @@ def _notes(runs: list[Any]) -> tuple[dict[str, int], list[str]]:
     if counts_all.get("diverged"):
         notes.append(f"{counts_all['diverged']} run(s) diverged (non-finite loss); they are listed per variant "
                      "and left out of the means.")
+    made_with = sorted({f"{_made_of(r.config.get('model'))} SHA-256 {fp['model_source'][:12]}" for r in runs
+                        if isinstance(r.result, dict) and isinstance(fp := r.result.get("fingerprint"), dict)
+                        and isinstance(fp.get("model_source"), str)} |
+                       {f"{r.config.get('dataset')} files SHA-256 {fp['data'][:12]}" for r in runs
+                        if isinstance(r.result, dict) and isinstance(fp := r.result.get("fingerprint"), dict)
+                        and isinstance(fp.get("data"), str)})
+    if made_with:
+        notes.append("Made with: " + "; ".join(made_with) + " (a change to either makes 'ablab study run' refuse to "
+                     "mix old and new runs).")
     unfinished = sum(v for k, v in counts_all.items() if k not in FINISHED)
     if unfinished:
         notes.append(f"{unfinished} run(s) have not finished (pending/failed/running); statistics use finished "
                      "runs only. Run the same 'ablab study run' again to complete them.")
     return counts_all, notes
+
+
+def _made_of(model: Any) -> str:
+    """The file name of a model reference, read from its text (nothing imported)."""
+    text = str(model)
+    target = text.rpartition(":")[0]
+    return Path(target).name if target.endswith(".py") else target
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -24,6 +24,7 @@ from ablab.store import FINISHED, Store
 from ablab.study.executor import Executor, RunEvent, RunSpec
 from ablab.study.executor_registry import check_executor, make_executor, placement
 from ablab.study.expand import PlannedRun, cell_name, comparisons, expand, grid_points
+from ablab.study.fingerprint import fingerprint, what_differs
 from ablab.study.studyfile import METRICS, Study, StudyError, default_out_dir
 from ablab.study.validate import validate_study
 from ablab.train import resume
@@ -132,7 +133,7 @@ def prepare(study: Study, out_dir: Path) -> tuple[Store, int, list[PlannedRun], 
 def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int | None = None,
               executor: str | Executor = "local", on_event: OnEvent | None = None,
               runs_per_gpu: int = 1, device: str | None = None, address: str | None = None,
-              validate: bool = True) -> StudyOutcome:
+              validate: bool = True, rerun_changed: bool = False) -> StudyOutcome:
     """Run every unfinished run of ``study`` into ``out_dir`` (default ``runs/<name>``); resumable. The
     whole study is validated first (:func:`~ablab.study.validate.validate_study`): a study that could
     only fail raises a StudyError before any folder is created or any run starts.
@@ -142,7 +143,9 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
     ``runs_per_gpu``: concurrent runs per GPU when runs go to GPUs (see LocalExecutor).
     ``executor``: a name registered in :mod:`ablab.study.executor_registry` (``local``, ``inline``,
     ``ray``, ...; ``address``: the Ray cluster to join), or an :class:`Executor` instance.
-    ``validate=False``: the caller has validated ``study`` already (the CLI does, before its progress bar)."""
+    ``validate=False``: the caller has validated ``study`` already (the CLI does, before its progress bar).
+    ``rerun_changed``: re-run the finished runs made with another model source or other data files than
+    the current ones (:mod:`ablab.study.fingerprint`); without it such a study is refused."""
 
     if validate:
         validate_study(study)
@@ -157,6 +160,7 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
         store, study_id, planned, ids = prepare(study, out)
         try:
             store.reset_interrupted(study_id)
+            current = _check_fingerprints(store, study, planned, ids, rerun_changed)
             status = {r.id: r.status for r in store.runs(study.name)}
             todo = [r for r in planned if status[ids[r.key]] not in FINISHED]
             skipped = len(planned) - len(todo)
@@ -183,7 +187,7 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
             try:
                 with executor:
                     for event in executor.run(specs):
-                        _record(store, session, event, by_id, specs, started, outcome, emit, version)
+                        _record(store, session, event, by_id, specs, started, outcome, emit, version, current)
             except BaseException:
                 # Ctrl-C or a crash of the driver itself: runs in flight go back to pending
                 store.reset_interrupted(study_id)
@@ -199,8 +203,33 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
             store.close()
 
 
+def _check_fingerprints(store: Store, study: Study, planned: list[PlannedRun], ids: dict[str, int],
+                        rerun_changed: bool) -> dict[int, dict[str, str]]:
+    """run id -> the current fingerprint of every planned run; finished runs recorded with another one are
+    refused (StudyError naming what changed and how many) or, with ``rerun_changed``, reset to pending."""
+    memo: dict[Any, dict[str, str]] = {}
+    current = {ids[r.key]: fingerprint(r.config, memo) for r in planned}
+    configs = {ids[r.key]: r.config for r in planned}
+    changed: dict[str, list[int]] = {}
+    for row in store.runs(study.name):
+        if row.id not in current or row.status not in FINISHED or not isinstance(row.result, dict):
+            continue
+        recorded = row.result.get("fingerprint")
+        if isinstance(recorded, dict) and recorded != current[row.id]:
+            for what in what_differs(recorded, current[row.id], configs[row.id]) or ["other code or data"]:
+                changed.setdefault(what, []).append(row.id)
+    if changed and not rerun_changed:
+        said = "; ".join(f"{len(v)} run(s) were made with {k}" for k, v in changed.items())
+        raise StudyError(f"{study.source}: {said}. Re-run them with --rerun-changed (Python: rerun_changed=True), "
+                         "or start a new study folder with --out")
+    if changed:
+        store.reset_runs(sorted({i for v in changed.values() for i in v}))
+    return current
+
+
 def _record(store: Store, session: int, event: RunEvent, by_id: dict[int, PlannedRun], specs: list[RunSpec],
-            started: set[int], outcome: StudyOutcome, emit: OnEvent, version: str) -> None:
+            started: set[int], outcome: StudyOutcome, emit: OnEvent, version: str,
+            fingerprints: dict[int, dict[str, str]] | None = None) -> None:
     """Write one event to the store (one transaction) and tell the caller."""
     run = by_id.get(event.run_id)
     if run is None:
@@ -218,7 +247,8 @@ def _record(store: Store, session: int, event: RunEvent, by_id: dict[int, Planne
         emit("epoch", {"label": label, "run_id": event.run_id, "epoch": event.payload.get("epoch"),
                        "epochs": run.config.epochs, "metrics": event.payload})
     elif event.kind == "end":
-        status = store.finish_run(event.run_id, event.payload, session)
+        result = {**event.payload, "fingerprint": (fingerprints or {}).get(event.run_id, {})}
+        status = store.finish_run(event.run_id, result, session)
         outcome.ran += 1
         emit("run_end", {"label": label, "run_id": event.run_id, "status": status, "result": event.payload,
                          "epochs": run.config.epochs})
