@@ -85,3 +85,112 @@ def test_the_cli_says_it_in_one_line(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "--rerun-changed" in res.output and "Traceback" not in res.output, res.output
     res = CliRunner().invoke(cli, [*args, "--rerun-changed"])
     assert res.exit_code == 0 and "2 run(s) finished" in res.output, res.output
+
+
+MODELS = '''
+import sys
+import torch
+from torch import nn
+
+
+class NaNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)) * float("nan")
+
+
+class ExitNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x):
+        if self.training:
+            sys.exit(0)
+        return self.fc(x.flatten(1))
+
+
+class Reseed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+class Inplace(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x):
+        x.add_(1)
+        return self.fc(x.flatten(1))
+'''
+DATA3 = "synthetic:n=64,test=50,shape=1x4x4,classes=3"
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.py").write_text(MODELS)
+    return tmp_path / "bad.py"
+
+
+def train(*args):
+    return CliRunner().invoke(cli, ["train", *args, "--data", DATA3, "--epochs", "1", "--threads", "1", "-q"])
+
+
+def test_a_model_that_exits_the_process_is_a_failure_not_exit_0(models, tmp_path):
+    res = train(f"{models}:ExitNet", "--out", str(tmp_path / "r"))
+    assert res.exit_code == 2 and "stopped by sys.exit(0) inside your code" in res.output, res.output
+    f = tmp_path / "s.toml"
+    f.write_text(f'[study]\nname = "x"\nseeds = 1\n[base]\nmodel = "{models}:ExitNet"\ndataset = "{DATA3}"\n'
+                 "epochs = 1\n[variants.baseline]\n")
+    res = CliRunner().invoke(cli, ["study", "run", str(f), "--out", str(tmp_path / "o"), "--workers", "0",
+                                   "--no-report"])
+    assert res.exit_code == 3, res.output  # a failed run, not exit 0 with the run pending
+    with Store(tmp_path / "o") as store:
+        (run,) = store.runs("x")
+        assert run.status == "failed" and "sys.exit(0)" in run.error
+
+
+def test_a_diverged_run_says_the_real_test_split_size(models):
+    res = train(f"{models}:NaNNet")
+    assert res.exit_code == 0 and "diverged: loss nan at epoch 1" in res.output
+    assert "the test split has 50 samples" in res.output and "empty test split" not in res.output
+
+
+def test_a_model_writing_its_input_cannot_change_the_data(models, tmp_path):
+    res = train(f"{models}:Inplace", "--out", str(tmp_path / "r"))
+    assert res.exit_code == 0, res.output
+    ev = CliRunner().invoke(cli, ["eval", str(tmp_path / "r" / "checkpoint"), "--model", f"{models}:Inplace"])
+    assert ev.exit_code == 0 and "reproduced" in ev.output, ev.output  # eval sees the same test split
+
+
+def test_seeds_that_give_identical_results_are_flagged(models, tmp_path):
+    s = parse_study(f'[study]\nname = "r"\nseeds = 3\n[base]\nmodel = "{models}:Reseed"\ndataset = "{DATA3}"\n'
+                    "epochs = 1\ndata_seed = 1\ndropout_seed = 1\n[variants.baseline]\n", source="r.toml")
+    run_study(s, tmp_path / "o", executor=InlineExecutor())
+    assert any("All 3 seeds of baseline gave identical results" in n for n in analyze(tmp_path / "o").notes)
+
+
+def test_an_empty_study_file_is_an_error(tmp_path):
+    for text in ("", "# nothing yet\n", '[study]\nname = "x"\n'):
+        f = tmp_path / "e.toml"
+        f.write_text(text)
+        res = CliRunner().invoke(cli, ["study", "run", str(f), "--dry-run", "--no-measure"])
+        assert res.exit_code == 2 and "defines nothing to train" in res.output, res.output
+
+
+def test_dry_run_times_a_model_with_fewer_than_10_classes(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(f'[study]\nname = "c3"\nseeds = 1\n[base]\nmodel = "mlp:8,3"\ndataset = "{DATA3}"\nepochs = 1\n'
+                 "[variants.baseline]\n")
+    res = CliRunner().invoke(cli, ["study", "run", str(f), "--out", str(tmp_path / "o"), "--dry-run"])
+    assert res.exit_code == 0 and "estimated time" in res.output, res.output

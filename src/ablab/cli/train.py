@@ -16,10 +16,12 @@ from ablab.models.resolve import absolute_reference
 from ablab.train.config import FIELDS, ConfigError, TrainConfig
 
 
-def accuracy_line(acc: float | None, n: int) -> str:
+def accuracy_line(acc: float | None, n: int, diverged: bool = False) -> str:
     """The line both commands end with, so `train` and `eval` can be compared by eye (or by diff)."""
+    if acc is None and diverged:
+        return f"test accuracy: n/a (diverged before a complete epoch; the test split has {n:,} samples)"
     if acc is None:
-        return "test accuracy: n/a (empty test split)"
+        return "test accuracy: n/a (empty test split)" if n == 0 else f"test accuracy: n/a ({n:,} test samples)"
     return f"test accuracy: {acc:.4f} ({round(acc * n)}/{n})"
 
 
@@ -82,7 +84,8 @@ def train(model: str, model_args: tuple[str, ...], variants: tuple[str, ...], se
                    f"{len(result.history)} complete epoch(s) kept")
     if result.checkpoint:
         click.echo(f"checkpoint: {result.checkpoint}")
-    click.echo(accuracy_line(result.final.get("test_acc"), int(result.info.get("n_test", 0))))
+    click.echo(accuracy_line(result.final.get("test_acc"), int(result.info.get("n_test", 0)),
+                             result.status == "diverged"))
 
 
 def _where(device: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from ablab.errors import UserError
 from ablab.metrics import CONFIDENCE, RUN_METRICS
 from ablab.report.power import min_detectable
+from ablab.report.sanity import identical_seeds
 from ablab.report.stats import (
     Interval,
     PairedTest,
@@ -150,6 +151,7 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
     for cell in cells:
         cell.changed = changed.get(cell.variant, "")
     counts_all, notes = _notes(runs)
+    notes += identical_seeds(cells)
     return StudyReport(
         name=srow["name"], out_dir=path.parent, description=info.get("description", ""), metric=metric,
         metric_doc=info.get("metric_doc", metric), confidence=confidence, baseline=info.get("baseline", ""),

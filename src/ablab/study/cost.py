@@ -79,7 +79,9 @@ def measure_rate(config: Any, input_shape: tuple[int, ...], seconds: float = 0.3
         opt = make_optimizer(config, model)
         bs = config.batch_size
         x = torch.randn(bs, *input_shape)  # (B, C, H, W)
-        y = torch.randint(0, 10, (bs,))
+        with torch.no_grad():
+            classes = int(model(x[:1]).shape[-1])  # labels the model can score (not always 10 classes)
+        y = torch.randint(0, max(classes, 1), (bs,))
 
         def train_step() -> None:
             opt.zero_grad(set_to_none=True)

@@ -150,6 +150,10 @@ def parse_study(text: str, source: str = "study.toml", default_name: str = "stud
         raise StudyError(f"{source}: not valid TOML: {e}") from None
     except RecursionError:
         raise StudyError(f"{source}: not readable TOML: arrays or tables nested too deeply") from None
+    if not any(k in doc for k in ("base", "variants", "grid")):
+        raise StudyError(f"{source}: defines nothing to train (no [base], [variants.NAME] or [grid] table); a study "
+                         "names its model and dataset in [base] — start from a preset: ablab study presets --show "
+                         "fashion-regularization")
     return _Checker(text, source).study(doc, default_name, max_runs)
 
 

@@ -79,7 +79,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     loss_sum = torch.zeros((), dtype=torch.float32 if x.device.type == "mps" else torch.float64, device=x.device)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
     for i in range(0, n, batch_size):
-        out = model(x[i:i + batch_size])  # (B, K) logits
+        out = model(x[i:i + batch_size].clone())  # (B, K) logits; a copy, so a model writing its input in place
+        # cannot change the split (evaluated again each epoch and by ablab eval)
         yb = y[i:i + batch_size]
         loss_sum += F.cross_entropy(out, yb, reduction="sum").to(loss_sum.dtype)
         correct += (out.argmax(1) == yb).sum()

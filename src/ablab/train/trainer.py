@@ -78,6 +78,10 @@ class RunResult(RunResultDisplay):  # RunResultDisplay: _repr_html_ and to_panda
         return jsonable(dataclasses.asdict(self), nonfinite="string")  # type: ignore[no-any-return]
 
 
+class RunAbortedError(UserError):
+    """User code called sys.exit() during a run: the run failed (the process does not end with exit 0)."""
+
+
 class DataMismatchError(UserError):
     """The model and the dataset do not fit together (classes, input shape)."""
 
@@ -96,9 +100,13 @@ def fit(config: TrainConfig, *, callback: Callback | None = None, out_dir: str |
     """
     t_start = time.perf_counter()
     device = resolve_device(config.device)
-    with cpu_settings(config.threads), device_settings(device), \
-            torch.random.fork_rng(devices=rng_devices(device)):  # the caller's RNG is left as it was
-        return _fit(config, callback or _no_callback, out_dir, dataset, t_start, device)
+    try:
+        with cpu_settings(config.threads), device_settings(device), \
+                torch.random.fork_rng(devices=rng_devices(device)):  # the caller's RNG is left as it was
+            return _fit(config, callback or _no_callback, out_dir, dataset, t_start, device)
+    except SystemExit as e:  # your model (or loss) ended the process: a failed run, said as one, never exit 0
+        raise RunAbortedError(f"the run was stopped by sys.exit({e.code!r}) inside your code (the model's "
+                              "forward or constructor); nothing was saved") from None
 
 
 def _no_callback(event: str, data: dict[str, Any]) -> None:
