@@ -194,3 +194,54 @@ def test_dry_run_times_a_model_with_fewer_than_10_classes(tmp_path):
                  "[variants.baseline]\n")
     res = CliRunner().invoke(cli, ["study", "run", str(f), "--out", str(tmp_path / "o"), "--dry-run"])
     assert res.exit_code == 0 and "estimated time" in res.output, res.output
+
+
+def _foreign_wal_db(folder: Path) -> dict[str, bytes]:
+    """Another program's SQLite file in WAL mode with committed data still in its -wal file (copied while
+    that program had it open): the exact bytes ablab must leave alone."""
+    import sqlite3
+
+    live = folder.parent / "live"
+    live.mkdir()
+    db = sqlite3.connect(live / "study.sqlite")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("CREATE TABLE notes (x TEXT)")
+    db.execute("INSERT INTO notes VALUES ('theirs')")
+    db.commit()
+    folder.mkdir(exist_ok=True)
+    for f in live.iterdir():
+        shutil.copy(f, folder / f.name)
+    db.close()
+    return {f.name: f.read_bytes() for f in folder.iterdir()}
+
+
+def test_a_foreign_store_and_study_file_are_left_exactly_as_they_were(tmp_path):
+    _, s = make_study(tmp_path)
+    out = tmp_path / "theirs"
+    before = _foreign_wal_db(out)
+    assert "study.sqlite-wal" in before
+    f = tmp_path / "fp.toml"
+    f.write_text(s.text)
+    res = CliRunner().invoke(cli, ["study", "run", str(f), "--out", str(out), "--workers", "0"])
+    assert res.exit_code == 2 and "not an ablab study store" in res.output, res.output
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.name != ".lock"}
+    assert after == before  # no study.toml written, no WAL merged, nothing else created
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "study.toml").write_text("# someone else's study\n")
+    res = CliRunner().invoke(cli, ["study", "run", str(f), "--out", str(other), "--workers", "0"])
+    assert res.exit_code == 2 and "ablab does not overwrite it" in res.output, res.output
+    assert (other / "study.toml").read_text() == "# someone else's study\n"
+
+
+def test_reading_a_study_creates_no_file_beside_its_store(tmp_path):
+    _, s = make_study(tmp_path)
+    out = tmp_path / "out"
+    run_study(s, out, executor=InlineExecutor())
+    before = sorted(p.name for p in out.iterdir())
+    for args in (["runs", "ls", str(out)], ["study", "compare", str(out), str(out)]):
+        res = CliRunner().invoke(cli, args)
+        assert "Traceback" not in res.output
+        assert sorted(p.name for p in out.iterdir()) == before, args
+    analyze(out)
+    assert sorted(p.name for p in out.iterdir()) == before

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ablab.storefile import (
+    APPLICATION_ID,
     EPOCH_COLUMNS,
     FINISHED,
     SCHEMA,
@@ -41,6 +42,7 @@ from ablab.storefile import (
     STATUSES,
     STORE_NAME,
     StoreError,
+    check_before_writing,
     check_store,
     connect_readonly,
 )
@@ -102,6 +104,7 @@ class Store:
             self.db.row_factory = sqlite3.Row
             return
         path.parent.mkdir(parents=True, exist_ok=True)
+        check_before_writing(path)  # a foreign file: refused before a write-mode connection could touch it
         # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT) in _tx
         try:
             self.db = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
@@ -120,6 +123,7 @@ class Store:
                     if stmt.strip():
                         self.db.execute(stmt)
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except sqlite3.Error as e:
             self.db.close()
             raise StoreError(sqlite_error_message(e, path)) from e

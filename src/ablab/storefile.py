@@ -11,7 +11,9 @@ written by a newer ablab is refused with a :class:`StoreError` (a :class:`~ablab
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -95,13 +97,16 @@ class StoreError(UserError, RuntimeError):
 
 
 def connect_readonly(path: Path, timeout_s: float) -> sqlite3.Connection:
-    """A read-only connection (``mode=ro``): creates nothing for a rollback-journal database. A WAL
-    store where SQLite cannot create its ``-shm`` index (a read-only mount, a full disk) and that no
-    writer has open (no ``-wal`` file) is opened ``immutable`` — true while nobody writes it."""
+    """A read-only connection that creates no file beside the store. A store no writer has open (no
+    ``-wal`` file: a WAL writer keeps one while connected, and removes it on a clean close) is opened
+    ``immutable``: SQLite then reads the file as it is, creates no ``-wal``/``-shm`` and touches no journal.
+    While a study runs (a ``-wal`` file exists) it is opened ``mode=ro``, sharing the writer's files."""
     if not path.is_file():
         raise StoreError(f"{path}: no such store file")
     idle = not path.with_name(path.name + "-wal").exists()  # a connected WAL writer keeps its -wal file
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    if idle:
+        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=timeout_s, isolation_level=None)
     db = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
     try:
         db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
@@ -120,14 +125,53 @@ def _unusable(path: Path, e: sqlite3.Error) -> StoreError:
     return StoreError(f"{path}: not an ablab study store: not an SQLite database ({e}); {_HINT}")
 
 
+APPLICATION_ID = 0x61626C62  # "ablb": PRAGMA application_id of every store ablab creates (0 in older ones)
+
+
+def check_before_writing(path: Path) -> None:
+    """Before a store is opened for writing: refuse an existing file unless it is an ablab store or empty,
+    without touching it or anything beside it. The file is read ``immutable`` (no lock, no journal rolled
+    back, no WAL merged, nothing created). When that shows no tables but a ``-wal`` or ``-journal`` lies
+    beside it (their content not yet in the file), a copy of the three is checked instead."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    journals = [path.with_name(path.name + s) for s in ("-wal", "-journal")]
+    try:
+        if not _check_file(path, immutable=True) or not any(j.exists() for j in journals):
+            return
+    except StoreError:
+        if not any(j.exists() for j in journals):
+            raise
+    with tempfile.TemporaryDirectory() as tmp:  # the journals' content, read from a copy
+        copy = Path(tmp) / path.name
+        for f in (path, *journals):
+            if f.exists():
+                shutil.copyfile(f, copy.with_name(f.name))
+        _check_file(copy, immutable=False, shown=path)
+
+
+def _check_file(path: Path, *, immutable: bool, shown: Path | None = None) -> bool:
+    """check_store on a fresh read-only connection to ``path`` (errors name ``shown``); True when empty."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
+    db = sqlite3.connect(uri, uri=True, isolation_level=None)
+    try:
+        return check_store(db, shown or path, allow_empty=True)
+    finally:
+        db.close()
+
+
 def check_store(db: sqlite3.Connection, path: Path, *, allow_empty: bool) -> bool:
     """Raise StoreError unless ``db`` is an ablab store of a known schema version; True when it is an
     empty database (only allowed — and then initialised by the caller — when ``allow_empty``)."""
     hint = _HINT
     try:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        app_id = int(db.execute("PRAGMA application_id").fetchone()[0])
     except sqlite3.DatabaseError as e:
         raise _unusable(path, e) from None
+    if app_id not in (0, APPLICATION_ID):
+        raise StoreError(f"{path}: not an ablab study store: its SQLite application id is {app_id:#x}, another "
+                         f"program's file; ablab leaves it untouched — {hint}")
     if not tables:
         if allow_empty:
             return True

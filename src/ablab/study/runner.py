@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablab.store import FINISHED, Store
+from ablab.store import FINISHED, Store, find_stores
 from ablab.study.executor import Executor, RunEvent, RunSpec
 from ablab.study.executor_registry import check_executor, make_executor, placement
 from ablab.study.expand import PlannedRun, cell_name, comparisons, expand, grid_points
@@ -156,8 +156,12 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
     emit = on_event or (lambda kind, info: None)
     t0 = time.time()
     with study_lock(out):
-        write_atomic(out / STUDY_COPY, study.text)
-        store, study_id, planned, ids = prepare(study, out)
+        copy = out / STUDY_COPY
+        if copy.is_file() and not find_stores(out) and copy.read_bytes() != study.text.encode():
+            raise StudyError(f"{copy}: a study.toml that is not this study's copy is already there, and {out} "
+                             "holds no study store; ablab does not overwrite it — choose another --out")
+        store, study_id, planned, ids = prepare(study, out)  # a foreign store is refused before anything is written
+        write_atomic(copy, study.text)
         try:
             store.reset_interrupted(study_id)
             current = _check_fingerprints(store, study, planned, ids, rerun_changed)
