@@ -245,3 +245,31 @@ def test_reading_a_study_creates_no_file_beside_its_store(tmp_path):
         assert sorted(p.name for p in out.iterdir()) == before, args
     analyze(out)
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_two_seeds_get_no_verdict_no_effect_size_and_no_bootstrap(tmp_path):
+    s = parse_study('[study]\nname = "two"\nseeds = 2\n[base]\nmodel = "mlp:8,10"\n'
+                    'dataset = "synthetic:n=96,test=64"\nepochs = 2\n[variants.baseline]\n[variants.wide]\n'
+                    'model = "mlp:64,10"\n', source="two.toml")
+    run_study(s, tmp_path / "o", executor=InlineExecutor())
+    r = analyze(tmp_path / "o")
+    (c,) = r.comparisons
+    assert c.verdict == "few" and c.bootstrap is None and all(np.isnan(c.effect))
+    assert r.notes[0].startswith("TOO FEW SEEDS TO CONCLUDE") and "too few seeds to conclude" in c.sentence
+    res = CliRunner().invoke(cli, ["study", "report", str(tmp_path / "o")])
+    assert res.exit_code == 0 and "too few seeds" in res.output and "yes, " not in res.output, res.output
+
+
+def test_an_accuracy_outside_0_1_in_the_store_is_refused(tmp_path):
+    import sqlite3
+
+    _, s = make_study(tmp_path)
+    out = tmp_path / "out"
+    run_study(s, out, executor=InlineExecutor())
+    db = sqlite3.connect(out / "study.sqlite")
+    db.execute("UPDATE epochs SET test_acc = 17 WHERE run_id = (SELECT MIN(id) FROM runs)")
+    db.commit()
+    db.close()
+    res = CliRunner().invoke(cli, ["study", "report", str(out)])
+    assert res.exit_code == 2 and "= 17.0 in the study store is not a fraction in [0, 1]" in res.output
+    assert "Traceback" not in res.output

@@ -16,7 +16,10 @@ from ablab.errors import UserError
 from ablab.metrics import CONFIDENCE, RUN_METRICS
 from ablab.report.power import min_detectable
 from ablab.report.sanity import identical_seeds
+from ablab.report.sentences import sentence
 from ablab.report.stats import (
+    MIN_SEEDS_BOOTSTRAP,
+    MIN_SEEDS_VERDICT,
     Interval,
     PairedTest,
     Superiority,
@@ -74,7 +77,10 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        """better / worse (distinguishable from seed noise after Holm, by sign) or noise."""
+        """better / worse (distinguishable from seed noise after Holm, by sign), noise, or few (fewer than
+        MIN_SEEDS_VERDICT paired seeds: no verdict)."""
+        if self.test.diff.n < MIN_SEEDS_VERDICT:
+            return "few"
         if math.isnan(self.p_holm) or self.p_holm >= self.alpha:
             return "noise"
         return "better" if self.test.diff.mean > 0 else "worse"
@@ -151,6 +157,10 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
     for cell in cells:
         cell.changed = changed.get(cell.variant, "")
     counts_all, notes = _notes(runs)
+    few = [c.label or c.cell for c in comps if c.verdict == "few"]
+    if few:
+        notes.insert(0, f"TOO FEW SEEDS TO CONCLUDE: {len(few)} comparison(s) have fewer than {MIN_SEEDS_VERDICT} "
+                        "paired seeds; they get no verdict, no effect size and no bootstrap interval.")
     notes += identical_seeds(cells)
     return StudyReport(
         name=srow["name"], out_dir=path.parent, description=info.get("description", ""), metric=metric,
@@ -197,6 +207,11 @@ def _summarize_cells(info: dict[str, Any], runs: list[Any], epochs: dict[int, An
         diverged = []
         for r in cruns:
             m = run_metrics(epochs[r.id], r.result)
+            bad = next(((k, v) for k, v in m.items() if k != "gap" and isinstance(v, float) and math.isfinite(v)
+                        and not 0 <= v <= 1), None)
+            if bad is not None:
+                raise UserError(f"run {r.label}: {bad[0]} = {bad[1]!r} in the study store is not a fraction in [0, 1]; "
+                                "the store was edited or is corrupt, and ablab reports no statistics from it")
             if r.status == "done":
                 per_seed[r.seed] = m
                 n_test = n_test or (r.result or {}).get("info", {}).get("n_test")
@@ -243,7 +258,8 @@ def _compare(info: dict[str, Any], cells: list[CellSummary], metric: str, confid
         diffs = [a[s] - b[s] for s in test.seeds]
         comps.append(Comparison(
             cell, ref, metric, test, math.nan, label=comparison_label(by_name[cell], by_name[ref]),
-            bootstrap=bootstrap_interval(diffs, confidence), superiority=prob_better(diffs),
+            bootstrap=bootstrap_interval(diffs, confidence) if len(diffs) >= MIN_SEEDS_BOOTSTRAP else None,
+            superiority=prob_better(diffs),
             effect=effect_size(diffs), mdd=min_detectable(test.diff.sd, test.diff.n, alpha=1 - confidence),
             alpha=1 - confidence))
     adjusted = holm([c.test.p for c in comps])
@@ -352,11 +368,6 @@ def comparison_label(cell: CellSummary, ref: CellSummary) -> str:
     return f"{cell.cell} − {ref.cell}"
 
 
-def pts(x: float) -> str:
-    """A fraction difference in percentage points, signed."""
-    return f"{100 * x:+.2f}"
-
-
 def _one_run_interval(ref: CellSummary, metric: str, confidence: float) -> tuple[tuple[float, float] | None, str]:
     """The exact binomial interval of one run's accuracy on the set the metric is measured on (the
     validation set for val_acc / best_val_acc, else the test set), and that set's name."""
@@ -366,33 +377,3 @@ def _one_run_interval(ref: CellSummary, metric: str, confidence: float) -> tuple
     if not ref.n_val or math.isnan(mean):
         return None, "validation"
     return clopper_pearson(round(mean * ref.n_val), ref.n_val, confidence), "validation"
-
-
-def sentence(c: Comparison, confidence: float, binomial: tuple[float, float] | None, split: str = "test") -> str:
-    """One plain sentence: how big the difference is, how sure, and whether it beats the noise."""
-    d = c.test.diff
-    level = round(100 * (1 - confidence))
-    n = d.n
-    if n == 0:
-        return f"{c.cell} vs {c.reference}: no seed finished in both; nothing to compare yet."
-    if n == 1:
-        return (f"{c.cell} vs {c.reference}: {pts(d.mean)} points from a single pair of runs — one seed cannot "
-                "separate a difference from seed-to-seed noise; run more seeds.")
-    if math.isnan(c.test.p):
-        return (f"{c.cell} vs {c.reference}: {pts(d.mean)} points on every one of {n} seeds — no spread, so no "
-                "test is possible (identical differences usually mean the variant changed nothing).")
-    ci = f"{100 * confidence:g}% CI {pts(d.lo)} to {pts(d.hi)}"
-    stats = f"paired over {n} seeds, p = {c.test.p:.3g}, Holm-adjusted p = {c.p_holm:.3g}"
-    head = f"{c.cell} vs {c.reference}: {pts(d.mean)} points ({ci}; {stats})"
-    if c.p_holm < 1 - confidence:
-        direction = "higher" if d.mean > 0 else "lower"
-        return (f"{head}. Distinguishable from seed-to-seed noise at the {level}% level after Holm correction: "
-                f"{c.cell} is {direction}.")
-    tail = ""
-    if binomial is not None and abs(d.mean) < (binomial[1] - binomial[0]) / 2:
-        tail = (f" The difference is also smaller than one run's {split}-set interval "
-                f"(±{100 * (binomial[1] - binomial[0]) / 2:.2f} points).")
-    if not math.isnan(c.mdd):
-        tail += (f" With {n} seeds, only true differences of about {100 * c.mdd:.2f} points or more are detected "
-                 "4 times in 5 (80% power); 'ablab study plan' says how many seeds a smaller one needs.")
-    return f"{head}. Not distinguishable from noise: this study cannot tell the two apart.{tail}"

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from ablab.report.stats import Interval
     from ablab.report.sweeps import HeatMap, SweepAxis
 
-VERDICT_COLORS = {"better": "#1a7f37", "worse": "#cf222e", "noise": "#8c959f", "reference": "#000000"}
+VERDICT_COLORS = {"better": "#1a7f37", "worse": "#cf222e", "noise": "#8c959f", "few": "#8c959f",
+                  "reference": "#000000"}
 VARIANT_COLORS = ("#000000", "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
                   "#393b79", "#ad494a", "#637939", "#7b4173")
 SPLIT_STYLES = {"train": "--", "val": ":", "test": "-"}

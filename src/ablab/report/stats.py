@@ -16,6 +16,13 @@ from scipy import stats as _st
 
 from ablab.metrics import CONFIDENCE
 
+# How many paired seeds a statistic needs before the report shows it (docs/study.md, "Few seeds"):
+MIN_SEEDS_VERDICT = 3  # a paired t-test at n = 2 rests on one degree of freedom (t₀.₉₇₅ = 12.71) and one
+#   estimate of the spread: the report says "too few seeds" instead of a verdict word below 3 pairs
+MIN_SEEDS_EFFECT = 3  # Hedges' small-sample factor J(df) = Γ(df/2) / (√(df/2) Γ((df−1)/2)) is 0 at df = 1
+#   (Hedges 1981): g_z is undefined for 2 seeds, not 0
+MIN_SEEDS_BOOTSTRAP = 8  # bootstrap intervals undercover badly for small n: a resample of n values cannot
+#   spread more than they do (Efron & Tibshirani 1993, §13.7 and ch. 14; DiCiccio & Efron 1996, §4)
 
 @dataclass(frozen=True)
 class Interval:
@@ -226,10 +233,11 @@ def prob_better(diffs: Sequence[float]) -> Superiority:
 def effect_size(diffs: Sequence[float]) -> tuple[float, float]:
     """(Cohen's d_z, Hedges' g_z) of paired differences: d_z = d̄ / s_d (= t/√n), and g_z = J·d_z with
     the small-sample correction J = 1 − 3/(4(n−1) − 1) (Hedges 1981; Lakens 2013, eq. 7-8). nan when
-    n < 2 or s_d = 0. The difference in points says how much; d_z says how much against the seed noise.
+    n < MIN_SEEDS_EFFECT (J is 0 for two seeds) or s_d = 0. The difference in points says how much; d_z says
+    how much against the seed noise.
     """
     iv = t_interval(diffs)
-    if iv.n < 2 or not iv.sd > 0:
+    if iv.n < MIN_SEEDS_EFFECT or not iv.sd > 0:
         return math.nan, math.nan
     dz = iv.mean / iv.sd
     return dz, dz * (1 - 3 / (4 * (iv.n - 1) - 1))

@@ -23,7 +23,7 @@ from ablab.report.text import (
 )
 from ablab.store import FINISHED
 
-VERDICT_STYLE = {"better": "bold green", "worse": "bold red", "noise": "dim"}
+VERDICT_STYLE = {"better": "bold green", "worse": "bold red", "noise": "dim", "few": "dim"}
 
 
 def _table(title: str | None, columns: tuple[str, ...] | list[str], left: int = 1) -> Any:

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from ablab.report.analysis import Comparison, StudyReport
 
 SUMMARY_COLUMNS = ("test_acc", "test_acc_at_best_val", "train_acc", "gap")  # the summary table's metrics
-VERDICT_WORDS = {"better": "yes, higher", "worse": "yes, lower", "noise": "no"}
+VERDICT_WORDS = {"better": "yes, higher", "worse": "yes, lower", "noise": "no", "few": "too few seeds"}
 
 
 def human_time(s: float) -> str:
