@@ -180,7 +180,7 @@ def test_cache_same_object_and_rereads_replaced_file(env):
 @pytest.mark.parametrize("bad, match", [
     ({"val_fraction": 1.0}, r"val_fraction: expected a fraction in \[0, 1\), got 1.0"),
     ({"limit": 0}, r"limit: expected a positive integer or None, got 0"),
-    ({"split_seed": -1}, r"split_seed: expected an integer >= 0, got -1"),
+    ({"split_seed": -1}, r"split_seed: expected an integer in 0..4,294,967,295, got -1"),
 ])
 def test_bad_arguments(bad, match):
     with pytest.raises(DataError, match=match):

@@ -41,17 +41,39 @@ class Prepared(NamedTuple):
     info: dict[str, Any]
 
 
+# dtypes read as they are; others are refused with the fix (complex has no order, the unsigned 16/32/64-bit
+# integers have almost no torch kernels, and a silent cast could change values)
+READABLE = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool, torch.float16,
+            torch.bfloat16, torch.float32, torch.float64)
+
+
 def _as_tensor(a: Any, what: str) -> torch.Tensor:
     if isinstance(a, torch.Tensor):
-        return a.detach().cpu()
-    try:
-        arr = np.asarray(a)
-    except Exception as e:  # noqa: BLE001 - any conversion failure is the user's input
-        raise DataError(f"{what}: expected a tensor or array, got {type(a).__name__} ({e})") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise DataError(f"{what}: expected numbers, got an array of {arr.dtype}")
-    arr = np.ascontiguousarray(arr)
-    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())  # views of file bytes are read-only
+        if a.is_sparse or a.layout != torch.strided:
+            raise DataError(f"{what}: a {a.layout} tensor; pass a dense one (t.to_dense())")
+        if a.device.type == "meta":
+            raise DataError(f"{what}: a tensor on the meta device holds no values")
+        t = a.detach().cpu()
+    else:
+        try:
+            arr = np.asarray(a)
+        except Exception as e:  # noqa: BLE001 - any conversion failure is the user's input
+            raise DataError(f"{what}: expected a tensor or array, got {type(a).__name__} ({e})") from None
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise DataError(f"{what}: expected numbers, got an array of {arr.dtype}")
+        if arr.dtype in (np.uint16, np.uint32, np.uint64) or np.issubdtype(arr.dtype, np.complexfloating):
+            raise DataError(_unreadable(what, str(arr.dtype)))
+        arr = np.ascontiguousarray(arr)
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())  # views of file bytes are read-only
+    if t.dtype not in READABLE:
+        raise DataError(_unreadable(what, str(t.dtype).removeprefix("torch.")))
+    return t
+
+
+def _unreadable(what: str, dtype: str) -> str:
+    fix = ("16-bit images: x.astype('float32') / 65535 with scale='0-1'" if "16" in dtype and "int" in dtype
+           else "convert to float32 or int64")
+    return f"{what}: values of dtype {dtype} are not read (no silent cast); {fix}"
 
 
 def _images(x: Any, what: str) -> tuple[torch.Tensor, str | None]:
@@ -79,6 +101,9 @@ def _caller_level() -> int:
     return level
 
 
+MAX_LABEL = 1_000_000  # more classes than any image classifier ablab trains; bounds the class table too
+
+
 def _labels(y: Any, n: int, what: str) -> torch.Tensor:
     t = _as_tensor(y, what)
     if t.dim() == 2 and t.shape[1] > 1:
@@ -90,12 +115,16 @@ def _labels(y: Any, n: int, what: str) -> torch.Tensor:
     if t.is_floating_point():
         if not bool((t == t.round()).all()):
             raise DataError(f"{what}: expected integer class indices, got non-integer floats")
+        if t.numel() and not bool((t.abs() <= MAX_LABEL).all()):  # 1e20 would wrap to a negative int64
+            raise DataError(f"{what}: label {float(t.abs().max()):g} is not a class index (at most {MAX_LABEL:,})")
     elif t.dtype == torch.bool:
         t = t.to(torch.int64)
     if t.shape[0] != n:
         raise DataError(f"{what}: {t.shape[0]:,} labels for {n:,} images")
     if n and int(t.min()) < 0:
         raise DataError(f"{what}: label {int(t.min())} is negative; labels must be class indices 0..K-1")
+    if n and int(t.max()) > MAX_LABEL:
+        raise DataError(f"{what}: label {int(t.max()):,} is not a class index (at most {MAX_LABEL:,})")
     return t.to(torch.int64)
 
 
@@ -145,7 +174,15 @@ def prepare(x: Any, y: Any, test: tuple[Any, Any] | None = None, *, classes: Seq
             raise DataError(f"{where}: {split} label {int(arr[i])} at index {i:,} is outside 0..{len(classes) - 1} "
                             f"({len(classes)} classes given)")
     else:
+        if int(yt.min()) == 1 and int(ys.min()) >= 1:
+            raise DataError(f"{where}: the labels start at 1 (no label 0), which would make {k_max} classes with an "
+                            f"empty class 0; subtract 1 from the labels, or pass classes=[...] naming all {k_max}")
         classes = tuple(str(k) for k in range(k_max))
+    unseen = sorted(set(ys.unique().tolist()) - set(yt.unique().tolist()))
+    if unseen:
+        raise DataError(f"{where}: test label(s) {', '.join(map(str, unseen[:5]))}{' ...' if len(unseen) > 5 else ''}"
+                        f" never occur in the training split: a model cannot learn a class it never sees, and "
+                        "accuracy on it says nothing; check the labels (or drop those test samples)")
     if len(classes) < 2:
         raise DataError(f"{where}: only one class (label 0); a classifier needs at least 2")
     # pixel scale: detected on the training images; the test images must be on the same scale
@@ -178,6 +215,8 @@ def _item(sample: Any, i: int) -> tuple[torch.Tensor, int]:
     try:
         if isinstance(label, float) and not label.is_integer():
             raise ValueError
+        if not 0 <= int(label) <= MAX_LABEL:
+            raise DataError(f"dataset[{i}]: label {label!r} is not a class index 0..{MAX_LABEL:,}")
         return img, int(label)
     except (TypeError, ValueError):
         raise DataError(f"dataset[{i}]: expected an integer class label, got {label!r}") from None
@@ -197,7 +236,12 @@ def materialize(ds: Any, what: str = "dataset", progress: Progress | None = None
         raise DataError(f"{what}: expected a map-style dataset (with __len__ and __getitem__), got "
                         f"{type(ds).__name__}; an IterableDataset cannot be split reproducibly — collect it "
                         "into tensors and use Dataset.from_tensors")
-    n = len(ds)
+    try:
+        n = int(len(ds))
+    except (TypeError, ValueError, OverflowError) as e:
+        raise DataError(f"{what}: len() failed ({type(e).__name__}: {e})") from None
+    if n < 0:
+        raise DataError(f"{what}: len() is {n}, not a number of items")
     if n == 0:
         raise DataError(f"{what}: the dataset is empty")
     first, label0 = _item(ds[0], 0)
@@ -209,10 +253,17 @@ def materialize(ds: Any, what: str = "dataset", progress: Progress | None = None
     x[0], y[0] = first, label0
     step = max(1, n // 100)
     for i in range(1, n):
-        img, label = _item(ds[i], i)
+        try:
+            sample = ds[i]
+        except (IndexError, KeyError, StopIteration):
+            raise DataError(f"{what}: len() says {n:,} items but {what}[{i}] does not exist") from None
+        img, label = _item(sample, i)
         if img.shape != first.shape:
             raise DataError(f"{what}[{i}]: image of shape {tuple(img.shape)}, but {what}[0] is "
                             f"{tuple(first.shape)}; all images must have one size")
+        if img.dtype != first.dtype:  # a copy into x would cast: float [0, 1] pixels after uint8 ones become 0
+            raise DataError(f"{what}[{i}]: image of dtype {img.dtype}, but {what}[0] is {first.dtype}; ablab does not "
+                            "cast between dtypes — give every item one dtype (e.g. the same transform for all)")
         x[i], y[i] = img, label
         if progress is not None and (i + 1) % step == 0:
             progress(i + 1, n)

@@ -125,10 +125,10 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
 
 
 def check_split_args(val_fraction: float, split_seed: int, limit: int | None) -> None:
-    if not isinstance(val_fraction, int | float) or not 0 <= val_fraction < 1:
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, int | float) or not 0 <= val_fraction < 1:
         raise DataError(f"val_fraction: expected a fraction in [0, 1), got {val_fraction!r}")
-    if not isinstance(split_seed, int) or split_seed < 0:
-        raise DataError(f"split_seed: expected an integer >= 0, got {split_seed!r}")
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or not 0 <= split_seed <= 2**32 - 1:
+        raise DataError(f"split_seed: expected an integer in 0..{2**32 - 1:,}, got {split_seed!r}")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise DataError(f"limit: expected a positive integer or None, got {limit!r}")
 
@@ -182,6 +182,11 @@ def from_arrays(x: Any, y: Any, test: tuple[Any, Any] | None = None, *, classes:
     """Validate, detect the pixel scale, hold out a test split if none is given (``ablab.data.arrays``),
     and assemble."""
     check_split_args(val_fraction, split_seed, limit)
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, int | float) or not 0 < test_fraction < 1:
+        raise DataError(f"test_fraction: expected a fraction in (0, 1), got {test_fraction!r}")
+    if classes is not None and (isinstance(classes, str | bytes) or not isinstance(classes, Sequence)):
+        raise DataError(f"classes: expected a list of class names (e.g. ['cat', 'dog']), got {classes!r}; the number "
+                        "of classes comes from the labels")
     p = prepare(x, y, test, classes=classes, scale=scale, test_fraction=test_fraction, stratified=stratified,
                 info=info, where=where)
     return assemble(name or "tensors", Split(p.x, p.y), Split(p.test_x, p.test_y), p.classes,
