@@ -45,6 +45,7 @@ from ablab.storefile import (
     check_before_writing,
     check_store,
     connect_readonly,
+    read_object,
 )
 from ablab.writing import sqlite_error_message
 
@@ -173,7 +174,8 @@ class Store:
 
     def studies(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT * FROM studies ORDER BY id").fetchall()
-        return [{**dict(r), "info": json.loads(r["info_json"])} for r in rows]
+        return [{**dict(r), "info": read_object(r["info_json"], f"{self.path}: study {r['name']!r}: column info_json")}
+                for r in rows]
 
     def study(self, name: str | None = None) -> dict[str, Any]:
         studies = self.studies()
@@ -303,7 +305,7 @@ class Store:
         if active_only:
             sql += " AND runs.active = 1"
         sql += " ORDER BY runs.id"
-        return [_row(r) for r in self.db.execute(sql, args)]
+        return [_row(r, self.path) for r in self.db.execute(sql, args)]
 
     def epochs(self, run_id: int) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
@@ -311,7 +313,8 @@ class Store:
         for r in rows:
             d = {"epoch": r["epoch"], **{c: r[c] for c in EPOCH_COLUMNS}}
             if r["extra_json"]:
-                d.update(json.loads(r["extra_json"]))
+                where = f"{self.path}: run {run_id}, epoch {r['epoch']}: column extra_json"
+                d.update(read_object(r["extra_json"], where))
             out.append(d)
         return out
 
@@ -360,19 +363,18 @@ def _num(v: Any) -> float | None:
     return None if v is None else float(v)
 
 
-def _loads(s: str | None) -> Any:
-    return json.loads(s) if s else None
+def _row(r: sqlite3.Row, path: Path) -> RunRow:
+    def col(name: str, optional: bool = True) -> Any:
+        return read_object(r[name], f"{path}: run {r['id']} ({r['label']}): column {name}", optional=optional)
 
-
-def _row(r: sqlite3.Row) -> RunRow:
     return RunRow(
         id=r["id"], study=r["study_name"], label=r["label"], variant=r["variant"], cell=r["cell"],
-        point=json.loads(r["point_json"]), seed=r["seed"], status=r["status"], attempts=r["attempts"],
-        config=json.loads(r["config_json"]), config_hash=r["config_hash"], wall_time_s=r["wall_time_s"],
+        point=col("point_json", False), seed=r["seed"], status=r["status"], attempts=r["attempts"],
+        config=col("config_json", False), config_hash=r["config_hash"], wall_time_s=r["wall_time_s"],
         started_at=r["started_at"], finished_at=r["finished_at"], best_epoch=r["best_epoch"],
-        diverged=_loads(r["diverged_json"]), result=_loads(r["result_json"]), error=r["error"],
+        diverged=col("diverged_json"), result=col("result_json"), error=r["error"],
         out_dir=r["out_dir"], checkpoint=r["checkpoint"], code_version=r["code_version"],
-        versions=_loads(r["versions_json"]), active=bool(r["active"]))
+        versions=col("versions_json"), active=bool(r["active"]))
 
 
 def find_stores(root: str | Path) -> list[Path]:

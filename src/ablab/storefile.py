@@ -10,11 +10,13 @@ written by a newer ablab is refused with a :class:`StoreError` (a :class:`~ablab
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from ablab.errors import UserError
@@ -195,3 +197,63 @@ def check_store(db: sqlite3.Connection, path: Path, *, allow_empty: bool) -> boo
     if version < 1:
         raise StoreError(f"{path}: invalid store schema version {version}; {hint}")
     return False
+
+
+# The shapes ablab reads back from its JSON columns (key -> allowed types); a store edited into another shape
+# is refused by name instead of failing deep inside the report.
+_NUM = (int, float)
+SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
+    "info_json": {"cells": (list,), "comparisons": (list,), "variants": (list,), "seeds": (list,), "base": (dict,),
+                  "grid": (list,), "confidence": _NUM, "metric": (str,), "metric_doc": (str,), "baseline": (str,),
+                  "description": (str,)},
+    "result_json": {"info": (dict,), "final": (dict,), "fingerprint": (dict,), "history": (list,), "status": (str,),
+                    "seeds": (dict,), "versions": (dict,), "wall_time_s": _NUM},
+    "config_json": {"model": (str,), "dataset": (str,), "model_args": (dict,)},
+}
+ITEM_SHAPES = {("info_json", "cells"): dict, ("info_json", "variants"): dict, ("info_json", "comparisons"): list,
+               ("info_json", "seeds"): int}
+
+
+def _shape(value: dict[str, Any], column: str, where: str) -> None:
+    for key, types in SHAPES.get(column, {}).items():
+        if key not in value:
+            continue
+        v = value[key]
+        if not isinstance(v, types) or isinstance(v, bool) and bool not in types:
+            raise StoreError(f"{where}: {key} is a {type(v).__name__}, not what ablab writes there; the store was "
+                             "edited or is corrupt")
+        item = ITEM_SHAPES.get((column, key))
+        if item is not None and isinstance(v, list) and not all(isinstance(x, item) for x in v):
+            raise StoreError(f"{where}: {key} holds an item that is not a {item.__name__}; the store was edited or "
+                             "is corrupt")
+    if column == "info_json":
+        for c in value.get("cells") or []:
+            if not (isinstance(c.get("cell"), str) and isinstance(c.get("variant"), str)
+                    and isinstance(c.get("point", {}), dict)):
+                raise StoreError(f"{where}: a cell without its name, variant or point; the store was edited or is "
+                                 "corrupt")
+        if not all(len(p) == 2 and all(isinstance(x, str) for x in p) for p in value.get("comparisons") or []):
+            raise StoreError(f"{where}: comparisons must be [cell, reference] pairs; the store was edited or is "
+                             "corrupt")
+    for key in ("final", "info", "fingerprint"):
+        if column == "result_json" and isinstance(value.get(key), dict):
+            bad = [k for k, v in value[key].items() if not isinstance(v, (*_NUM, str, type(None), list, dict))]
+            if bad:
+                raise StoreError(f"{where}: {key}.{bad[0]} is not a plain value; the store was edited or is corrupt")
+
+
+def read_object(text: Any, where: str, *, optional: bool = False) -> Any:
+    """A JSON object column, parsed; a StoreError naming ``where`` when it is not one (a corrupt store)."""
+    if text is None and optional:
+        return None
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        raise StoreError(f"{where} is not valid JSON; the store was edited or is corrupt (start a new --out, "
+                         "or restore the file)") from None
+    if not isinstance(value, dict) and not (optional and value is None):
+        raise StoreError(f"{where}: expected a JSON object, got {type(value).__name__}; the store was edited or is "
+                         "corrupt")
+    if isinstance(value, dict):
+        _shape(value, where.rpartition("column ")[2], where)
+    return value
