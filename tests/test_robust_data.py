@@ -280,8 +280,9 @@ def test_own_npz_larger_than_memory_allows_is_refused_from_its_headers(tmp_path,
     f = tmp_path / "big.npz"
     np.savez_compressed(f, x_train=np.zeros((2000, 28, 28), np.uint8), y_train=np.arange(2000, dtype=np.int64) % 2)
     monkeypatch.setattr(budget, "available_memory", lambda: 2_000_000)  # a budget of 1,000,000 bytes
-    with pytest.raises(DataError, match=r"npz:.*big.npz: its arrays \(by their headers\) need 1.5 MiB in memory, "
-                                        r"more than the 1,000,000 bytes allowed \(50% of the available memory\)"):
+    with pytest.raises(DataError, match=r"npz:.*big.npz: its arrays \(by their headers\) need 1.5 MiB in memory "
+                                        r"\(4.5 MiB while being read\), more than the 1,000,000 bytes allowed "
+                                        r"\(50% of the available memory\)"):
         load_dataset(f"npz:{f}")
-    monkeypatch.setattr(budget, "available_memory", lambda: 4_000_000)
-    assert len(load_dataset(f"npz:{f}").train) == 1440  # 1,568,000 + 16,000 bytes fit in 2,000,000
+    monkeypatch.setattr(budget, "available_memory", lambda: 10_000_000)
+    assert len(load_dataset(f"npz:{f}").train) == 1440  # 3 x (1,568,000 + 16,000) bytes fit in 5,000,000

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ablab.errors import UserError
-from ablab.metrics import EPOCH_METRICS
+from ablab.metrics import EPOCH_METRICS, RUN_METRICS
 from ablab.writing import sqlite_error_message
 
 STORE_NAME = "study.sqlite"
@@ -227,11 +227,23 @@ def _shape(value: dict[str, Any], column: str, where: str) -> None:
             raise StoreError(f"{where}: {key} holds an item that is not a {item.__name__}; the store was edited or "
                              "is corrupt")
     if column == "info_json":
+        if "metric" in value and value["metric"] not in RUN_METRICS:
+            raise StoreError(f"{where}: metric {value['metric']!r} is not one ablab reports; the store was edited or "
+                             "is corrupt")
+        if "confidence" in value and not 0 < value["confidence"] < 1:
+            raise StoreError(f"{where}: confidence {value['confidence']!r} is not a level in (0, 1); the store was "
+                             "edited or is corrupt")
         for c in value.get("cells") or []:
             if not (isinstance(c.get("cell"), str) and isinstance(c.get("variant"), str)
                     and isinstance(c.get("point", {}), dict)):
                 raise StoreError(f"{where}: a cell without its name, variant or point; the store was edited or is "
                                  "corrupt")
+        if not all(isinstance(v, dict) and isinstance(v.get("name"), str) and isinstance(v.get("overrides", {}), dict)
+                   for v in value.get("variants") or []):
+            raise StoreError(f"{where}: a variant without its name; the store was edited or is corrupt")
+        if not all(isinstance(g, list) and len(g) == 2 and isinstance(g[0], str) and isinstance(g[1], list)
+                   for g in value.get("grid") or []):
+            raise StoreError(f"{where}: grid must be [key, values] pairs; the store was edited or is corrupt")
         if not all(len(p) == 2 and all(isinstance(x, str) for x in p) for p in value.get("comparisons") or []):
             raise StoreError(f"{where}: comparisons must be [cell, reference] pairs; the store was edited or is "
                              "corrupt")

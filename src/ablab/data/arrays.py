@@ -247,7 +247,7 @@ def materialize(ds: Any, what: str = "dataset", progress: Progress | None = None
     first, label0 = _item(ds[0], 0)
     need = n * first.numel() * first.element_size()
     check_fits(need, f"{what}: {n:,} images of {tuple(first.shape)} {first.dtype}",
-               "use a subset (torch.utils.data.Subset) or pass max_bytes=", max_bytes)
+               "use a subset (torch.utils.data.Subset) or pass max_bytes=", max_bytes, peak=1)  # filled in place
     x = torch.empty((n, *first.shape), dtype=first.dtype)
     y = torch.empty(n, dtype=torch.int64)
     x[0], y[0] = first, label0

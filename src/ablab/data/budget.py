@@ -1,4 +1,5 @@
-"""How much memory a user's data may take: ``MEMORY_SHARE`` of what this machine has available.
+"""How much memory a user's data may take: ``MEMORY_SHARE`` of what this process may still take (the least
+of the machine's available memory, its rlimits and its cgroup's limit).
 
 Your own files and torch datasets are read whole into memory. Their headers say how big they will be
 (IDX dimensions, ``.npy`` shapes, ``len(dataset)`` × the first item), so the size is checked against
@@ -11,13 +12,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+try:
+    import resource
+except ImportError:  # not on POSIX: no rlimits to read
+    resource = None  # type: ignore[assignment]
+
 from ablab.data.errors import DataError
 
 MEMORY_SHARE = 0.5  # user data may take at most this share of the memory available when it is read
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to this process (Linux MemAvailable, else free pages), or None."""
+    """Bytes of memory this process may still take: the least of the machine's available memory, what its
+    address-space and data-segment limits (RLIMIT_AS, RLIMIT_DATA: ``prlimit``, ``ulimit -v``) leave above
+    what it already uses, and what its cgroup leaves (v2 ``memory.max`` − ``memory.current``, v1
+    ``memory.limit_in_bytes`` − ``memory.usage_in_bytes``: a container's limit). None when none is known."""
+    known = [v for v in (_machine_available(), _rlimit_left(), _cgroup_left()) if v is not None]
+    return min(known) if known else None
+
+
+def _machine_available() -> int | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
@@ -30,6 +44,51 @@ def available_memory() -> int | None:
         return None
 
 
+def _rlimit_left() -> int | None:
+    if resource is None:
+        return None
+    used = _status_bytes("VmSize:")
+    left = []
+    for which, in_use in ((resource.RLIMIT_AS, used), (resource.RLIMIT_DATA, _status_bytes("VmData:"))):
+        soft = resource.getrlimit(which)[0]
+        if soft != resource.RLIM_INFINITY:
+            left.append(max(soft - (in_use or 0), 0))
+    return min(left) if left else None
+
+
+def _status_bytes(key: str) -> int | None:
+    """A ``kB`` line of /proc/self/status in bytes (VmSize: the address space in use, VmData: the data)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_left() -> int | None:
+    pairs = [(Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),
+             (Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"), Path("/sys/fs/cgroup/memory/memory.usage_in_bytes"))]
+    try:
+        own = Path("/proc/self/cgroup").read_text().splitlines()
+        rel = next((ln.split(":", 2)[2] for ln in own if ln.startswith("0::")), "")
+        if rel and rel != "/":
+            base = Path("/sys/fs/cgroup") / rel.lstrip("/")
+            pairs.insert(0, (base / "memory.max", base / "memory.current"))
+    except (OSError, IndexError):
+        pass
+    for limit_file, usage_file in pairs:
+        try:
+            limit = limit_file.read_text().strip()
+            if limit in ("max", "") or int(limit) >= 2**60:
+                continue
+            return max(int(limit) - int(usage_file.read_text().strip()), 0)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def memory_budget(max_bytes: int | None = None) -> int | None:
     """``max_bytes`` when given, else ``MEMORY_SHARE`` of the available memory (None: unknown here)."""
     if max_bytes is not None:
@@ -38,13 +97,18 @@ def memory_budget(max_bytes: int | None = None) -> int | None:
     return int(MEMORY_SHARE * avail) if avail else None
 
 
-def check_fits(need: int, what: str, hint: str, max_bytes: int | None = None) -> None:
-    """DataError naming ``what`` when ``need`` bytes exceed the budget; ``hint`` says what to do instead."""
+PEAK = 3  # a reader holds up to three copies at its peak (file bytes, parsed array, converted copy): 2-3x measured
+
+
+def check_fits(need: int, what: str, hint: str, max_bytes: int | None = None, peak: int = PEAK) -> None:
+    """DataError naming ``what`` when ``need`` bytes (the data's own size), times the reader's ``peak`` (how
+    many copies it holds at once), exceed the budget; ``hint`` says what to do instead."""
     limit = memory_budget(max_bytes)
-    if limit is not None and need > limit:
+    if limit is not None and need * peak > limit:
         share = "the limit given" if max_bytes is not None else f"{MEMORY_SHARE:.0%} of the available memory"
-        raise DataError(f"{what} need {_size(need)} in memory, more than the {_size(limit)} allowed ({share}); "
-                        f"{hint}")
+        reading = f" ({_size(need * peak)} while being read)" if peak > 1 else ""
+        raise DataError(f"{what} need {_size(need)} in memory{reading}, more than the {_size(limit)} allowed "
+                        f"({share}); {hint}")
 
 
 def _size(n: int) -> str:

@@ -61,8 +61,12 @@ def min_detectable(sd: float, n: int, target: float = POWER, alpha: float = ALPH
     from scipy.optimize import brentq
 
     hi = sd
-    while power(hi, sd, n, alpha) < target:  # bracket the root
+    for _ in range(64):  # bracket the root: 2^64 sd; a level so strict that nothing is detected has no answer
+        if not power(hi, sd, n, alpha) < target:
+            break
         hi *= 2
+    else:
+        return math.nan
     return float(brentq(lambda d: power(d, sd, n, alpha) - target, 0.0, hi, xtol=1e-12 * sd))
 
 
