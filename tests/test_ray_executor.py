@@ -423,3 +423,14 @@ def test_ray_runs_a_study_of_your_own_module(tmp_path, ray_session):
     with Store(tmp_path / "ray") as store:
         widths = {(r.variant, r.seed): r.config["model_args"]["width"] for r in store.runs()}
     assert widths == {("baseline", 0): 4, ("baseline", 1): 4, ("wide", 0): 8, ("wide", 1): 8}
+
+
+@pytest.mark.ray
+def test_run_study_from_python_with_executor_ray(tmp_path, ray_session):
+    """The notebook API takes the executor by its registered name, as `--executor ray` does."""
+    import ablab
+
+    f = tmp_path / "tiny.toml"
+    f.write_text(TINY)
+    result = ablab.run_study(f, tmp_path / "ray", executor="ray", report=False, progress=False)
+    assert result.outcome.counts == {"done": 4} and not result.outcome.failed
