@@ -106,10 +106,13 @@ class ExitNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(16, 3)
+        self.calls = 0  # exits at its first real training step, after ablab's pre-flight step
 
     def forward(self, x):
         if self.training:
-            sys.exit(0)
+            self.calls += 1
+            if self.calls >= 2:
+                sys.exit(0)
         return self.fc(x.flatten(1))
 
 
@@ -273,3 +276,72 @@ def test_an_accuracy_outside_0_1_in_the_store_is_refused(tmp_path):
     res = CliRunner().invoke(cli, ["study", "report", str(out)])
     assert res.exit_code == 2 and "= 17.0 in the study store is not a fraction in [0, 1]" in res.output
     assert "Traceback" not in res.output
+
+
+PREFLIGHT = '''
+import torch
+from torch import nn
+
+
+class Base(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 3)
+
+
+class NoParams(nn.Module):
+    def forward(self, x):
+        return x.flatten(1)[:, :3]
+
+
+class Detached(Base):
+    def forward(self, x):
+        return self.fc(x.flatten(1)).detach()
+
+
+class WrongBatch(Base):
+    def forward(self, x):
+        return self.fc(x.flatten(1))[:1]
+
+
+class IntLogits(Base):
+    def forward(self, x):
+        return self.fc(x.flatten(1)).long()
+
+
+class TrainOnly(Base):
+    def forward(self, x):
+        if self.training:
+            raise RuntimeError("boom in training")
+        return self.fc(x.flatten(1))
+
+
+class Hook(Base):
+    def __init__(self):
+        super().__init__()
+        self._register_state_dict_hook(lambda m, sd, prefix, local: sd.__setitem__(prefix + "extra", torch.zeros(1)))
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+'''
+
+
+@pytest.mark.parametrize("name, says", [
+    ("NoParams", "has no trainable parameters"), ("Detached", "does not depend on the trainable parameters"),
+    ("WrongBatch", "returned 1 row(s) for a batch of 2"), ("IntLogits", "returned int64 logits"),
+    ("TrainOnly", "fails in training mode"),
+])
+def test_a_model_that_cannot_train_is_refused_before_training(tmp_path, monkeypatch, name, says):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pre.py").write_text(PREFLIGHT)
+    res = train(f"{tmp_path / 'pre.py'}:{name}")
+    assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output, res.output
+
+
+def test_a_state_dict_hook_that_adds_keys_is_one_error_at_eval(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pre.py").write_text(PREFLIGHT)
+    assert train(f"{tmp_path / 'pre.py'}:Hook", "--out", str(tmp_path / "r")).exit_code == 0
+    ckpt = str(tmp_path / "r" / "checkpoint")
+    res = CliRunner().invoke(cli, ["eval", ckpt, "--model", f"{tmp_path / 'pre.py'}:Hook"])
+    assert res.exit_code == 2 and "does a state-dict hook" in res.output and "Traceback" not in res.output, res.output

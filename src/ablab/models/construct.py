@@ -255,13 +255,61 @@ def check_output(model: Any, text: str, input_shape: tuple[int, ...], num_classe
                             f"({type(e).__name__}: {e})") from None
     finally:
         model.train(was_training)
+    _check_logits(out, text, num_classes, dataset)
+    _check_training_step(model, text, input_shape, num_classes)
+
+
+def _check_logits(out: Any, text: str, num_classes: int, dataset: str, batch: int = 2) -> None:
+    import torch
+
     if not isinstance(out, torch.Tensor):
         raise ModelRefError(f"{shown(text)}: forward returned a {type(out).__name__}; ablab trains on a tensor of "
                             f"logits of shape (batch, {num_classes})")
+    if out.dim() >= 1 and out.shape[0] != batch:
+        raise ModelRefError(f"{shown(text)}: forward returned {out.shape[0]} row(s) for a batch of {batch}: the first "
+                            "axis of the output must be the batch (one row of logits per sample)")
     got = tuple(out.shape[1:])
     if out.dim() != 2 or got != (num_classes,):
         raise ModelRefError(f"{shown(text)}: the model outputs {got} per sample but dataset {dataset} has "
                             f"{num_classes} classes: its last layer must output {num_classes} logits")
+    if not out.is_floating_point():
+        raise ModelRefError(f"{shown(text)}: forward returned {str(out.dtype).removeprefix('torch.')} logits; return "
+                            "the raw float scores (no argmax, no rounding): cross-entropy needs them")
+
+
+def _check_training_step(model: Any, text: str, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """One training step on a zero batch (train mode, forked RNG), then every parameter and buffer put back
+    as it was: a model that cannot train is refused before any training time is spent."""
+    import torch
+
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ModelRefError(f"{shown(text)}: the model has no trainable parameters: there is nothing to train")
+    saved = [(t, t.detach().clone()) for t in [*model.parameters(), *model.buffers()]]
+    was_training = model.training
+    model.train()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            out = model(torch.zeros(2, *input_shape))
+            if isinstance(out, torch.Tensor) and out.is_floating_point() and out.grad_fn is None:
+                raise ModelRefError(f"{shown(text)}: in training mode the output does not depend on the trainable "
+                                    "parameters (a .detach(), .item() or NumPy round trip in forward?): no gradient "
+                                    "can reach the weights")
+            torch.nn.functional.cross_entropy(out, torch.zeros(2, dtype=torch.long)).backward()
+    except ModelRefError:
+        raise
+    except SystemExit as e:
+        raise ModelRefError(f"{shown(text)}: in training mode the model's forward called sys.exit({e.code!r})"
+                            ) from None
+    except Exception as e:
+        raise ModelRefError(f"{shown(text)}: the model fails in training mode (dropout, batch norm or your own "
+                            f"training-only path): {type(e).__name__}: {e}") from None
+    finally:
+        with torch.no_grad():
+            for t, value in saved:
+                t.copy_(value)
+        for p in model.parameters():
+            p.grad = None
+        model.train(was_training)
 
 
 __all__ = ["check_output", "describe", "instantiate", "parse_assignments", "parse_model_args", "parse_value",

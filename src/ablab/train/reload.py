@@ -131,7 +131,13 @@ def load_checkpoint(path: str | Path, *, fast: bool = True, model_ref: str | Non
     except Exception as e:  # SafetensorError, OSError, a header that is not what it claims
         raise CheckpointError(f"{folder / WEIGHTS}: unreadable safetensors file: {e}") from None
     check_state(rm.model, state, str(folder))
-    rm.model.load_state_dict(state, strict=True)
+    try:
+        rm.model.load_state_dict(state, strict=True)
+    except (RuntimeError, KeyError, TypeError) as e:  # e.g. a state-dict hook that writes keys it does not read
+        first = str(e).strip().splitlines()
+        raise CheckpointError(f"{folder / WEIGHTS}: {type(rm.model).__name__}.load_state_dict refuses the saved "
+                              f"tensors ({' '.join(x.strip() for x in first[:2])}); does a state-dict hook of the "
+                              "model add keys it does not load back?") from None
     rm.model.to(device)
     rm.model.eval()
     return rm.model, config, meta
