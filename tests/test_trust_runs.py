@@ -194,7 +194,7 @@ def test_an_empty_study_file_is_an_error(tmp_path):
 def test_dry_run_times_a_model_with_fewer_than_10_classes(tmp_path):
     f = tmp_path / "s.toml"
     f.write_text(f'[study]\nname = "c3"\nseeds = 1\n[base]\nmodel = "mlp:8,3"\ndataset = "{DATA3}"\nepochs = 1\n'
-                 "[variants.baseline]\n")
+                 "[variants.baseline]\n[variants.bn]\nbatchnorm = true\n")  # batch norm: timed in train mode too
     res = CliRunner().invoke(cli, ["study", "run", str(f), "--out", str(tmp_path / "o"), "--dry-run"])
     assert res.exit_code == 0 and "estimated time" in res.output, res.output
 

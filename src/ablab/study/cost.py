@@ -79,8 +79,10 @@ def measure_rate(config: Any, input_shape: tuple[int, ...], seconds: float = 0.3
         opt = make_optimizer(config, model)
         bs = config.batch_size
         x = torch.randn(bs, *input_shape)  # (B, C, H, W)
+        model.eval()  # one sample through batch norm: eval mode
         with torch.no_grad():
             classes = int(model(x[:1]).shape[-1])  # labels the model can score (not always 10 classes)
+        model.train()
         y = torch.randint(0, max(classes, 1), (bs,))
 
         def train_step() -> None:
