@@ -54,6 +54,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ablab.jsonable import jsonable
+from ablab.study.ownloop import execute_own_run, is_own
 
 EVENT_KINDS = ("start", "epoch", "resume", "end", "error")
 TERMINAL = ("end", "error")
@@ -94,6 +95,9 @@ def execute_run(spec: RunSpec, emit: Emit, *, dataset: Any = None,
     This is the unit of work every executor runs in its workers. ``dataset`` lets an in-process caller
     pass a preloaded :class:`ablab.data.Dataset` (tests); workers normally let the trainer load it.
     """
+    if is_own(spec.config):  # the user's own train function or script (ablab.study.ownloop)
+        execute_own_run(spec, lambda kind, payload: emit(RunEvent(spec.run_id, kind, payload)))
+        return
     try:
         # heavy imports here, in the worker: the driver of a dry run never loads torch
         from ablab.train import fit, set_threads

@@ -43,6 +43,7 @@ from ablab.errors import UserError
 from ablab.metrics import DECIDING_METRICS
 from ablab.reading import read_utf8
 from ablab.registry import did_you_mean
+from ablab.study.ownloop import OwnConfig, is_own, placeholders
 from ablab.study.tomlpos import find_line
 from ablab.train.config import FIELDS, MAX_SEED, ConfigError, TrainConfig
 
@@ -156,6 +157,7 @@ class _Checker:
     def __init__(self, text: str, source: str) -> None:
         self.text = text
         self.source = source
+        self.own = False
 
     def error(self, path: tuple[str, ...], message: str) -> StudyError:
         line = find_line(self.text, path)
@@ -202,11 +204,17 @@ class _Checker:
 
         # a study shows generalization gaps: its train accuracy is a clean eval-mode pass unless the base
         # says otherwise (train_eval_subsample = N makes that pass cheap on a fixed stratified subsample)
-        base = {"train_metrics": "clean", **self.table(doc, "base")}
+        base = dict(self.table(doc, "base"))
+        self.own = is_own(base)  # the user's own train function or script: free-form keys (ablab.study.ownloop)
+        if not self.own:
+            base = {"train_metrics": "clean", **base}
         if "seed" in base:
             raise self.error(("base", "seed"), "set the seeds in [study] seeds, not in [base]")
-        self.model_ref(base, ("base",))
-        self.config(base, ("base",))
+        if self.own:
+            self.own_refs(base, ("base",))
+        else:
+            self.model_ref(base, ("base",))
+            self.config(base, ("base",))
 
         variants = self.variants(self.table(doc, "variants"), base)
         grid = self.grid(self.table(doc, "grid"), base, variants)
@@ -243,19 +251,38 @@ class _Checker:
                           f"seed(s)), more than the limit of {limit:,}; shrink the grid or the seeds, or raise "
                           "the limit with --max-runs N or [study] max_runs = N")
 
-    def model_ref(self, d: dict[str, Any], path: tuple[str, ...]) -> None:
+    def model_ref(self, d: dict[str, Any], path: tuple[str, ...], key: str = "model") -> None:
         """A model reference's file, relative to the study file's folder, made absolute in ``d`` (so every
         worker, local or Ray, imports the same file); a missing file is named here, before any run."""
         from ablab.models.resolve import absolute_reference, is_reference, parse_reference
 
-        model = d.get("model")
+        model = d.get(key)
         if not is_reference(model):
             return
         folder = Path(self.source).parent if Path(self.source).is_file() else Path.cwd()
-        d["model"] = absolute_reference(model, folder)
-        ref = parse_reference(d["model"])
+        d[key] = absolute_reference(model, folder)
+        ref = parse_reference(d[key])
         if ref.is_file and not Path(ref.target).is_file():
-            raise self.error((*path, "model"), f"no such file {model.rpartition(':')[0]} (looked in {folder})")
+            raise self.error((*path, key), f"no such file {model.rpartition(':')[0]} (looked in {folder})")
+
+    def own_refs(self, d: dict[str, Any], path: tuple[str, ...]) -> None:
+        """An own-loop table's ``train`` (a file made absolute, as for models) and ``command`` (a list of
+        strings whose ``{key}`` placeholders are checked later, against the merged config)."""
+        from ablab.models.resolve import is_reference
+
+        if "train" in d:
+            if not is_reference(d["train"]):
+                raise self.error((*path, "train"), f"expected 'file.py:function' or 'package.module:function', "
+                                 f"got {_cut(d['train'])}")
+            self.model_ref(d, path, key="train")
+        if "command" in d:
+            c = d["command"]
+            if not isinstance(c, list) or not c or not all(isinstance(p, str) for p in c):
+                raise self.error((*path, "command"), f"expected a non-empty list of strings, got {_cut(c)}")
+            try:
+                placeholders(c)
+            except ValueError as e:
+                raise self.error((*path, "command"), f"not a valid {{key}} template: {e}") from None
 
     def string(self, d: dict[str, Any], path: tuple[str, ...], default: str) -> str:
         v = d.get(path[-1], default)
@@ -294,6 +321,15 @@ class _Checker:
             if not isinstance(body, dict):
                 raise self.error(path, f"expected a table [variants.{name}], got {type(body).__name__}")
             overrides = {k: v for k, v in body.items() if k not in VARIANT_EXTRA_KEYS}
+            if self.own:
+                if "seed" in overrides:
+                    raise self.error((*path, "seed"), "set the seeds in [study] seeds, not per variant")
+                self.own_refs(overrides, path)
+                description = body.get("description", "")
+                if not isinstance(description, str):
+                    raise self.error((*path, "description"), f"expected a string, got {description!r}")
+                out.append(Variant(name, overrides, (), description))
+                continue
             for k in overrides:
                 if k not in FIELDS:
                     raise self.unknown((*path, k), [*FIELDS, *VARIANT_EXTRA_KEYS])
@@ -327,7 +363,9 @@ class _Checker:
         axes = []
         for key, values in table.items():
             path = ("grid", key)
-            if key not in FIELDS:
+            if self.own and key in ("train", "command"):
+                raise self.error(path, f"'{key}' cannot be a grid axis; give each its own variant")
+            if key not in FIELDS and not self.own:
                 raise self.unknown(path, list(FIELDS))
             if key == "seed":
                 raise self.error(path, "set the seeds in [study] seeds, not as a grid axis")
@@ -343,7 +381,7 @@ class _Checker:
                 raise self.error(path, f"expected a non-empty list of values, got {values!r}")
             if len({repr(v) for v in values}) != len(values):
                 raise self.error(path, f"values must be distinct, got {values!r}")
-            for v in values:
+            for v in values if not self.own else ():
                 try:
                     TrainConfig(**{**base, key: v})
                 except ConfigError as e:
@@ -382,7 +420,10 @@ def _cut(v: Any) -> str:
 
 
 def variant_config(base: dict[str, Any], variant: Variant, point: dict[str, Any] | None = None) -> TrainConfig:
-    """base -> named transforms (``use``) -> variant overrides -> grid point values."""
+    """base -> named transforms (``use``) -> variant overrides -> grid point values. An own-loop study's
+    config is an :class:`~ablab.study.ownloop.OwnConfig` (the same merge, over a plain dict)."""
+    if is_own(base):
+        return OwnConfig({**base, **variant.overrides, **(point or {})})  # type: ignore[return-value]
     config = TrainConfig(**base)
     if variant.use:
         from ablab.train.variants import apply_variants  # no torch at import (config-level transforms)

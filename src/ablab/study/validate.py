@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ablab.errors import UserError
+from ablab.study.ownloop import is_own, load_train, placeholders
 from ablab.study.studyfile import Study, StudyError
 from ablab.study.tomlpos import find_line
 
@@ -49,6 +50,9 @@ def validate_study(study: Study) -> None:
     docstring); return None when every run can start."""
     from ablab.study.expand import expand
 
+    if is_own(study.base):
+        _validate_own(study)
+        return
     datasets: dict[tuple[str, str | None], tuple[tuple[int, ...], int | None]] = {}
     models: set[tuple[Any, ...]] = set()
     for run in expand(study):  # bounded: expand refuses studies past max_runs before building
@@ -129,3 +133,28 @@ class _ArgsRefused(UserError):
 
 def _cut(v: str) -> str:
     return repr(v) if len(v) <= 60 else repr(v[:40] + "...")
+
+
+def _validate_own(study: Study) -> None:
+    """An own-loop study: each train function imports and takes one argument; each command's ``{key}``
+    placeholders name keys of its merged config."""
+    from ablab.study.expand import expand
+
+    checked: set[str] = set()
+    for run in expand(study):
+        c = run.config.to_dict()
+        ref = c.get("train")
+        if ref is not None and ref not in checked:
+            try:
+                load_train(ref)
+            except UserError as e:
+                raise _error(study, key_path(study, run.variant, "train"), str(e)) from None
+            checked.add(ref)
+        command = c.get("command")
+        if ref is None and command is not None:
+            unknown = [k for k in placeholders(command) if k not in c]
+            if unknown:
+                raise _error(study, key_path(study, run.variant, "command"),
+                             f"placeholder {{{unknown[0]}}} is not a key of the run's config (run {run.label}; "
+                             f"keys: {', '.join(sorted(k for k in c if k != 'command'))})")
+
