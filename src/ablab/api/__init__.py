@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,18 +56,33 @@ def fit(config: Any = None, *, dataset: Any = None, callback: Any = None, out_di
 def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | None = None,
               executor: Any = "local", address: str | None = None, device: str | None = None,
               runs_per_gpu: int = 1, report: bool = True, progress: bool | None = None,
-              on_event: Any = None) -> StudyResult:
-    """Run (or resume) a study — a ``Study``, a study file path or a preset name — into ``out_dir``
+              on_event: Any = None, train: Any = None) -> StudyResult:
+    """Run (or resume) a study — a ``Study``, a study file path, a preset name or a dict shaped like a
+    study file — into ``out_dir``
     (default ``runs/<name>``) and write the same report ``ablab study run`` writes. ``workers=0`` runs
     in this process. ``executor``: a registered name (``local``, ``inline``, ``ray`` with ``address``,
-    see :mod:`ablab.study.executor_registry`) or an Executor. Returns the :class:`StudyResult`."""
+    see :mod:`ablab.study.executor_registry`) or an Executor. ``train``: your own training function
+    ``train(run)`` (docs/own-loop.md), set as ``[base] train``; one defined inside a function or a notebook
+    cannot be imported by worker processes, so its runs execute in this process. Returns the
+    :class:`StudyResult`."""
     from ablab.api.progress import StudyProgress, is_interactive
     from ablab.report.render import write_report
+    from ablab.study.ownloop import in_process_only, register_in_process
     from ablab.study.runner import default_out_dir
     from ablab.study.runner import run_study as runner_run_study
-    from ablab.study.studyfile import Study, read_study
+    from ablab.study.studyfile import Study, read_study, study_from_dict
 
-    s = study if isinstance(study, Study) else read_study(study)
+    if train is not None:
+        ref = register_in_process(train)
+        if isinstance(study, Study):
+            raise UserError("run_study(train=...): pass the study as a file or a dict, not a parsed Study")
+        doc = dict(study) if isinstance(study, dict) else tomllib.loads(read_study(study).text)
+        doc["base"] = {**doc.get("base", {}), "train": ref}
+        source = str(study) if not isinstance(study, dict) else "<dict>"
+        study = study_from_dict(doc, source)
+        if in_process_only(ref) and executor == "local":
+            workers = 0
+    s = study if isinstance(study, Study) else study_from_dict(study) if isinstance(study, dict) else read_study(study)
     out = Path(out_dir) if out_dir is not None else default_out_dir(s)
     bar = StudyProgress() if (is_interactive() if progress is None else progress) else None
 

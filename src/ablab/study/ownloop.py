@@ -36,7 +36,8 @@ STDOUT_FILE = "stdout.txt"  # a script's stdout lines that are not JSON metrics
 METRIC_ALIASES = {"loss": "train_loss"}  # run.log(loss=...) is the training loss of the report
 MAX_ERROR_CHARS = 4000  # the tail of a failed script's stderr kept in the store's error
 
-_IN_PROCESS: dict[str, Callable[..., Any]] = {}  # run_study(train=fn): name -> fn, for inline runs
+_IN_PROCESS: dict[str, Callable[..., Any]] = {}  # run_study(train=fn) of a nested function: name -> fn
+IN_PROCESS_PREFIX = "<in-process>"
 
 
 def is_own(config: dict[str, Any]) -> bool:
@@ -62,9 +63,10 @@ class OwnConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
-    def epochs(self) -> int | None:
+    def epochs(self) -> int:
+        """The ``epochs`` key when the study sets one (progress bars count with it), else 1."""
         e = self.values.get("epochs")
-        return e if isinstance(e, int) and not isinstance(e, bool) else None
+        return e if isinstance(e, int) and not isinstance(e, bool) and e > 0 else 1
 
     @property
     def device(self) -> str:
@@ -102,15 +104,21 @@ def _sig(fn: Any) -> str:
 
 def register_in_process(fn: Callable[..., Any]) -> str:
     """A reference for a function passed as ``run_study(..., train=fn)``: its file when it has one (so
-    worker processes import the same function), else a name known to this process only (inline runs)."""
-    from ablab.models.resolve import reference_of
+    worker processes import the same function); a notebook's (``__main__``) or a nested function's name
+    is known to this process only, and its runs execute in this process (see :func:`in_process_only`)."""
+    from ablab.models.resolve import ModelRefError, reference_of
 
     try:
         return reference_of(fn)
-    except Exception:  # noqa: BLE001 - a lambda or a notebook function: in-process only
-        name = f"<in-process>:{getattr(fn, '__qualname__', 'train')}#{id(fn)}"
+    except ModelRefError:  # defined inside a function: no other process can import it
+        name = f"{IN_PROCESS_PREFIX}:{getattr(fn, '__qualname__', 'train')}"
         _IN_PROCESS[name] = fn
         return name
+
+
+def in_process_only(ref: str) -> bool:
+    """Whether a train reference can be called only in this process (no worker can import it)."""
+    return ref.startswith((IN_PROCESS_PREFIX + ":", "__main__:"))
 
 
 class Run:

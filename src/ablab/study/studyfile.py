@@ -43,7 +43,7 @@ from ablab.errors import UserError
 from ablab.metrics import DECIDING_METRICS
 from ablab.reading import read_utf8
 from ablab.registry import did_you_mean
-from ablab.study.ownloop import OwnConfig, is_own, placeholders
+from ablab.study.ownloop import OwnConfig, in_process_only, is_own, placeholders
 from ablab.study.tomlpos import find_line
 from ablab.train.config import FIELDS, MAX_SEED, ConfigError, TrainConfig
 
@@ -139,6 +139,17 @@ def read_study(name_or_path: str | Path, *, max_runs: int | None = None) -> Stud
     source, text = resolve_study_path(name_or_path)
     default_name = Path(source).stem if not source.startswith("preset ") else source.split(" ", 1)[1]
     return parse_study(text, source=source, default_name=default_name, max_runs=max_runs)
+
+
+def study_from_dict(doc: dict[str, Any], source: str = "<dict>", max_runs: int | None = None) -> Study:
+    """A study given as a dict shaped like a study file (``{"study": {...}, "base": {...}, ...}``); its
+    stored text is the dict as JSON (errors name the key, without a line)."""
+    import json
+
+    if not isinstance(doc, dict):
+        raise StudyError(f"{source}: expected a dict shaped like a study file, got {type(doc).__name__}")
+    text = json.dumps(doc, indent=1, sort_keys=True, default=str)
+    return _Checker(text, source).study(doc, "study", max_runs)
 
 
 def parse_study(text: str, source: str = "study.toml", default_name: str = "study",
@@ -270,7 +281,7 @@ class _Checker:
         strings whose ``{key}`` placeholders are checked later, against the merged config)."""
         from ablab.models.resolve import is_reference
 
-        if "train" in d:
+        if "train" in d and not in_process_only(str(d["train"])):
             if not is_reference(d["train"]):
                 raise self.error((*path, "train"), f"expected 'file.py:function' or 'package.module:function', "
                                  f"got {_cut(d['train'])}")
