@@ -70,7 +70,7 @@ def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | N
     from ablab.study.ownloop import in_process_only, register_in_process
     from ablab.study.runner import default_out_dir
     from ablab.study.runner import run_study as runner_run_study
-    from ablab.study.studyfile import Study, read_study, study_from_dict
+    from ablab.study.studyfile import Study, parse_study, read_study
 
     if train is not None:
         ref = register_in_process(train)
@@ -79,10 +79,12 @@ def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | N
         doc = dict(study) if isinstance(study, dict) else tomllib.loads(read_study(study).text)
         doc["base"] = {**doc.get("base", {}), "train": ref}
         source = str(study) if not isinstance(study, dict) else "<dict>"
-        study = study_from_dict(doc, source)
+        study = parse_study(doc, source)
         if in_process_only(ref) and executor == "local":
             workers = 0
-    s = study if isinstance(study, Study) else study_from_dict(study) if isinstance(study, dict) else read_study(study)
+    if isinstance(study, dict):
+        study = parse_study(study, "<dict>")
+    s = study if isinstance(study, Study) else read_study(study)
     out = Path(out_dir) if out_dir is not None else default_out_dir(s)
     bar = StudyProgress() if (is_interactive() if progress is None else progress) else None
 

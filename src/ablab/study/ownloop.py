@@ -74,6 +74,32 @@ class OwnConfig:
         return d if isinstance(d, str) else "cpu"
 
 
+def check_own_keys(d: dict[str, Any], path: tuple[str, ...], error: Callable[..., Exception],
+                   absolutize: Callable[..., None]) -> None:
+    """A study file's own-loop table (``[base]`` or a variant): no ``seed`` (ablab's [study] seeds),
+    ``train`` a reference (its file made absolute by ``absolutize``, as for models), ``command`` a list of
+    strings whose ``{key}`` placeholders are well formed (checked against the merged config later)."""
+    from ablab.models.resolve import is_reference
+
+    if "seed" in d:
+        raise error((*path, "seed"), "set the seeds in [study] seeds")
+    if "train" in d and not in_process_only(str(d["train"])):
+        if not is_reference(d["train"]):
+            raise error((*path, "train"), f"expected 'file.py:function' or 'package.module:function', "
+                        f"got {str(d['train'])[:60]!r}")
+        absolutize(d, path, key="train")
+    if "command" in d:
+        c = d["command"]
+        if not isinstance(c, list) or not c or not all(isinstance(p, str) for p in c):
+            raise error((*path, "command"), f"expected a non-empty list of strings, got {str(c)[:60]}")
+        try:
+            placeholders(c)
+        except ValueError as e:
+            raise error((*path, "command"), f"not a valid {{key}} template: {e}") from None
+    if not isinstance(d.get("description", ""), str):
+        raise error((*path, "description"), f"expected a string, got {d['description']!r}")
+
+
 # ------------------------------------------------------------------------------------------ the function form
 
 

@@ -31,19 +31,19 @@ expected``; ``tomllib`` does not give key positions, so :func:`find_line` finds 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tomllib
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ablab.errors import UserError
 from ablab.metrics import DECIDING_METRICS
 from ablab.reading import read_utf8
 from ablab.registry import did_you_mean
-from ablab.study.ownloop import OwnConfig, in_process_only, is_own, placeholders
+from ablab.study.definition import DEFAULT_MAX_RUNS, Study, StudyError, Variant
+from ablab.study.ownloop import OwnConfig, check_own_keys, is_own
 from ablab.study.tomlpos import find_line
 from ablab.train.config import FIELDS, MAX_SEED, ConfigError, TrainConfig
 
@@ -67,47 +67,6 @@ TOP_KEYS = ("study", "base", "variants", "grid")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 MAX_NAME = 64  # characters of a study or variant name (they become folder names)
 MAX_STUDY_BYTES = 1 << 20  # a study file is a few KB; refuse anything past 1 MiB before parsing it
-DEFAULT_MAX_RUNS = 10_000  # runs one study may expand to unless raised (--max-runs, [study] max_runs)
-
-
-class StudyError(UserError, ValueError):
-    """A study file that cannot be used; the message names the file, line and key."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A named set of overrides of the base config."""
-
-    name: str
-    overrides: dict[str, Any]  # TrainConfig fields
-    use: tuple[str, ...] = ()  # named transforms (ablab.train.variants), applied before the overrides
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Study:
-    """A parsed, validated study file."""
-
-    name: str
-    description: str
-    base: dict[str, Any]  # TrainConfig fields shared by every run
-    variants: tuple[Variant, ...]
-    grid: tuple[tuple[str, tuple[Any, ...]], ...]  # ordered axes: (field, values)
-    seeds: tuple[int, ...]
-    metric: str
-    baseline: str
-    reference: dict[str, Any]  # grid point other points are compared with
-    confidence: float
-    source: str  # path of the file (or "preset NAME")
-    text: str  # the file's text, stored with the study for provenance
-    max_runs: int = DEFAULT_MAX_RUNS  # expansion limit (checked before anything is built)
-
-    def run_count(self) -> int:
-        """seeds × variants × grid points, computed from the axes (nothing is built)."""
-        return len(self.seeds) * len(self.variants) * math.prod(len(v) for _, v in self.grid)
-
-    def variant(self, name: str) -> Variant:
-        return next(v for v in self.variants if v.name == name)
 
 
 # ---------------------------------------------------------------- parsing
@@ -141,20 +100,12 @@ def read_study(name_or_path: str | Path, *, max_runs: int | None = None) -> Stud
     return parse_study(text, source=source, default_name=default_name, max_runs=max_runs)
 
 
-def study_from_dict(doc: dict[str, Any], source: str = "<dict>", max_runs: int | None = None) -> Study:
-    """A study given as a dict shaped like a study file (``{"study": {...}, "base": {...}, ...}``); its
-    stored text is the dict as JSON (errors name the key, without a line)."""
-    import json
-
-    if not isinstance(doc, dict):
-        raise StudyError(f"{source}: expected a dict shaped like a study file, got {type(doc).__name__}")
-    text = json.dumps(doc, indent=1, sort_keys=True, default=str)
-    return _Checker(text, source).study(doc, "study", max_runs)
-
-
-def parse_study(text: str, source: str = "study.toml", default_name: str = "study",
+def parse_study(text: str | dict[str, Any], source: str = "study.toml", default_name: str = "study",
                 max_runs: int | None = None) -> Study:
-    """Validate ``text`` (a TOML study file) into a :class:`Study`; errors name the key and its line."""
+    """Validate ``text`` (a TOML study file, or a dict shaped like one, stored as JSON) into a
+    :class:`Study`; errors name the key and its line."""
+    if isinstance(text, dict):
+        return _Checker(json.dumps(text, indent=1, default=str), source).study(text, default_name, max_runs)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -222,9 +173,10 @@ class _Checker:
         if "seed" in base:
             raise self.error(("base", "seed"), "set the seeds in [study] seeds, not in [base]")
         if self.own:
-            self.own_refs(base, ("base",))
+            check_own_keys(base, ("base",), self.error, self.model_ref)
         else:
             self.model_ref(base, ("base",))
+            self.model_ref(base, ("base",), key="loss")
             self.config(base, ("base",))
 
         variants = self.variants(self.table(doc, "variants"), base)
@@ -276,25 +228,6 @@ class _Checker:
         if ref.is_file and not Path(ref.target).is_file():
             raise self.error((*path, key), f"no such file {model.rpartition(':')[0]} (looked in {folder})")
 
-    def own_refs(self, d: dict[str, Any], path: tuple[str, ...]) -> None:
-        """An own-loop table's ``train`` (a file made absolute, as for models) and ``command`` (a list of
-        strings whose ``{key}`` placeholders are checked later, against the merged config)."""
-        from ablab.models.resolve import is_reference
-
-        if "train" in d and not in_process_only(str(d["train"])):
-            if not is_reference(d["train"]):
-                raise self.error((*path, "train"), f"expected 'file.py:function' or 'package.module:function', "
-                                 f"got {_cut(d['train'])}")
-            self.model_ref(d, path, key="train")
-        if "command" in d:
-            c = d["command"]
-            if not isinstance(c, list) or not c or not all(isinstance(p, str) for p in c):
-                raise self.error((*path, "command"), f"expected a non-empty list of strings, got {_cut(c)}")
-            try:
-                placeholders(c)
-            except ValueError as e:
-                raise self.error((*path, "command"), f"not a valid {{key}} template: {e}") from None
-
     def string(self, d: dict[str, Any], path: tuple[str, ...], default: str) -> str:
         v = d.get(path[-1], default)
         if not isinstance(v, str):
@@ -332,14 +265,9 @@ class _Checker:
             if not isinstance(body, dict):
                 raise self.error(path, f"expected a table [variants.{name}], got {type(body).__name__}")
             overrides = {k: v for k, v in body.items() if k not in VARIANT_EXTRA_KEYS}
-            if self.own:
-                if "seed" in overrides:
-                    raise self.error((*path, "seed"), "set the seeds in [study] seeds, not per variant")
-                self.own_refs(overrides, path)
-                description = body.get("description", "")
-                if not isinstance(description, str):
-                    raise self.error((*path, "description"), f"expected a string, got {description!r}")
-                out.append(Variant(name, overrides, (), description))
+            if self.own:  # the user's own keys: unchecked, but for seed/train/command and the description
+                check_own_keys(overrides, path, self.error, self.model_ref)
+                out.append(Variant(name, overrides, (), str(body.get("description", ""))))
                 continue
             for k in overrides:
                 if k not in FIELDS:
@@ -347,6 +275,7 @@ class _Checker:
                 if k == "seed":
                     raise self.error((*path, k), "set the seeds in [study] seeds, not per variant")
             self.model_ref(overrides, path)
+            self.model_ref(overrides, path, key="loss")
             use = body.get("use", [])
             if not isinstance(use, list) or not all(isinstance(u, str) for u in use):
                 raise self.error((*path, "use"), f"expected a list of transform names, got {use!r}")

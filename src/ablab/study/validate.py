@@ -26,6 +26,7 @@ from ablab.errors import UserError
 from ablab.study.ownloop import is_own, load_train, placeholders
 from ablab.study.studyfile import Study, StudyError
 from ablab.study.tomlpos import find_line
+from ablab.train.userloss import load_loss
 
 VAL_METRICS = ("val_acc", "best_val_acc", "test_acc_at_best_val")  # need a validation split
 
@@ -55,6 +56,7 @@ def validate_study(study: Study) -> None:
         return
     datasets: dict[tuple[str, str | None], tuple[tuple[int, ...], int | None]] = {}
     models: set[tuple[Any, ...]] = set()
+    losses: set[str] = set()
     for run in expand(study):  # bounded: expand refuses studies past max_runs before building
         c = run.config
         if study.metric in VAL_METRICS and c.val_fraction == 0:
@@ -78,6 +80,12 @@ def validate_study(study: Study) -> None:
                 raise _error(study, key_path(study, run.variant, key),
                              f"{_cut(c.model)} does not build for {c.dataset} (run {run.label}): {e}") from None
             models.add(mkey)
+        if c.loss not in losses:  # a custom loss: imported and tried on a tiny batch once
+            try:
+                load_loss(c.loss, classes or 10)
+            except UserError as e:
+                raise _error(study, key_path(study, run.variant, "loss"), str(e)) from None
+            losses.add(c.loss)
 
 
 def _dataset_shape(config: Any) -> tuple[tuple[int, ...], int | None]:

@@ -43,6 +43,7 @@ from ablab.train.device import device_info, device_settings, eval_batch_size, re
 from ablab.train.optim import FusedOptimizer, lr_at, make_optimizer
 from ablab.train.outputs import METRIC_KEYS, write_metrics, write_outputs
 from ablab.train.runtime import cpu_settings, evaluate, prepare_split, set_threads, versions
+from ablab.train.userloss import load_loss
 
 __all__ = ["CHECK_EVERY", "METRIC_KEYS", "DataMismatchError", "RunResult", "cpu_settings", "evaluate", "fit",
            "prepare_split", "set_threads", "versions"]
@@ -122,6 +123,7 @@ class _Setup:
     steps_per_epoch: int
     decay_weights: list[torch.Tensor]  # the weights an explicit L2 penalty sums over
     info: dict[str, Any]
+    loss_fn: Any = None  # the config's own loss (ablab.train.userloss); None: cross-entropy
 
 
 @dataclass
@@ -223,7 +225,7 @@ def _setup(config: TrainConfig, dataset: Dataset | None, device: torch.device) -
     if config.train_metrics == "clean":  # recorded: the size of the clean pass the gap is measured on
         info["n_train_eval"] = int(splits["train_eval"][1].shape[0])
     return _Setup(config, dataset, device, built, model, optimizer, data_gen, splits, steps_per_epoch,
-                  [p for p in model.parameters() if p.dim() > 1], info)
+                  [p for p in model.parameters() if p.dim() > 1], info, load_loss(config.loss, dataset.num_classes))
 
 
 TRAIN_EVAL_SEED = 7_000_003  # + split_seed: the clean-pass subsample, fixed across a study's seeds
@@ -270,7 +272,10 @@ def _train_epoch(run: _Setup, state: _State, epoch: int, callback: Callback) -> 
                 group["lr"] = lr
         # forward: logits and the training objective (data term; + explicit L2 penalty if asked)
         out = model(xb)  # (B, K)
-        loss = F.cross_entropy(out, yb, label_smoothing=config.label_smoothing)
+        if run.loss_fn is None:
+            loss = F.cross_entropy(out, yb, label_smoothing=config.label_smoothing)
+        else:
+            loss = run.loss_fn(out, yb)  # the config's own loss, checked to give a scalar in setup
         objective = loss
         if config.l2_penalty:
             penalty = torch.stack([w.square().sum() for w in run.decay_weights]).sum()  # Σ w² over weights
