@@ -277,3 +277,20 @@ def test_own_loop_keys_are_free_form_but_seeds_stay_ablabs():
     with pytest.raises(UserError, match="seeds"):
         parse_study('[base]\ntrain = "pkg.mod:train"\nseed = 1\n')
     assert json.dumps(s.base)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('[base]\ntrain = 5\n', r":2: base\.train: expected 'file\.py:function'"),
+    ('[base]\ntrain = "nosuch.py:train"\n', r":2: base\.train: no such file nosuch\.py"),
+    ('[base]\ncommand = "python train.py"\n', r":2: base\.command: expected a non-empty list of strings"),
+    ('[base]\ncommand = []\n', r":2: base\.command: expected a non-empty list"),
+    ('[base]\ncommand = ["python", "{lr"]\n', r":2: base\.command: not a valid \{key\} template"),
+    ('[base]\ncommand = ["python"]\n[variants.a]\nseed = 3\n', r":4: variants\.a\.seed: set the seeds"),
+    ('[base]\ncommand = ["python"]\n[grid]\ncommand = [["a"], ["b"]]\n', r":4: grid\.command: .*own variant"),
+    ('[base]\ncommand = ["python"]\n[variants.a]\ndescription = 3\n', r":4: variants\.a\.description"),
+])
+def test_bad_own_loop_tables_are_refused_with_their_line(tmp_path, body, message):
+    f = tmp_path / "s.toml"
+    f.write_text(body)
+    with pytest.raises(UserError, match=message):
+        read_study(f)

@@ -266,8 +266,9 @@ class _Checker:
                 raise self.error(path, f"expected a table [variants.{name}], got {type(body).__name__}")
             overrides = {k: v for k, v in body.items() if k not in VARIANT_EXTRA_KEYS}
             if self.own:  # the user's own keys: unchecked, but for seed/train/command and the description
-                check_own_keys(overrides, path, self.error, self.model_ref)
-                out.append(Variant(name, overrides, (), str(body.get("description", ""))))
+                check_own_keys(body, path, self.error, self.model_ref)  # makes body's train file absolute
+                overrides = {k: v for k, v in body.items() if k != "description"}  # `use` is an own key too
+                out.append(Variant(name, overrides, (), body.get("description", "")))
                 continue
             for k in overrides:
                 if k not in FIELDS:
