@@ -294,3 +294,35 @@ def test_bad_own_loop_tables_are_refused_with_their_line(tmp_path, body, message
     f.write_text(body)
     with pytest.raises(UserError, match=message):
         read_study(f)
+
+
+def test_a_train_function_that_raises_fails_its_run_with_the_traceback(tmp_path):
+    import ablab
+
+    def train(run):
+        run.log(epoch=1, val_acc=0.5)
+        if run.config["lr"] > 1:
+            raise FloatingPointError("loss is nan at step 12")
+        run.log(epoch=2, val_acc=0.6)
+
+    study = {"study": {"name": "boom", "seeds": 1, "metric": "val_acc"},
+             "variants": {"ok": {"lr": 0.1}, "bad": {"lr": 5.0}}}
+    result = ablab.run_study(study, tmp_path / "b", train=train, report=False)
+    assert result.outcome.counts == {"done": 1, "failed": 1}
+    with Store(tmp_path / "b") as store:
+        bad = next(r for r in store.runs() if r.variant == "bad")
+    assert bad.error.startswith("FloatingPointError: loss is nan at step 12")
+    assert "raise FloatingPointError" in bad.error  # the traceback is kept
+
+
+def test_report_plan_and_compare_of_an_own_loop_folder_import_no_user_code(tmp_path):
+    f = _write(tmp_path)
+    f.write_text(f.read_text().replace("seeds = 3", "seeds = 2").replace("epochs = 4", "epochs = 1"))
+    run_study(read_study(f), tmp_path / "o", workers=0)
+    code = ("import sys; from click.testing import CliRunner; from ablab.cli import cli\n"
+            f"for args in (['study', 'report', {str(tmp_path / 'o')!r}], ['study', 'plan', {str(tmp_path / 'o')!r}]):\n"
+            "    r = CliRunner().invoke(cli, args); assert r.exit_code == 0, r.output\n"
+            "print(sorted(m for m in sys.modules if m.startswith('ablab_user') or m == 'loop'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
