@@ -16,6 +16,8 @@ To implement another engine (Ray, Slurm, a thread pool, ...), subclass :class:`E
 * Execute each spec by calling :func:`execute_run` (``execute_run(spec, emit)``) *in the worker*. It sets
   the thread count, builds the config, calls :func:`ablab.train.fit` and calls ``emit(event)`` for every
   trainer event; it never raises (a failure becomes an ``"error"`` event).
+  A spec whose config names the user's own ``train`` function or ``command`` goes to
+  :func:`ablab.study.ownloop.execute_own_run` instead, which sends the same events.
 * Carry every emitted :class:`RunEvent` back to the driver and **yield** it from :meth:`Executor.run` as
   it arrives (events of different runs may interleave; events of one run keep their order).
 * Guarantee exactly one terminal event per spec — ``"end"`` (payload: ``RunResult.to_dict()``) or
