@@ -32,6 +32,8 @@ NOT_RERUN: dict[tuple[str, str], str] = {
     ("docs/summary.md", r" \.\.\. "): "the command itself is abbreviated (the full one is the example above it)",
     ("docs/train.md", r"^ablab train "): "trains on the full Fashion-MNIST and prints wall times",
     ("docs/train.md", r"^ablab eval "): "evaluates a checkpoint made by a training run above",
+    ("docs/own-loop.md", r"^ablab study run "): "six trainings on the full Fashion-MNIST (about two minutes; "
+                                                "prints wall times)",
     ("docs/own-model.md", r"^ablab study run "): "six trainings (about a minute; prints wall times); "
                                                   "tests/test_own_model.py runs a study of the same kind",
 }

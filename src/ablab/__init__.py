@@ -28,12 +28,15 @@ _LAZY = {
     "run_study": "ablab.api",
     "load_study": "ablab.api",
     "StudyResult": "ablab.api",
+    "predict": "ablab.api",
+    "evaluate": "ablab.api",
+    "EvalResult": "ablab.api",
     "RunResult": "ablab.train.trainer",
     "Dataset": "ablab.data.dataset",
 }
 
 if TYPE_CHECKING:
-    from ablab.api import StudyResult, fit, load_study, run_study
+    from ablab.api import EvalResult, StudyResult, evaluate, fit, load_study, predict, run_study
     from ablab.data.dataset import Dataset
     from ablab.sizeup import Summary, summary
     from ablab.train.config import TrainConfig
@@ -52,5 +55,6 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-__all__ = ["Dataset", "RunResult", "Spec", "SpecError", "StudyResult", "Summary", "TrainConfig", "UserError",
-           "__version__", "fit", "load_spec", "load_study", "parse_shape", "parse_spec", "run_study", "summary"]
+__all__ = ["Dataset", "EvalResult", "RunResult", "Spec", "SpecError", "StudyResult", "Summary", "TrainConfig",
+           "UserError", "__version__", "evaluate", "fit", "load_spec", "load_study", "parse_shape", "parse_spec",
+           "predict", "run_study", "summary"]

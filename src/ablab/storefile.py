@@ -206,7 +206,8 @@ SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
     "info_json": {"cells": (list,), "comparisons": (list,), "variants": (list,), "seeds": (list,), "base": (dict,),
                   "grid": (list,), "confidence": _NUM, "metric": (str,), "metric_doc": (str,), "baseline": (str,),
                   "description": (str,)},
-    "result_json": {"info": (dict,), "final": (dict,), "fingerprint": (dict,), "history": (list,), "status": (str,),
+    "result_json": {"info": (dict,), "final": (dict,), "test_confusion": (list, type(None)), "fingerprint": (dict,),
+                    "history": (list,), "status": (str,),
                     "seeds": (dict,), "versions": (dict,), "wall_time_s": _NUM},
     "config_json": {"model": (str,), "dataset": (str,), "model_args": (dict,)},
 }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,13 @@ from ablab.api.progress import FitProgress, StudyProgress
 from ablab.display import require_pandas
 from ablab.errors import UserError
 from ablab.store import Store, find_stores
+from ablab.study.ownloop import in_process_only, register_in_process
 from ablab.study.runner import default_out_dir
 from ablab.study.runner import run_study as runner_run_study
-from ablab.study.studyfile import Study, read_study
+from ablab.study.studyfile import Study, parse_study, read_study
 from ablab.train.config import TrainConfig
 
-TABLES = ("runs", "epochs", "summary", "comparisons")
+TABLES = ("runs", "epochs", "summary", "comparisons", "per_class")
 
 
 def fit(config: Any = None, *, dataset: Any = None, callback: Any = None, out_dir: str | Path | None = None,
@@ -61,13 +63,28 @@ def fit(config: Any = None, *, dataset: Any = None, callback: Any = None, out_di
 def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | None = None,
               executor: Any = "local", address: str | None = None, device: str | None = None,
               runs_per_gpu: int = 1, rerun_changed: bool = False, report: bool = True,
-              progress: bool | None = None, on_event: Any = None) -> StudyResult:
-    """Run (or resume) a study — a ``Study``, a study file path or a preset name — into ``out_dir``
-    (default ``runs/<name>``) and write the same report ``ablab study run`` writes. ``workers=0`` runs
-    in this process. ``executor``: a registered name (``local``, ``inline``, ``ray`` with ``address``,
-    see :mod:`ablab.study.executor_registry`) or an Executor. Returns the :class:`StudyResult`."""
+              progress: bool | None = None, on_event: Any = None, train: Any = None) -> StudyResult:
+    """Run (or resume) a study — a ``Study``, a study file path, a preset name or a dict shaped like a
+    study file — into ``out_dir`` (default ``runs/<name>``) and write the same report ``ablab study run``
+    writes. ``workers=0`` runs in this process. ``executor``: a registered name (``local``, ``inline``,
+    ``ray`` with ``address``, see :mod:`ablab.study.executor_registry`) or an Executor. ``train``: your own
+    training function ``train(run)`` (docs/own-loop.md), set as ``[base] train``; one defined inside a
+    function or a notebook cannot be imported by worker processes, so its runs execute in this process.
+    Returns the :class:`StudyResult`."""
     from ablab.report.render import write_report
 
+    if train is not None:
+        ref = register_in_process(train)
+        if isinstance(study, Study):
+            raise UserError("run_study(train=...): pass the study as a file or a dict, not a parsed Study")
+        doc = dict(study) if isinstance(study, dict) else tomllib.loads(read_study(study).text)
+        doc["base"] = {**doc.get("base", {}), "train": ref}
+        source = str(study) if not isinstance(study, dict) else "<dict>"
+        study = parse_study(doc, source)
+        if in_process_only(ref) and executor == "local":
+            workers = 0
+    if isinstance(study, dict):
+        study = parse_study(study, "<dict>")
     s = study if isinstance(study, Study) else read_study(study)
     out = Path(out_dir) if out_dir is not None else default_out_dir(s)
     bar = StudyProgress() if (_progress.is_interactive() if progress is None else progress) else None
@@ -138,7 +155,8 @@ class StudyResult:
 
     def to_pandas(self, table: str = "runs") -> Any:
         """``runs`` (one row per run), ``epochs`` (one row per run and epoch), ``summary`` (one row per
-        cell: mean, interval, n of every metric) or ``comparisons``; accuracies as fractions."""
+        cell: mean, interval, n of every metric), ``comparisons`` or ``per_class`` (one row per class and
+        cell: test accuracy mean, interval, n seeds); accuracies as fractions."""
 
         pd = require_pandas()
         if table not in TABLES:
@@ -148,7 +166,11 @@ class StudyResult:
         from ablab.report.render import comparison_rows, summary_rows
 
         r = self.report()
-        rows = {"runs": r.runs, "summary": summary_rows(r), "comparisons": comparison_rows(r)}[table]
+        if table == "per_class" and r.per_class is None:
+            raise UserError(f"{self.dir}: no per-class results (no finished run of ablab's trainer recorded a "
+                            "confusion matrix; runs of your own training loop record none)")
+        rows = {"runs": r.runs, "summary": summary_rows(r), "comparisons": comparison_rows(r),
+                "per_class": r.per_class.table() if r.per_class else []}[table]
         return pd.DataFrame(rows)
 
     def _epoch_rows(self) -> list[dict[str, Any]]:
@@ -159,6 +181,42 @@ class StudyResult:
                     rows.append({"label": run.label, "variant": run.variant, "cell": run.cell, "seed": run.seed,
                                  "status": run.status, **m})
         return rows
+
+
+def predict(source: Any, x: Any, *, model_ref: str | None = None, trust_code: bool = False,
+            device: str | None = None) -> Any:
+    """Class probabilities of ``x`` from a checkpoint folder or an ``nn.Module`` (see
+    :func:`ablab.train.predict.predict`): ``(N, K)``, or ``(K,)`` for one sample."""
+    from ablab.train.predict import predict as _predict
+
+    return _predict(source, x, model_ref=model_ref, trust_code=trust_code, device=device)
+
+
+def evaluate(checkpoint: str | Path, *, data: str | None = None, split: str = "test", dataset: Any = None,
+             model_ref: str | None = None, trust_code: bool = False, device: str | None = None,
+             data_dir: str | Path | None = None) -> EvalResult:
+    """``ablab eval`` from Python, with per-class results: a checkpoint scored on its test split (or
+    ``data``, another source, or ``dataset``, an ablab Dataset; ``split``: test, val or train), the
+    recorded accuracy compared where the split is the same. Returns an :class:`EvalResult`."""
+    from ablab.train.reload import evaluate_checkpoint
+
+    return EvalResult(evaluate_checkpoint(checkpoint, data=data, split=split, dataset=dataset, model_ref=model_ref,
+                                          trust_code=trust_code, device=device, data_dir=data_dir, per_class=True))
+
+
+class EvalResult(dict):  # type: ignore[type-arg]
+    """What :func:`evaluate` measured (a dict: test_acc, test_loss, n, split, reproduced, confusion,
+    per_class, notes...); ``to_pandas()`` gives the per-class table, ``to_pandas("confusion")`` the matrix."""
+
+    def to_pandas(self, table: str = "per_class") -> Any:
+        pd = require_pandas()
+        if table == "per_class":
+            return pd.DataFrame(self["per_class"])
+        if table == "confusion":
+            names = self["classes"]
+            return pd.DataFrame(self["confusion"], index=pd.Index(names, name="true"),
+                                columns=pd.Index(names, name="predicted"))
+        raise UserError(f"table: expected per_class or confusion, got {table!r}")
 
 
 def scope_css(css: str, scope: str) -> str:
@@ -173,4 +231,4 @@ def scope_css(css: str, scope: str) -> str:
     return "".join(out)
 
 
-__all__ = ["StudyResult", "fit", "load_study", "run_study", "scope_css"]
+__all__ = ["EvalResult", "StudyResult", "evaluate", "fit", "load_study", "predict", "run_study", "scope_css"]

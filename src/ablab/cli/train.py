@@ -154,9 +154,15 @@ class _Progress:
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset files.")
 @click.option("--device", default=None, metavar="auto|cpu|cuda|cuda:N|mps",
               help="Where to evaluate (default: the device it was trained on when available here, else auto).")
+@click.option("--data", "data", default=None, metavar="SOURCE",
+              help="Score on another dataset (a name or an own-data source: npz:FILE, idx:DIR, folder:DIR); "
+                   "its classes and image shape must match the checkpoint's.")
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True,
+              help="Which split to score (the recorded accuracy is compared only on the test split).")
+@click.option("--per-class", is_flag=True, help="Print the per-class accuracy and the confusion matrix.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def eval_cmd(checkpoint: str, model_ref: str | None, trust_code: bool, data_dir: str | None, device: str | None,
-             as_json: bool) -> None:
+             data: str | None, split: str, per_class: bool, as_json: bool) -> None:
     """Evaluate CHECKPOINT on its dataset's test split and check it reproduces the recorded accuracy.
 
     The checkpoint's files are verified against their recorded SHA-256 first. A checkpoint never makes
@@ -168,20 +174,42 @@ def eval_cmd(checkpoint: str, model_ref: str | None, trust_code: bool, data_dir:
     Example:
       ablab eval runs/lenet5-bn/checkpoint
       ablab eval runs/v1-bn/checkpoint --model src/mymodel.py:LeNet5V1
+      ablab eval runs/lenet5-bn/checkpoint --data npz:my_shirts.npz --per-class
     """
     from ablab.train import evaluate_checkpoint
 
     res = evaluate_checkpoint(checkpoint, data_dir=data_dir, device=device, trust_code=trust_code,
-                              model_ref=absolute_reference(model_ref) if model_ref else None)
+                              model_ref=absolute_reference(model_ref) if model_ref else None, data=data, split=split,
+                              per_class=per_class)
     for note in res["notes"]:
         click.echo(f"warning: {note}", err=True)
     if as_json:
         click.echo(json.dumps(res))
         return
-    click.echo(f"dataset: {res['dataset']}")
+    click.echo(f"dataset: {res['dataset']}" + (f" ({split} split)" if split != "test" else ""))
     click.echo(f"test loss: {res['test_loss']:.6f}" if res["test_loss"] is not None else "test loss: n/a")
     if res["reproduced"]:
         click.echo(f"reproduced: the recorded test accuracy {res['recorded_acc']:.4f}, exactly")
     elif res["recorded_acc"] is None:
         click.echo("not compared: the checkpoint records no test accuracy")
-    click.echo(accuracy_line(res["test_acc"], res["n"]))
+    click.echo(accuracy_line(res["test_acc"], res["n"]).replace("test ", f"{split} "))
+    if per_class:
+        click.echo(per_class_text(res["classes"], res["confusion"]))
+
+
+def per_class_text(classes: list[str], confusion: list[list[int]] | None) -> str:
+    """The per-class accuracy table and the confusion matrix (rows: true class, columns: predicted)."""
+    if confusion is None:
+        return "per class: n/a (empty split)"
+    width = max(len(c) for c in classes)
+    lines = ["", f"{'class':<{width}}  {'n':>6}  {'correct':>7}  accuracy"]
+    for k, c in enumerate(classes):
+        n = sum(confusion[k])
+        acc = f"{100 * confusion[k][k] / n:7.2f}%" if n else "     n/a"
+        lines.append(f"{c:<{width}}  {n:>6}  {confusion[k][k]:>7}  {acc}")
+    cw = max(5, *(len(str(v)) for row in confusion for v in row))
+    lines += ["", "confusion matrix (rows: true class, columns: predicted, same order):",
+              " " * (width + 2) + " ".join(f"{k:>{cw}}" for k in range(len(classes)))]
+    lines += [f"{c:<{width}}  " + " ".join(f"{v:>{cw}}" for v in row)
+              for c, row in zip(classes, confusion, strict=True)]
+    return "\n".join(lines)

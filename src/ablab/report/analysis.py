@@ -14,6 +14,7 @@ from typing import Any
 
 from ablab.errors import UserError
 from ablab.metrics import CONFIDENCE, RUN_METRICS
+from ablab.report.perclass import PerClass, per_class
 from ablab.report.power import min_detectable
 from ablab.report.sanity import identical_seeds
 from ablab.report.sentences import sentence
@@ -109,6 +110,7 @@ class StudyReport:
     info: dict[str, Any]
     runs: list[dict[str, Any]]  # one row per run: label, status, seed, final metrics, wall time
     notes: list[str] = field(default_factory=list)
+    per_class: PerClass | None = None  # per-class test accuracy per cell (runs of ablab's trainer)
 
 
 def _f(v: Any) -> float | None:
@@ -169,7 +171,8 @@ def analyze(study_dir: str | Path, study: str | None = None) -> StudyReport:
         sessions=len(sessions), compute_time_s=sum(r.wall_time_s or 0.0 for r in runs),
         workers=sorted({int(s["workers"]) for s in sessions if s["workers"]}),
         code_versions=sorted({r.code_version for r in runs if r.code_version}), versions=versions,
-        base=info.get("base", {}), info=info, runs=run_rows, notes=notes)
+        base=info.get("base", {}), info=info, runs=run_rows, notes=notes,
+        per_class=per_class(runs, [c.cell for c in cells], confidence))
 
 
 def _read(study_dir: str | Path, study: str | None) -> tuple[Path, Any, list[Any], dict[int, Any], list[Any], float]:

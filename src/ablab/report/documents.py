@@ -14,6 +14,7 @@ import json
 from ablab.metrics import RUN_METRICS
 from ablab.report.analysis import StudyReport
 from ablab.report.figures import VERDICT_COLORS
+from ablab.report.perclass import per_class_table
 from ablab.report.sweeps import best_on_validation
 from ablab.report.text import (
     COMPARISON_NOTE,
@@ -76,6 +77,11 @@ def markdown(r: StudyReport, figure_files: list[tuple[str, str]]) -> str:
         lines += [f"- {cmp.sentence}" for cmp in r.comparisons]
     else:
         lines.append("The study has a single cell: nothing to compare.")
+    if r.per_class is not None:
+        head, rows = per_class_table(r.per_class)
+        lines += ["", "## Per-class test accuracy", "", PER_CLASS_NOTE.format(conf=conf), "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", binomial_line(r), ""]
     for c in r.cells:
         if c.diverged:
@@ -87,6 +93,10 @@ def markdown(r: StudyReport, figure_files: list[tuple[str, str]]) -> str:
               f"- packages: {', '.join(f'{k} {v}' for k, v in sorted(r.versions.items())) or 'unknown'}",
               f"- base config: `{json.dumps(r.base)}`", "", wall_line(r), ""]
     return "\n".join(lines)
+
+
+PER_CLASS_NOTE = ("Accuracy on each class's test samples (its recall), final weights of each run, mean ± half-width "
+                  "of the {conf} Student-t interval across seeds, in percent.")
 
 
 CSS = """
@@ -135,6 +145,12 @@ def html_doc(r: StudyReport, figs: list[tuple[str, str, bytes]]) -> str:
         parts.append("</tbody></table><ul>" + "".join(f"<li>{e(x.sentence)}</li>" for x in r.comparisons) + "</ul>")
     else:
         parts.append("<p>The study has a single cell: nothing to compare.</p>")
+    if r.per_class is not None:
+        head, rows = per_class_table(r.per_class)
+        parts.append(f"<h2>Per-class test accuracy</h2><p class='note'>{e(PER_CLASS_NOTE.format(conf=conf))}</p>")
+        parts.append("<table id='per-class'><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head)
+                     + "</tr></thead><tbody>" + "".join("<tr>" + "".join(f"<td>{e(x)}</td>" for x in row) + "</tr>"
+                                                        for row in rows) + "</tbody></table>")
     parts.append(f"<p>{e(binomial_line(r))}</p>")
     notes = [f"Diverged in {c.cell}: {'; '.join(c.diverged)}" for c in r.cells if c.diverged] + r.notes
     if notes:

@@ -283,3 +283,30 @@ def meta(fig: Any) -> list[dict[str, Any]]:
                     "xticklabels": [t.get_text() for t in ax.get_xticklabels()],
                     "spans": spans, "colors": colors})
     return out
+
+
+def confusion(matrix: list[list[int]], classes: list[str], title: str) -> Any:
+    """A confusion matrix, rows = true class, columns = predicted, each row as a percentage of its class's
+    samples (the diagonal is the per-class accuracy); counts in every cell."""
+    import numpy as np
+
+    plt = _plt()
+    m = np.array(matrix, dtype=float)
+    rows = m.sum(axis=1, keepdims=True)
+    pct = np.divide(100 * m, rows, out=np.zeros_like(m), where=rows > 0)
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(0.55 * k + 2.6, 0.5 * k + 2.0))
+    image = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+    for i in range(k):
+        for j in range(k):
+            if k <= 20 and m[i, j]:
+                ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=6 if k > 10 else 7,
+                        color="white" if pct[i, j] > 55 else "black")
+    ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(k), classes, fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label="% of the true class")
+    fig.tight_layout()
+    return fig

@@ -8,6 +8,7 @@
     summary.csv        one row per cell: mean, interval, n of every summary metric (fractions)
     comparisons.csv    one row per comparison: difference, interval, p, Holm p, sentence
     runs.csv           one row per run: status, seed, metrics, wall time
+    per_class.csv      one row per class × cell: test accuracy mean and interval (runs of ablab's trainer)
     report.json        everything above, machine-readable (fractions; nan as null)
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 
 from ablab.report import figures
 from ablab.report.analysis import SUMMARY_METRICS, StudyReport, analyze
+from ablab.report.perclass import confusion_cell
 from ablab.report.sweeps import best_on_validation, heat_maps, sweep_axes
 from ablab.report.text import SUMMARY_COLUMNS, binomial_line, fmt_interval, fmt_p, human_time, slug, wall_line  # noqa: F401 - re-exported
 from ablab.store import FINISHED
@@ -95,6 +97,8 @@ def report_json(r: StudyReport, figure_meta: dict[str, Any] | None = None) -> di
             "test_at_best_val_mean": _num(best.test.mean), "test_lo": _num(best.test.lo),
             "test_hi": _num(best.test.hi), "n": best.test.n, "sentence": best.sentence()},
         "summary": summary_rows(r), "comparisons": comparison_rows(r), "runs": r.runs, "notes": r.notes,
+        "per_class": None if r.per_class is None else {
+            "classes": r.per_class.classes, "table": r.per_class.table(), "confusion": r.per_class.confusion},
         "figures": figure_meta or {},
         "units": "accuracies and differences are fractions (0.9 = 90%); losses are cross-entropy in nats; "
                  "figure y-values are percent",
@@ -145,6 +149,12 @@ def _figures(r: StudyReport) -> list[Figure]:
     if maps:
         out.append(_figure("heatmap.png", f"{title}: {maps[0].rows.name} × {maps[0].cols.name}",
                            figures.heatmap(maps, title)))
+    best = best_on_validation(r)
+    if r.per_class is not None and (cell := confusion_cell(r.per_class, best.cell.cell if best else None)):
+        seeds = sum(1 for row in r.per_class.rows if row["cell"] == cell and row["class"] == r.per_class.classes[0])
+        out.append(_figure("confusion.png", f"test confusion matrix of {cell} (final weights, {seeds} seeds summed)",
+                           figures.confusion(r.per_class.confusion[cell], r.per_class.classes,
+                                             f"{cell}: test confusion, {seeds} seeds summed")))
     colors = figures.variant_colors([c.variant for c in r.cells])
     if len(done) <= 24:
         out.append(_figure("overlay.png", "validation and test accuracy by epoch, every cell",
@@ -189,6 +199,9 @@ def write_report(study_dir: str | Path, out: str | Path | None = None, study: st
     paths = {"html": out / "report.html", "markdown": out / "report.md", "json": out / "report.json",
              "summary_csv": out / "summary.csv", "comparisons_csv": out / "comparisons.csv",
              "runs_csv": out / "runs.csv"}
+    if r.per_class is not None:
+        paths["per_class_csv"] = out / "per_class.csv"
+        _write_csv(paths["per_class_csv"], r.per_class.table())
     write_atomic(paths["html"], html_doc(r, [(n, c, d) for n, c, d, _ in figs]))
     write_atomic(paths["markdown"], markdown(r, [(n, c) for n, c, _, _ in figs]))
     meta = {name: panels for name, _, _, panels in figs}

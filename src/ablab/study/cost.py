@@ -17,7 +17,8 @@ from ablab.models.resolve import is_reference
 from ablab.sizeup import summarize_module
 from ablab.store import FINISHED, Store
 from ablab.study.expand import expand
-from ablab.study.studyfile import Study, default_out_dir
+from ablab.study.ownloop import is_own
+from ablab.study.studyfile import Study, StudyError, default_out_dir
 from ablab.train.variants import model_spec
 
 
@@ -112,6 +113,9 @@ def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool =
     single-thread rate (``measure``), or the stored wall time for runs already finished in ``out_dir``.
     Validate the study first (:func:`~ablab.study.validate.validate_study`, as ``ablab study run
     --dry-run`` does) for errors that name the study file's keys."""
+    if is_own(study.base):  # ablab knows neither the model nor the data of the user's own loop
+        raise StudyError(f"{study.source}: a dry run cannot estimate the cost of your own training loop (ablab "
+                         "does not see its model or data); time one run instead, e.g. with [study] seeds = 1")
     out = Path(out_dir) if out_dir is not None else default_out_dir(study)
     stored: dict[str, Any] = {}
     if (out / "study.sqlite").is_file():

@@ -15,6 +15,8 @@ To implement another engine (Ray, Slurm, a thread pool, ...), subclass :class:`E
 * Execute each spec by calling :func:`execute_run` (``execute_run(spec, emit)``) *in the worker*. It sets
   the thread count, builds the config, calls :func:`ablab.train.fit` and calls ``emit(event)`` for every
   trainer event; it never raises (a failure becomes an ``"error"`` event).
+  A spec whose config names the user's own ``train`` function or ``command`` goes to
+  :func:`ablab.study.ownloop.execute_own_run` instead, which sends the same events.
 * Carry every emitted :class:`RunEvent` back to the driver and **yield** it from :meth:`Executor.run` as
   it arrives (events of different runs may interleave; events of one run keep their order).
 * Guarantee exactly one terminal event per spec — ``"end"`` (payload: ``RunResult.to_dict()``) or
@@ -57,6 +59,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ablab.jsonable import jsonable
+from ablab.study.ownloop import execute_own_run, is_own
 from ablab.train.config import TrainConfig
 
 EVENT_KINDS = ("start", "epoch", "resume", "end", "error")
@@ -98,6 +101,9 @@ def execute_run(spec: RunSpec, emit: Emit, *, dataset: Any = None,
     This is the unit of work every executor runs in its workers. ``dataset`` lets an in-process caller
     pass a preloaded :class:`ablab.data.Dataset` (tests); workers normally let the trainer load it.
     """
+    if is_own(spec.config):  # the user's own train function or script (ablab.study.ownloop)
+        execute_own_run(spec, lambda kind, payload: emit(RunEvent(spec.run_id, kind, payload)))
+        return
     try:
         # heavy imports here, in the worker: the driver of a dry run never loads torch
         from ablab.train import fit, set_threads

@@ -60,6 +60,7 @@ from ablab.study.executor import (
     placed_device,
     wants_gpu,
 )
+from ablab.study.ownloop import is_own
 from ablab.study.ray_data import dataset_key, pack_dataset, unpack_dataset
 from ablab.train import resume
 
@@ -268,8 +269,10 @@ class RayExecutor(Executor):
     def _submit(self, task: Any, spec: RunSpec, datasets: dict[tuple[Any, ...], Any],
                 attempts: dict[int, int]) -> RunEvent | None:
         """Start one attempt of ``spec``; an ``"error"`` event instead if its dataset cannot be loaded."""
-        key = dataset_key(spec.config)
-        if key not in datasets:
+        key = dataset_key(spec.config) if not is_own(spec.config) else ("own loop",)  # loads its own data
+        if key not in datasets and key == ("own loop",):
+            datasets[key] = None
+        elif key not in datasets:
             try:
                 datasets[key] = self.ray.put(pack_dataset(spec.config))
             except Exception as e:  # noqa: BLE001 - every run on this dataset fails with the message

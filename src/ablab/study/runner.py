@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ablab.store import FINISHED, Store, find_stores
+from ablab.study import ownloop
 from ablab.study.executor import Executor, RunEvent, RunSpec
 from ablab.study.executor_registry import check_executor, make_executor, placement
 from ablab.study.expand import PlannedRun, cell_name, comparisons, expand, grid_points
@@ -179,7 +180,8 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
             by_id: dict[int, PlannedRun] = {}
             for r in todo:
                 run_out = out / "runs" / run_dir_name(r)
-                if run_out.exists() and not resume.has_state(run_out):  # a partial attempt: start clean
+                kept = resume.has_state(run_out) or ownloop.has_state(run_out)
+                if run_out.exists() and not kept:  # a partial attempt: start clean
                     shutil.rmtree(run_out)  # (one with a finished epoch's state resumes from it instead)
                 specs.append(RunSpec(ids[r.key], r.label, r.config.to_dict(), str(run_out), threads=1, device=pinned))
                 by_id[ids[r.key]] = r

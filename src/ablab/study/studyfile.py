@@ -30,19 +30,20 @@ expected``; ``tomllib`` does not give key positions, so :func:`find_line` finds 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tomllib
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ablab.errors import UserError
 from ablab.metrics import CONFIDENCE, DECIDING_METRICS
 from ablab.models.resolve import absolute_reference, is_reference, parse_reference
 from ablab.reading import read_utf8
 from ablab.registry import did_you_mean
+from ablab.study.definition import DEFAULT_MAX_RUNS, Study, StudyError, Variant
+from ablab.study.ownloop import OwnConfig, check_own_keys, is_own
 from ablab.study.tomlpos import find_line
 from ablab.train.config import FIELDS, MAX_SEED, ConfigError, TrainConfig
 from ablab.train.variants import apply_variants
@@ -67,47 +68,6 @@ TOP_KEYS = ("study", "base", "variants", "grid")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 MAX_NAME = 64  # characters of a study or variant name (they become folder names)
 MAX_STUDY_BYTES = 1 << 20  # a study file is a few KB; refuse anything past 1 MiB before parsing it
-DEFAULT_MAX_RUNS = 10_000  # runs one study may expand to unless raised (--max-runs, [study] max_runs)
-
-
-class StudyError(UserError, ValueError):
-    """A study file that cannot be used; the message names the file, line and key."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A named set of overrides of the base config."""
-
-    name: str
-    overrides: dict[str, Any]  # TrainConfig fields
-    use: tuple[str, ...] = ()  # named transforms (ablab.train.variants), applied before the overrides
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Study:
-    """A parsed, validated study file."""
-
-    name: str
-    description: str
-    base: dict[str, Any]  # TrainConfig fields shared by every run
-    variants: tuple[Variant, ...]
-    grid: tuple[tuple[str, tuple[Any, ...]], ...]  # ordered axes: (field, values)
-    seeds: tuple[int, ...]
-    metric: str
-    baseline: str
-    reference: dict[str, Any]  # grid point other points are compared with
-    confidence: float
-    source: str  # path of the file (or "preset NAME")
-    text: str  # the file's text, stored with the study for provenance
-    max_runs: int = DEFAULT_MAX_RUNS  # expansion limit (checked before anything is built)
-
-    def run_count(self) -> int:
-        """seeds × variants × grid points, computed from the axes (nothing is built)."""
-        return len(self.seeds) * len(self.variants) * math.prod(len(v) for _, v in self.grid)
-
-    def variant(self, name: str) -> Variant:
-        return next(v for v in self.variants if v.name == name)
 
 
 # ---------------------------------------------------------------- parsing
@@ -141,9 +101,12 @@ def read_study(name_or_path: str | Path, *, max_runs: int | None = None) -> Stud
     return parse_study(text, source=source, default_name=default_name, max_runs=max_runs)
 
 
-def parse_study(text: str, source: str = "study.toml", default_name: str = "study",
+def parse_study(text: str | dict[str, Any], source: str = "study.toml", default_name: str = "study",
                 max_runs: int | None = None) -> Study:
-    """Validate ``text`` (a TOML study file) into a :class:`Study`; errors name the key and its line."""
+    """Validate ``text`` (a TOML study file, or a dict shaped like one, stored as JSON) into a
+    :class:`Study`; errors name the key and its line."""
+    if isinstance(text, dict):
+        return _Checker(json.dumps(text, indent=1, default=str), source).study(text, default_name, max_runs)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -161,6 +124,7 @@ class _Checker:
     def __init__(self, text: str, source: str) -> None:
         self.text = text
         self.source = source
+        self.own = False
 
     def error(self, path: tuple[str, ...], message: str) -> StudyError:
         line = find_line(self.text, path)
@@ -207,11 +171,18 @@ class _Checker:
 
         # a study shows generalization gaps: its train accuracy is a clean eval-mode pass unless the base
         # says otherwise (train_eval_subsample = N makes that pass cheap on a fixed stratified subsample)
-        base = {"train_metrics": "clean", **self.table(doc, "base")}
+        base = dict(self.table(doc, "base"))
+        self.own = is_own(base)  # the user's own train function or script: free-form keys (ablab.study.ownloop)
+        if not self.own:
+            base = {"train_metrics": "clean", **base}
         if "seed" in base:
             raise self.error(("base", "seed"), "set the seeds in [study] seeds, not in [base]")
-        self.model_ref(base, ("base",))
-        self.config(base, ("base",))
+        if self.own:
+            check_own_keys(base, ("base",), self.error, self.model_ref)
+        else:
+            self.model_ref(base, ("base",))
+            self.model_ref(base, ("base",), key="loss")
+            self.config(base, ("base",))
 
         variants = self.variants(self.table(doc, "variants"), base)
         grid = self.grid(self.table(doc, "grid"), base, variants)
@@ -248,18 +219,18 @@ class _Checker:
                           f"seed(s)), more than the limit of {limit:,}; shrink the grid or the seeds, or raise "
                           "the limit with --max-runs N or [study] max_runs = N")
 
-    def model_ref(self, d: dict[str, Any], path: tuple[str, ...]) -> None:
+    def model_ref(self, d: dict[str, Any], path: tuple[str, ...], key: str = "model") -> None:
         """A model reference's file, relative to the study file's folder, made absolute in ``d`` (so every
         worker, local or Ray, imports the same file); a missing file is named here, before any run."""
 
-        model = d.get("model")
+        model = d.get(key)
         if not is_reference(model):
             return
         folder = Path(self.source).parent if Path(self.source).is_file() else Path.cwd()
-        d["model"] = absolute_reference(model, folder)
-        ref = parse_reference(d["model"])
+        d[key] = absolute_reference(model, folder)
+        ref = parse_reference(d[key])
         if ref.is_file and not Path(ref.target).is_file():
-            raise self.error((*path, "model"), f"no such file {model.rpartition(':')[0]} (looked in {folder})")
+            raise self.error((*path, key), f"no such file {model.rpartition(':')[0]} (looked in {folder})")
 
     def string(self, d: dict[str, Any], path: tuple[str, ...], default: str) -> str:
         v = d.get(path[-1], default)
@@ -298,12 +269,18 @@ class _Checker:
             if not isinstance(body, dict):
                 raise self.error(path, f"expected a table [variants.{name}], got {type(body).__name__}")
             overrides = {k: v for k, v in body.items() if k not in VARIANT_EXTRA_KEYS}
+            if self.own:  # the user's own keys: unchecked, but for seed/train/command and the description
+                check_own_keys(body, path, self.error, self.model_ref)  # makes body's train file absolute
+                overrides = {k: v for k, v in body.items() if k != "description"}  # `use` is an own key too
+                out.append(Variant(name, overrides, (), body.get("description", "")))
+                continue
             for k in overrides:
                 if k not in FIELDS:
                     raise self.unknown((*path, k), [*FIELDS, *VARIANT_EXTRA_KEYS])
                 if k == "seed":
                     raise self.error((*path, k), "set the seeds in [study] seeds, not per variant")
             self.model_ref(overrides, path)
+            self.model_ref(overrides, path, key="loss")
             use = body.get("use", [])
             if not isinstance(use, list) or not all(isinstance(u, str) for u in use):
                 raise self.error((*path, "use"), f"expected a list of transform names, got {use!r}")
@@ -331,7 +308,9 @@ class _Checker:
         axes = []
         for key, values in table.items():
             path = ("grid", key)
-            if key not in FIELDS:
+            if self.own and key in ("train", "command"):
+                raise self.error(path, f"'{key}' cannot be a grid axis; give each its own variant")
+            if key not in FIELDS and not self.own:
                 raise self.unknown(path, list(FIELDS))
             if key == "seed":
                 raise self.error(path, "set the seeds in [study] seeds, not as a grid axis")
@@ -347,7 +326,7 @@ class _Checker:
                 raise self.error(path, f"expected a non-empty list of values, got {values!r}")
             if len({repr(v) for v in values}) != len(values):
                 raise self.error(path, f"values must be distinct, got {values!r}")
-            for v in values:
+            for v in values if not self.own else ():
                 try:
                     TrainConfig(**{**base, key: v})
                 except ConfigError as e:
@@ -386,7 +365,10 @@ def _cut(v: Any) -> str:
 
 
 def variant_config(base: dict[str, Any], variant: Variant, point: dict[str, Any] | None = None) -> TrainConfig:
-    """base -> named transforms (``use``) -> variant overrides -> grid point values."""
+    """base -> named transforms (``use``) -> variant overrides -> grid point values. An own-loop study's
+    config is an :class:`~ablab.study.ownloop.OwnConfig` (the same merge, over a plain dict)."""
+    if is_own(base):
+        return OwnConfig({**base, **variant.overrides, **(point or {})})  # type: ignore[return-value]
     config = TrainConfig(**base)
     if variant.use:
         config = apply_variants(config, list(variant.use))

@@ -28,8 +28,10 @@ from ablab.models.construct import check_output, instantiate
 from ablab.models.resolve import ModelRefError, check_reference, is_reference, load_reference
 from ablab.study.cost import sample_counts
 from ablab.study.expand import expand
+from ablab.study.ownloop import is_own, load_train, placeholders
 from ablab.study.studyfile import Study, StudyError
 from ablab.study.tomlpos import find_line
+from ablab.train.userloss import load_loss
 from ablab.train.variants import model_spec
 
 VAL_METRICS = ("val_acc", "best_val_acc", "test_acc_at_best_val")  # need a validation split
@@ -54,8 +56,12 @@ def validate_study(study: Study) -> None:
     """Raise one StudyError for the first thing in ``study`` that would make a run fail (see module
     docstring); return None when every run can start."""
 
+    if is_own(study.base):
+        _validate_own(study)
+        return
     datasets: dict[tuple[str, str | None], tuple[tuple[int, ...], int | None]] = {}
     models: set[tuple[Any, ...]] = set()
+    losses: set[str] = set()
     for run in expand(study):  # bounded: expand refuses studies past max_runs before building
         c = run.config
         if study.metric in VAL_METRICS and c.val_fraction == 0:
@@ -79,6 +85,12 @@ def validate_study(study: Study) -> None:
                 raise _error(study, key_path(study, run.variant, key),
                              f"{_cut(c.model)} does not build for {c.dataset} (run {run.label}): {e}") from None
             models.add(mkey)
+        if c.loss not in losses:  # a custom loss: imported and tried on a tiny batch once
+            try:
+                load_loss(c.loss, classes or 10)
+            except UserError as e:
+                raise _error(study, key_path(study, run.variant, "loss"), str(e)) from None
+            losses.add(c.loss)
 
 
 def _dataset_shape(config: Any) -> tuple[tuple[int, ...], int | None]:
@@ -128,3 +140,27 @@ class _ArgsRefused(UserError):
 
 def _cut(v: str) -> str:
     return repr(v) if len(v) <= 60 else repr(v[:40] + "...")
+
+
+def _validate_own(study: Study) -> None:
+    """An own-loop study: each train function imports and takes one argument; each command's ``{key}``
+    placeholders name keys of its merged config."""
+
+    checked: set[str] = set()
+    for run in expand(study):
+        c = run.config.to_dict()
+        ref = c.get("train")
+        if ref is not None and ref not in checked:
+            try:
+                load_train(ref)
+            except UserError as e:
+                raise _error(study, key_path(study, run.variant, "train"), str(e)) from None
+            checked.add(ref)
+        command = c.get("command")
+        if ref is None and command is not None:
+            unknown = [k for k in placeholders(command) if k not in c]
+            if unknown:
+                raise _error(study, key_path(study, run.variant, "command"),
+                             f"placeholder {{{unknown[0]}}} is not a key of the run's config (run {run.label}; "
+                             f"keys: {', '.join(sorted(k for k in c if k != 'command'))})")
+

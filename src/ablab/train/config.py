@@ -104,6 +104,9 @@ class TrainConfig:
     batchnorm: bool = _f(False, "Insert batch norm after each hidden conv/linear, before its activation.")
     augment: bool = _f(False, "Random crop (pad 4) + horizontal flip of training batches.")
     label_smoothing: float = _f(0.0, "Cross-entropy label smoothing in [0, 1).", check=FRACTION)
+    loss: str = _f("cross-entropy", "Training loss: cross-entropy, or your own (logits, targets) -> scalar as "
+                   "path/file.py:name or package.module:name (validation/test losses stay cross-entropy).",
+                   check=(lambda v: v == "cross-entropy" or ":" in v, "cross-entropy or path/file.py:name"))
     early_stopping: int = _f(0, "Patience in epochs on validation accuracy (0 = off); the best-val weights are kept.",
                               check=(lambda v: v >= 0, "a patience in epochs >= 0"))
 
@@ -148,6 +151,8 @@ class TrainConfig:
              "only with optimizer = sgd and momentum > 0"),
             (self.early_stopping == 0 or self.val_fraction > 0, "early_stopping",
              "a validation split (val_fraction > 0)"),
+            (self.loss == "cross-entropy" or self.label_smoothing == 0, "label_smoothing",
+             "0 with a custom loss (smooth the labels inside your loss)"),
         ]
         for ok, key, expected in checks:
             if not ok:
@@ -188,6 +193,8 @@ class TrainConfig:
         d = self.to_dict()
         if not d["model_args"]:  # configs without model arguments hash as they did before the field existed
             del d["model_args"]
+        if d["loss"] == "cross-entropy":  # likewise for the default loss
+            del d["loss"]
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

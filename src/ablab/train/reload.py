@@ -42,6 +42,8 @@ from ablab.train.checkpoint import (
 )
 from ablab.train.config import ConfigError, TrainConfig
 
+SPLITS = ("test", "val", "train")
+
 
 def _given_dataset_matches(path: str | Path, trained_on: dict[str, Any], ds: Any, notes: list[str]) -> bool:
     """Check a dataset passed to ``evaluate_checkpoint`` against the one recorded at training: the same
@@ -189,8 +191,8 @@ def _spec_model(spec_doc: Any, folder: Path, fast: bool) -> Any:
 
 
 def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None, device: str | None = None,
-                        model_ref: str | None = None, trust_code: bool = False, dataset: Any = None
-                        ) -> dict[str, Any]:
+                        model_ref: str | None = None, trust_code: bool = False, dataset: Any = None,
+                        data: str | None = None, split: str = "test", per_class: bool = False) -> dict[str, Any]:
     """Test loss and accuracy of a checkpoint on its dataset's test split — the same normalization
     constants, batch size, threads and evaluation code as training, hence the same number, bit for bit,
     on the device it was trained on (``device``: default the recorded one when available here, else
@@ -201,10 +203,16 @@ def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None,
     config — needed for a model trained on your own tensors (``Dataset.from_tensors``), which no config
     can reload. Its class names and input shape must match; when its test split is the one trained
     with (same SHA-256 as recorded), the recorded accuracy must be reproduced, otherwise the number is
-    reported and ``reproduced`` is None, with a note saying why."""
+    reported and ``reproduced`` is None, with a note saying why.
+
+    ``data``: a dataset source (``fashion-mnist``, ``npz:mine.npz``, ``folder:photos/``...) to score the
+    checkpoint on instead, loaded with the run's split settings and checked the same way. ``split``:
+    ``test`` (default), ``val`` or ``train`` — the recorded accuracy is compared only on the test split it
+    was measured on. ``per_class``: add the confusion matrix (``confusion``, ``[true][predicted]`` counts)
+    and ``per_class`` (one row per class: n, correct, accuracy)."""
     from ablab.data.load import load_dataset_for
     from ablab.train.device import DeviceError, device_info, device_settings, eval_batch_size, resolve_device
-    from ablab.train.runtime import cpu_settings, evaluate, prepare_split
+    from ablab.train.runtime import cpu_settings, evaluate_confusion, prepare_split
 
     meta = read_meta(path)
     if device is None:
@@ -222,6 +230,12 @@ def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None,
     norm = meta["normalization"]
     trained_on = meta.get("dataset") or {}
     same_test = True  # is the recorded accuracy comparable with this evaluation?
+    if split not in SPLITS:
+        raise CheckpointError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
+    if dataset is not None and data is not None:
+        raise CheckpointError("give the dataset either as data= (a source) or as dataset= (an ablab Dataset)")
+    if data is not None:
+        dataset = load_dataset_for(config.replace(dataset=data, **({"data_dir": str(data_dir)} if data_dir else {})))
     if dataset is not None:
         ds = dataset
         same_test = _given_dataset_matches(path, trained_on, ds, notes)
@@ -237,18 +251,36 @@ def evaluate_checkpoint(path: str | Path, *, data_dir: str | Path | None = None,
     if len(norm["mean"]) != ds.input_shape[0]:
         raise CheckpointError(f"{folder / META}: normalization.mean: expected {ds.input_shape[0]} value(s), one per "
                               f"input channel of {ds.name}, got {len(norm['mean'])}")
-    x, y = prepare_split(ds.test, tuple(norm["mean"]), tuple(norm["std"]), where)
+    x, y = prepare_split(getattr(ds, split), tuple(norm["mean"]), tuple(norm["std"]), where)
     with cpu_settings(int(meta.get("threads") or torch.get_num_threads())), device_settings(where):  # as trained
-        loss, acc = evaluate(model, x, y, eval_batch_size(config.eval_batch_size, where))
+        loss, acc, confusion = evaluate_confusion(model, x, y, eval_batch_size(config.eval_batch_size, where),
+                                                  len(ds.classes) if per_class else None)
     recorded = (meta.get("metrics") or {}).get("test_acc")
     n = int(y.shape[0])
     reproduced: bool | None = None
-    if recorded is not None and acc is not None and same_test:
+    if split != "test" and recorded is not None:
+        notes.append(f"scored on the {split} split: the recorded test accuracy is not compared")
+    if recorded is not None and acc is not None and same_test and split == "test":
         if acc != recorded:
             raise CheckpointError(
                 f"{folder}: test accuracy {acc:.4f} ({round(acc * n)}/{n}) does not reproduce the recorded "
                 f"{recorded:.4f} ({round(recorded * n)}/{n}): the weights, the model code, the data or the "
                 "software changed since training")
         reproduced = True
-    return {"test_loss": loss, "test_acc": acc, "n": n, "dataset": ds.source, "device": device_info(where)["device"],
-            "recorded_acc": recorded, "reproduced": reproduced, "notes": notes}
+    out = {"test_loss": loss, "test_acc": acc, "n": n, "dataset": ds.source, "split": split,
+           "device": device_info(where)["device"], "recorded_acc": recorded, "reproduced": reproduced, "notes": notes}
+    if per_class:
+        out["classes"] = list(ds.classes)
+        out["confusion"] = confusion
+        out["per_class"] = per_class_rows(list(ds.classes), confusion)
+    return out
+
+
+def per_class_rows(classes: list[str], confusion: list[list[int]] | None) -> list[dict[str, Any]]:
+    """One row per class of a confusion matrix: its samples, how many were right, and the accuracy (None
+    for a class without samples in the split)."""
+    if confusion is None:
+        return []
+    return [{"class": c, "n": sum(confusion[k]), "correct": confusion[k][k],
+             "accuracy": confusion[k][k] / sum(confusion[k]) if sum(confusion[k]) else None}
+            for k, c in enumerate(classes)]

@@ -70,19 +70,32 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
     Batches only change speed, not the result: the sums are accumulated per sample in float64.
     """
+    loss, acc, _ = evaluate_confusion(model, x, y, batch_size, None)
+    return loss, acc
+
+
+def evaluate_confusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, classes: int | None
+                       ) -> tuple[float | None, float | None, list[list[int]] | None]:
+    """:func:`evaluate` plus, when ``classes`` is given, the confusion matrix: ``[true][predicted]`` sample
+    counts (its trace over the split size is the accuracy, exactly)."""
     n = int(y.shape[0])
     if n == 0:
-        return None, None
+        return None, None, None
     was_training = model.training
     model.eval()
     # sums stay on the device (one host sync at the end); MPS has no float64
     loss_sum = torch.zeros((), dtype=torch.float32 if x.device.type == "mps" else torch.float64, device=x.device)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    counts = torch.zeros(classes * classes if classes else 0, dtype=torch.int64, device=x.device)
     for i in range(0, n, batch_size):
         out = model(x[i:i + batch_size].clone())  # (B, K) logits; a copy, so a model writing its input in place
         # cannot change the split (evaluated again each epoch and by ablab eval)
         yb = y[i:i + batch_size]
         loss_sum += F.cross_entropy(out, yb, reduction="sum").to(loss_sum.dtype)
-        correct += (out.argmax(1) == yb).sum()
+        pred = out.argmax(1)
+        correct += (pred == yb).sum()
+        if classes:
+            counts += torch.bincount(yb * classes + pred.clamp(0, classes - 1), minlength=classes * classes)
     model.train(was_training)
-    return float(loss_sum) / n, int(correct) / n
+    confusion = counts.view(classes, classes).tolist() if classes else None
+    return float(loss_sum) / n, int(correct) / n, confusion

@@ -43,7 +43,8 @@ from ablab.train.config import TrainConfig
 from ablab.train.device import device_info, device_settings, eval_batch_size, resolve_device, rng_devices
 from ablab.train.optim import FusedOptimizer, lr_at, make_optimizer
 from ablab.train.outputs import METRIC_KEYS, write_metrics, write_outputs
-from ablab.train.runtime import cpu_settings, evaluate, prepare_split, set_threads, versions
+from ablab.train.runtime import cpu_settings, evaluate, evaluate_confusion, prepare_split, set_threads, versions
+from ablab.train.userloss import load_loss
 
 __all__ = ["CHECK_EVERY", "METRIC_KEYS", "DataMismatchError", "RunResult", "cpu_settings", "evaluate", "fit",
            "prepare_split", "set_threads", "versions"]
@@ -71,7 +72,8 @@ class RunResult(RunResultDisplay):  # RunResultDisplay: _repr_html_ and to_panda
     wall_time_s: float  # whole fit() call, data preparation included
     checkpoint: str | None = None  # checkpoint folder when out_dir was given
     device: dict[str, Any] = field(default_factory=dict)  # where it ran: device, name, library versions
-    info: dict[str, Any] = field(default_factory=dict)  # spec, params, sample counts, steps_per_epoch
+    info: dict[str, Any] = field(default_factory=dict)  # spec, params, sample counts, steps_per_epoch, classes
+    test_confusion: list[list[int]] | None = None  # [true][predicted] test counts of the weights behind `final`
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (non-finite floats become the strings "nan", "inf", "-inf")."""
@@ -131,6 +133,7 @@ class _Setup:
     steps_per_epoch: int
     decay_weights: list[torch.Tensor]  # the weights an explicit L2 penalty sums over
     info: dict[str, Any]
+    loss_fn: Any = None  # the config's own loss (ablab.train.userloss); None: cross-entropy
 
 
 @dataclass
@@ -227,11 +230,11 @@ def _setup(config: TrainConfig, dataset: Dataset | None, device: torch.device) -
     info = {"dataset": dataset.name, "dataset_source": dataset.source, "pixel_scale": dataset.scale,
             "spec": built.text, "params": count_params(model), "n_train": n_train,
             "n_val": int(splits["val"][1].shape[0]), "n_test": int(splits["test"][1].shape[0]),
-            "steps_per_epoch": steps_per_epoch}
+            "steps_per_epoch": steps_per_epoch, "classes": list(dataset.classes)}
     if config.train_metrics == "clean":  # recorded: the size of the clean pass the gap is measured on
         info["n_train_eval"] = int(splits["train_eval"][1].shape[0])
     return _Setup(config, dataset, device, built, model, optimizer, data_gen, splits, steps_per_epoch,
-                  [p for p in model.parameters() if p.dim() > 1], info)
+                  [p for p in model.parameters() if p.dim() > 1], info, load_loss(config.loss, dataset.num_classes))
 
 
 TRAIN_EVAL_SEED = 7_000_003  # + split_seed: the clean-pass subsample, fixed across a study's seeds
@@ -277,7 +280,10 @@ def _train_epoch(run: _Setup, state: _State, epoch: int, callback: Callback) -> 
                 group["lr"] = lr
         # forward: logits and the training objective (data term; + explicit L2 penalty if asked)
         out = model(xb)  # (B, K)
-        loss = F.cross_entropy(out, yb, label_smoothing=config.label_smoothing)
+        if run.loss_fn is None:
+            loss = F.cross_entropy(out, yb, label_smoothing=config.label_smoothing)
+        else:
+            loss = run.loss_fn(out, yb)  # the config's own loss, checked to give a scalar in setup
         objective = loss
         if config.l2_penalty:
             penalty = torch.stack([w.square().sum() for w in run.decay_weights]).sum()  # Σ w² over weights
@@ -349,6 +355,11 @@ def _finish(run: _Setup, state: _State, out_dir: str | Path | None, t_start: flo
                        diverged=state.diverged, best_epoch=state.best_epoch, final=final, seeds=config.seeds,
                        threads=torch.get_num_threads(), versions=versions(), wall_time_s=0.0, info=run.info,
                        device=device_info(run.device))
+    if state.history and not state.diverged and run.info["n_test"] > 0:  # per-class results of those weights
+        bs = eval_batch_size(config.eval_batch_size, run.device)
+        _, acc, confusion = evaluate_confusion(model, *run.splits["test"], bs, run.dataset.num_classes)
+        if acc == final.get("test_acc"):  # same weights, same evaluation: recorded only when it agrees
+            result.test_confusion = confusion
     if out_dir is not None:
         result.checkpoint = write_outputs(Path(out_dir), model, config, run.built, run.dataset, result,
                                           has_weights=bool(state.history))

@@ -1,0 +1,1 @@
+../../tests/models/mymodel.py

@@ -1,0 +1,100 @@
+"""Per-class test accuracy: for each cell, the accuracy on each class's test samples, mean ± interval over
+seeds, and the confusion matrix summed over the seeds of one cell.
+
+Each finished run of ablab's trainer records the confusion matrix of the weights behind its final metrics
+(``test_confusion``: ``[true][predicted]`` counts; its trace over the test size is exactly the run's test
+accuracy, checked here). A class's accuracy in one run is its diagonal count over its row sum (recall);
+the interval is the Student-t interval over seeds, as for every other metric. Runs of your own training
+loop record no confusion matrix, and a study of them has no per-class table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ablab.errors import UserError
+from ablab.report.stats import Interval, t_interval
+from ablab.report.text import fmt_interval
+
+
+@dataclass
+class PerClass:
+    classes: list[str]
+    accuracy: dict[str, list[Interval]]  # cell -> one interval per class (fractions), over seeds
+    confusion: dict[str, list[list[int]]]  # cell -> [true][predicted] counts summed over its seeds
+    rows: list[dict[str, Any]]  # one row per run × class: cell, seed, class, n, correct, accuracy
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per class × cell: mean, interval and n (finished seeds), for CSV and DataFrames."""
+        return [{"class": name, "cell": cell, "accuracy": iv[k].mean, "lo": iv[k].lo, "hi": iv[k].hi, "n": iv[k].n}
+                for k, name in enumerate(self.classes) for cell, iv in self.accuracy.items()]
+
+
+def _confusion(r: Any) -> list[list[int]] | None:
+    """The run's recorded confusion matrix, checked against its size and its recorded test accuracy."""
+    result = r.result or {}
+    m = result.get("test_confusion")
+    if m is None:
+        return None
+    k = len(m)
+    ok = k > 0 and all(isinstance(row, list) and len(row) == k for row in m) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for row in m for v in row)
+    n = sum(sum(row) for row in m) if ok else 0
+    acc = (result.get("final") or {}).get("test_acc")
+    n_test = (result.get("info") or {}).get("n_test")
+    if not ok or n == 0 or (n_test is not None and n != n_test) or (
+            acc is not None and sum(m[i][i] for i in range(k)) / n != acc):
+        raise UserError(f"run {r.label}: test_confusion in the study store does not match the run's test size and "
+                        "accuracy; the store was edited or is corrupt")
+    return m
+
+
+def per_class(runs: list[Any], cells: list[str], confidence: float) -> PerClass | None:
+    """The per-class table of the finished runs that recorded a confusion matrix (None when none did, or
+    when runs disagree on the classes — then no per-class number is comparable across them)."""
+    mats: dict[str, dict[int, list[list[int]]]] = {}
+    classes: list[str] | None = None
+    for r in runs:
+        if r.status != "done" or (m := _confusion(r)) is None:
+            continue
+        names = (r.result.get("info") or {}).get("classes")
+        names = [str(c) for c in names] if isinstance(names, list) and len(names) == len(m) else \
+            [str(i) for i in range(len(m))]
+        if classes is not None and names != classes:
+            return None
+        classes = names
+        mats.setdefault(r.cell, {})[r.seed] = m
+    if classes is None:
+        return None
+    accuracy: dict[str, list[Interval]] = {}
+    confusion: dict[str, list[list[int]]] = {}
+    rows: list[dict[str, Any]] = []
+    for cell in [c for c in cells if c in mats]:
+        k = len(classes)
+        per_seed = []
+        for seed, m in sorted(mats[cell].items()):
+            accs = []
+            for i, name in enumerate(classes):
+                n = sum(m[i])
+                a = m[i][i] / n if n else None
+                accs.append(a)
+                rows.append({"cell": cell, "seed": seed, "class": name, "n": n, "correct": m[i][i], "accuracy": a})
+            per_seed.append(accs)
+        accuracy[cell] = [t_interval([a[i] for a in per_seed if a[i] is not None], confidence) for i in range(k)]
+        confusion[cell] = [[sum(m[i][j] for m in mats[cell].values()) for j in range(k)] for i in range(k)]
+    return PerClass(classes, accuracy, confusion, rows)
+
+
+def per_class_table(pc: PerClass) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the report's table: one row per class, one column per cell, in percent."""
+    cells = list(pc.accuracy)
+    return ["class", *cells], [[name, *(fmt_interval(pc.accuracy[c][k]) for c in cells)]
+                               for k, name in enumerate(pc.classes)]
+
+
+def confusion_cell(pc: PerClass, best: str | None) -> str | None:
+    """The cell whose confusion matrix the report draws: the best on validation, else the only one."""
+    if best in pc.confusion:
+        return best
+    return next(iter(pc.confusion)) if len(pc.confusion) == 1 else None
