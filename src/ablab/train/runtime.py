@@ -74,6 +74,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss, acc
 
 
+@torch.inference_mode()
 def evaluate_confusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, classes: int | None
                        ) -> tuple[float | None, float | None, list[list[int]] | None]:
     """:func:`evaluate` plus, when ``classes`` is given, the confusion matrix: ``[true][predicted]`` sample
