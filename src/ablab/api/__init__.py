@@ -63,13 +63,15 @@ def fit(config: Any = None, *, dataset: Any = None, callback: Any = None, out_di
 def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | None = None,
               executor: Any = "local", address: str | None = None, device: str | None = None,
               runs_per_gpu: int = 1, rerun_changed: bool = False, report: bool = True,
-              progress: bool | None = None, on_event: Any = None, train: Any = None) -> StudyResult:
+              progress: bool | None = None, on_event: Any = None, train: Any = None,
+              tensorboard: bool | None = None) -> StudyResult:
     """Run (or resume) a study — a ``Study``, a study file path, a preset name or a dict shaped like a
     study file — into ``out_dir`` (default ``runs/<name>``) and write the same report ``ablab study run``
     writes. ``workers=0`` runs in this process. ``executor``: a registered name (``local``, ``inline``,
     ``ray`` with ``address``, see :mod:`ablab.study.executor_registry`) or an Executor. ``train``: your own
     training function ``train(run)`` (docs/own-loop.md), set as ``[base] train``; one defined inside a
     function or a notebook cannot be imported by worker processes, so its runs execute in this process.
+    ``tensorboard``: write TensorBoard event files per run (default: the study's ``tensorboard`` key).
     Returns the :class:`StudyResult`."""
     from ablab.report.render import write_report
 
@@ -95,7 +97,8 @@ def run_study(study: Any, out_dir: str | Path | None = None, *, workers: int | N
                 cb(kind, info)
 
     outcome = runner_run_study(s, out, workers=workers, executor=executor, address=address, device=device,
-                               runs_per_gpu=runs_per_gpu, rerun_changed=rerun_changed, on_event=events)
+                               runs_per_gpu=runs_per_gpu, rerun_changed=rerun_changed, on_event=events,
+                               tensorboard=tensorboard)
     result = StudyResult(out, outcome)
     if report:
         result.report_paths = write_report(out)

@@ -20,6 +20,7 @@ from ablab.study.executor import default_workers
 from ablab.study.executor_registry import EXECUTORS, check_executor
 from ablab.study.runner import run_study
 from ablab.study.studyfile import default_out_dir, list_study_presets, read_study, resolve_study_path
+from ablab.study.tensorboard import require_tensorboard
 from ablab.study.validate import validate_study
 from ablab.train.config import DEVICE_PATTERN
 
@@ -72,10 +73,13 @@ def study() -> None:
                    "(without it, such a study is refused).")
 @click.option("--runs-per-gpu", type=click.IntRange(min=1), default=1, show_default=True,
               help="Concurrent runs per GPU when runs go to GPUs (Ray: num_gpus = 1/K per run).")
+@click.option("--tensorboard", is_flag=True, default=None,
+              help="Write TensorBoard event files per run as epochs finish (OUT/tensorboard; watch with "
+                   "tensorboard --logdir OUT/tensorboard). Default: the study's [study] tensorboard key.")
 def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, measure: bool,
             make_report: bool, executor_name: str = "local", address: str | None = None,
             max_runs: int | None = None, device: str | None = None, rerun_changed: bool = False,
-            runs_per_gpu: int = 1) -> None:
+            runs_per_gpu: int = 1, tensorboard: bool | None = None) -> None:
     """Run a study: every variant × grid point × seed; resumes where it stopped.
 
     FILE is a study file (TOML) or a preset study name (see `ablab study presets`). Running the same
@@ -101,8 +105,10 @@ def run_cmd(file: str, out_dir: str | None, workers: int | None, dry_run: bool, 
     if dry_run:
         _dry_run(console, s, out, measure, workers)
         return
+    if tensorboard or (tensorboard is None and s.tensorboard):
+        require_tensorboard()  # before the progress bar starts
     _run(console, s, out, workers, make_report, executor_name, device=device, runs_per_gpu=runs_per_gpu,
-         address=address, rerun_changed=rerun_changed)
+         address=address, rerun_changed=rerun_changed, tensorboard=tensorboard)
 
 
 def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None) -> None:
@@ -114,7 +120,7 @@ def _dry_run(console: Any, s: Any, out: Any, measure: bool, workers: int | None)
 
 def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool, executor: str = "local", *,
          device: str | None = None, runs_per_gpu: int = 1, address: str | None = None,
-         rerun_changed: bool = False) -> None:
+         rerun_changed: bool = False, tensorboard: bool | None = None) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -151,10 +157,12 @@ def _run(console: Any, s: Any, out: Any, workers: int | None, make_report: bool,
         with progress:
             outcome = run_study(s, out, workers=workers, executor=executor, on_event=on_event, device=device,
                                 runs_per_gpu=runs_per_gpu, address=address, validate=False,
-                                rerun_changed=rerun_changed)
+                                rerun_changed=rerun_changed, tensorboard=tensorboard)
     except KeyboardInterrupt:
         console.print(f"interrupted; finished runs are kept in {out}. Run the same command again to resume.")
         raise SystemExit(130) from None
+    if tensorboard or (tensorboard is None and s.tensorboard):
+        console.print(f"TensorBoard: tensorboard --logdir {out / 'tensorboard'}")
     console.print(f"{outcome.ran} run(s) finished in this session ({human_time(outcome.session_wall_s)}), "
                   f"{outcome.skipped} were already done, {len(outcome.failed)} failed.")
     if outcome.failed:

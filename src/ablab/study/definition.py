@@ -44,6 +44,7 @@ class Study:
     source: str  # path of the file (or "preset NAME")
     text: str  # the file's text, stored with the study for provenance
     max_runs: int = DEFAULT_MAX_RUNS  # expansion limit (checked before anything is built)
+    tensorboard: bool = False  # write TensorBoard event files per run (ablab.study.tensorboard)
 
     def run_count(self) -> int:
         """seeds × variants × grid points, computed from the axes (nothing is built)."""

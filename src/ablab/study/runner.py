@@ -27,8 +27,10 @@ from ablab.study.executor_registry import check_executor, make_executor, placeme
 from ablab.study.expand import PlannedRun, cell_name, comparisons, expand, grid_points
 from ablab.study.fingerprint import fingerprint, what_differs
 from ablab.study.studyfile import METRICS, Study, StudyError, default_out_dir
+from ablab.study.tensorboard import TensorBoardLog, require_tensorboard
 from ablab.study.validate import validate_study
 from ablab.train import resume
+from ablab.train.config import SEED_KEYS
 from ablab.version import __version__
 from ablab.writing import write_atomic
 
@@ -134,7 +136,7 @@ def prepare(study: Study, out_dir: Path) -> tuple[Store, int, list[PlannedRun], 
 def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int | None = None,
               executor: str | Executor = "local", on_event: OnEvent | None = None,
               runs_per_gpu: int = 1, device: str | None = None, address: str | None = None,
-              validate: bool = True, rerun_changed: bool = False) -> StudyOutcome:
+              validate: bool = True, rerun_changed: bool = False, tensorboard: bool | None = None) -> StudyOutcome:
     """Run every unfinished run of ``study`` into ``out_dir`` (default ``runs/<name>``); resumable. The
     whole study is validated first (:func:`~ablab.study.validate.validate_study`): a study that could
     only fail raises a StudyError before any folder is created or any run starts.
@@ -148,6 +150,9 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
     ``rerun_changed``: re-run the finished runs made with another model source or other data files than
     the current ones (:mod:`ablab.study.fingerprint`); without it such a study is refused."""
 
+    tensorboard = study.tensorboard if tensorboard is None else tensorboard
+    if tensorboard:
+        require_tensorboard()
     if validate:
         validate_study(study)
     if isinstance(executor, str):
@@ -185,6 +190,8 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
                     shutil.rmtree(run_out)  # (one with a finished epoch's state resumes from it instead)
                 specs.append(RunSpec(ids[r.key], r.label, r.config.to_dict(), str(run_out), threads=1, device=pinned))
                 by_id[ids[r.key]] = r
+            if tensorboard:
+                emit = _also(TensorBoardLog(out / "tensorboard", by_id, varied_keys(planned)), emit)
             emit("study_start", {"name": study.name, "total": len(planned), "todo": len(todo), "done": skipped,
                                  "workers": executor.workers, "epochs": {ids[r.key]: r.config.epochs for r in todo},
                                  "out_dir": str(out)})
@@ -207,6 +214,21 @@ def run_study(study: Study, out_dir: str | Path | None = None, *, workers: int |
             return outcome
         finally:
             store.close()
+
+
+def _also(first: OnEvent, then: OnEvent) -> OnEvent:
+    def both(kind: str, info: dict[str, Any]) -> None:
+        first(kind, info)
+        then(kind, info)
+
+    return both
+
+
+def varied_keys(planned: list[PlannedRun]) -> list[str]:
+    """The config keys whose value differs between the study's runs (seeds aside)."""
+    dicts = [r.config.to_dict() for r in planned]
+    keys = sorted({k for d in dicts for k in d} - set(SEED_KEYS) - {"seed"})
+    return [k for k in keys if any(d.get(k) != dicts[0].get(k) for d in dicts)]
 
 
 def _check_fingerprints(store: Store, study: Study, planned: list[PlannedRun], ids: dict[str, int],

@@ -59,6 +59,7 @@ STUDY_KEYS = {
     "reference": "grid point the other grid points are compared with, e.g. {lr = 1e-3} (default: first values)",
     "confidence": f"confidence level of every interval (default {CONFIDENCE})",
     "max_runs": "refuse to expand past this many runs (default 10,000; --max-runs overrides)",
+    "tensorboard": "true: write TensorBoard event files per run as epochs finish, in <out>/tensorboard",
 }
 VARIANT_EXTRA_KEYS = {
     "description": "one line shown in the report",
@@ -200,8 +201,11 @@ class _Checker:
         confidence = meta.get("confidence", CONFIDENCE)
         if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
             raise self.error(("study", "confidence"), f"expected a number in (0, 1), got {confidence!r}")
+        tensorboard = meta.get("tensorboard", False)
+        if not isinstance(tensorboard, bool):
+            raise self.error(("study", "tensorboard"), f"expected true or false, got {_cut(tensorboard)}")
         return Study(name, description, dict(base), variants, grid, seeds, metric, baseline, reference,
-                     float(confidence), self.source, self.text, limit)
+                     float(confidence), self.source, self.text, limit, tensorboard)
 
     def max_runs(self, meta: dict[str, Any], override: int | None) -> int:
         if override is not None:
