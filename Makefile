@@ -2,38 +2,51 @@
 #   make study   - run the preset study fashion-regularization to a finished report
 #   make test    - run the test suite (it also builds the documentation site with mkdocs --strict)
 #   make docs    - build the documentation site from docs/ into site/ (strict: broken links fail)
+# Everything runs in a virtual environment, $(VENV) (default .venv), made from $(PYTHON): a stock Debian or
+# Ubuntu Python refuses `pip install` outside one (PEP 668, "externally-managed-environment"). The venv sees
+# the interpreter's own packages (--system-site-packages), so what is installed already is not fetched again.
 PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STUDY ?= fashion-regularization
 OUT ?= runs/$(STUDY)
 
-.PHONY: setup study test docs lint bench
+.PHONY: setup venv study test docs lint bench
 
-setup:
+venv: $(PY)
+
+$(PY):
+	@$(PYTHON) -m venv --system-site-packages $(VENV) 2>/dev/null || { \
+		echo "python -m venv needs ensurepip: installing python3-venv"; rm -rf $(VENV); \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv >/dev/null && \
+		$(PYTHON) -m venv --system-site-packages $(VENV); }
+
+setup: $(PY)
 	@if command -v apt-get >/dev/null 2>&1 && { [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null 2>&1; }; then \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist chromium >/dev/null; \
 	fi
-	$(PYTHON) -m pip install -q 'torch==2.13.0'  # the CPU build first: the range in pyproject.toml would take a CUDA build
-	$(PYTHON) -m pip install -q -e '.[dev,ray]'
+	$(PY) -m pip install -q 'torch==2.13.0'  # the CPU build first: the range in pyproject.toml would take a CUDA build
+	$(PY) -m pip install -q -e '.[dev,ray,tensorboard]'
 
 study: setup
-	$(PYTHON) -m ablab study run $(STUDY) --out $(OUT)
+	$(PY) -m ablab study run $(STUDY) --out $(OUT)
 
 test: setup
-	$(PYTHON) -m pytest -q
+	$(PY) -m pytest -q
 
 docs: setup
-	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 lint:
-	ruff check src tests benchmarks
-	mypy
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m mypy
 
 bench:
-	$(PYTHON) benchmarks/summary_speed.py
-	$(PYTHON) benchmarks/render_speed.py
-	$(PYTHON) benchmarks/data_load.py
-	$(PYTHON) benchmarks/bounded_read.py
-	$(PYTHON) benchmarks/train_speed.py
-	$(PYTHON) benchmarks/ray_overhead.py
+	$(PY) benchmarks/summary_speed.py
+	$(PY) benchmarks/render_speed.py
+	$(PY) benchmarks/data_load.py
+	$(PY) benchmarks/bounded_read.py
+	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/ray_overhead.py
