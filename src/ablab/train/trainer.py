@@ -41,6 +41,7 @@ from ablab.models.construct import check_output
 from ablab.train import resume
 from ablab.train.config import TrainConfig
 from ablab.train.device import device_info, device_settings, eval_batch_size, resolve_device, rng_devices
+from ablab.train.kernels import compiled, kernels_for
 from ablab.train.optim import FusedOptimizer, lr_at, make_optimizer
 from ablab.train.outputs import METRIC_KEYS, write_metrics, write_outputs
 from ablab.train.runtime import cpu_settings, evaluate, evaluate_confusion, prepare_split, set_threads, versions
@@ -134,6 +135,7 @@ class _Setup:
     decay_weights: list[torch.Tensor]  # the weights an explicit L2 penalty sums over
     info: dict[str, Any]
     loss_fn: Any = None  # the config's own loss (ablab.train.userloss); None: cross-entropy
+    step_model: Any = None  # what full training batches go through: the model, or torch.compile of it
 
 
 @dataclass
@@ -233,8 +235,11 @@ def _setup(config: TrainConfig, dataset: Dataset | None, device: torch.device) -
             "steps_per_epoch": steps_per_epoch, "classes": list(dataset.classes)}
     if config.train_metrics == "clean":  # recorded: the size of the clean pass the gap is measured on
         info["n_train_eval"] = int(splits["train_eval"][1].shape[0])
+    info["kernels"] = kernels_for(config, built.is_reference, device, steps_per_epoch * config.epochs)
+    step_model = compiled(model) if info["kernels"] == "compiled" else model
     return _Setup(config, dataset, device, built, model, optimizer, data_gen, splits, steps_per_epoch,
-                  [p for p in model.parameters() if p.dim() > 1], info, load_loss(config.loss, dataset.num_classes))
+                  [p for p in model.parameters() if p.dim() > 1], info, load_loss(config.loss, dataset.num_classes),
+                  step_model)
 
 
 TRAIN_EVAL_SEED = 7_000_003  # + split_seed: the clean-pass subsample, fixed across a study's seeds
@@ -278,8 +283,9 @@ def _train_epoch(run: _Setup, state: _State, epoch: int, callback: Callback) -> 
             lr = lr_at(config, state.step, run.steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-        # forward: logits and the training objective (data term; + explicit L2 penalty if asked)
-        out = model(xb)  # (B, K)
+        # forward: logits and the training objective (data term; + explicit L2 penalty if asked); a compiled
+        # step takes full batches only (a last, smaller batch would compile a second graph): that one runs eager
+        out = (run.step_model if yb.shape[0] == bs else model)(xb)  # (B, K)
         if run.loss_fn is None:
             loss = F.cross_entropy(out, yb, label_smoothing=config.label_smoothing)
         else:

@@ -1,0 +1,39 @@
+"""Which kernels a training step runs: PyTorch's eager ones, or ``torch.compile``'s (inductor) — the
+``kernels`` config field.
+
+Compiled kernels fuse the elementwise work around the convolutions and matrix products (activations,
+pooling, the loss) into generated C++ loops; on a 2-core CPU a LeNet-5 training step at batch 64 takes
+0.65× the eager time (benchmarks/train_speed.py). Compiling costs ~40 s the first time on such a machine
+and a few seconds afterwards (inductor's on-disk cache, shared by the runs of a study), so ``auto`` compiles
+only runs long enough to gain: ablab-built models on the CPU with at least ``COMPILE_MIN_STEPS`` training
+steps. Your own ``nn.Module`` is compiled only when you ask (``kernels = "compiled"``): arbitrary Python
+in ``forward`` may not compile, and ablab will not guess.
+
+Results: other kernels give other bits, as floating-point sums in another order do; the same seed on one
+machine with one configuration gives the same numbers every time (tested), and the statistics over seeds
+agree with eager runs within seed noise (tests and docs/results.md). Evaluation — validation, test,
+``ablab eval`` — always runs the eager model, so a checkpoint's recorded accuracy is reproduced by the
+same eager code everywhere. The ``kernels`` value is part of the run's identity (its config hash), so a
+study never mixes runs of different kernels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ablab.train.config import COMPILE_MIN_STEPS, TrainConfig
+
+
+def kernels_for(config: TrainConfig, own_model: bool, device: torch.device, steps: int) -> str:
+    """``"compiled"`` or ``"eager"``: what ``config.kernels`` means for this run."""
+    if config.kernels != "auto":
+        return config.kernels
+    return "compiled" if device.type == "cpu" and not own_model and steps >= COMPILE_MIN_STEPS else "eager"
+
+
+def compiled(model: nn.Module) -> Any:
+    """``torch.compile`` of the model for fixed-shape training batches (the parameters are the model's own)."""
+    return torch.compile(model, dynamic=False)
