@@ -227,7 +227,8 @@ def test_checkpoint_reproduces_test_accuracy_exactly(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == ["config.json", "model.safetensors"]
     ev = evaluate_checkpoint(tmp_path / "checkpoint")
     assert ev.pop("dataset") == load_dataset(DATA).name  # named in the eval header
-    assert ev == {"test_loss": r.final["test_loss"], "test_acc": r.final["test_acc"], "n": 200, "split": "test", "device": "cpu",
+    assert ev == {"test_loss": r.final["test_loss"], "test_acc": r.final["test_acc"], "n": 200, "split": "test",
+                  "device": "cpu",
                   "recorded_acc": r.final["test_acc"], "reproduced": True, "notes": []}
     meta = json.loads((tmp_path / "checkpoint" / "config.json").read_text())
     assert meta["config"] == cfg.to_dict() and meta["metrics"]["test_acc"] == r.final["test_acc"]
