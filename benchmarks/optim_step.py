@@ -48,7 +48,7 @@ def main() -> None:
             "torch foreach": torch.optim.Adam(params, lr=1e-3, foreach=True).step,
         }
 
-        def fwd_bwd() -> None:
+        def fwd_bwd(model: nn.Module = model, x: torch.Tensor = x, y: torch.Tensor = y) -> None:
             model.zero_grad()
             nn.functional.cross_entropy(model(x), y).backward()
 

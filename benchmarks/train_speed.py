@@ -8,10 +8,17 @@ without torchvision), ``DataLoader(batch_size=64, shuffle=True)``, the textbook 
 (forward, loss, backward, step, zero_grad) with ``torch.optim.Adam(model.parameters(), lr=1e-3)``, and
 evaluation through ``DataLoader(test, batch_size=64)`` under ``torch.no_grad()``.
 
-Both sides use the same data (ablab's 90/10 split of the real Fashion-MNIST), the same model built by
-ablab's builder from the same init seed, batch 64, Adam 1e-3, and run in this one process.
+The second reference is the plain in-memory loop — what a careful PyTorch user writes without ablab: the
+split normalized once into one tensor, a ``randperm`` per epoch, ``index_select`` batches, the same model
+(PyTorch's own modules, ablab's builder, same init seed) and ``torch.optim.Adam``. ablab runs twice: with
+eager kernels and with compiled ones (``kernels = "compiled"``, torch.compile of the training step; what
+``auto`` picks for long CPU runs), the compile's cost reported apart and amortized over a 12-epoch run.
 
-    python benchmarks/train_speed.py                  # LeNet-5 and MLP 784-1000-10, 1 epoch each
+All sides use the same data (ablab's 90/10 split of the real Fashion-MNIST), batch 64, Adam 1e-3, and run
+in this one process, epochs interleaved (ablab epoch, course epoch, plain epoch, ...).
+
+    python benchmarks/train_speed.py                  # LeNet-5 and MLP 784-1000-10, 3 epochs each, 1 thread
+    python benchmarks/train_speed.py --threads 2
     python benchmarks/train_speed.py --epochs 2 --eval-repeats 3
     python benchmarks/train_speed.py --accuracy       # + 12-epoch LeNet-5 baseline and bn (ablab only)
     python benchmarks/train_speed.py --profile        # + where ablab's training step spends its time
@@ -110,6 +117,34 @@ def reference_test(model: torch.nn.Module, loader: DataLoader, device: torch.dev
     return time.perf_counter() - t0, test_loss / num_batches, correct / size
 
 
+class PlainLoop:
+    """The plain in-memory loop: normalized tensors, randperm + index_select batches, torch.optim.Adam."""
+
+    def __init__(self, model_name: str, ds: Dataset, seed: int, device: torch.device) -> None:
+        self.x, self.y = prepare_split(ds.train, ds.mean, ds.std, device)
+        torch.manual_seed(seed)
+        self.model = create_model(model_name, ds.input_shape).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.device = device
+        self.epoch_s: list[float] = []
+
+    def epoch(self) -> None:
+        model, opt, n = self.model, self.optimizer, int(self.y.shape[0])
+        model.train()
+        _sync(self.device)
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, generator=self.gen).to(self.device)
+        for i in range(0, n, 64):
+            idx = perm[i:i + 64]
+            loss = torch.nn.functional.cross_entropy(model(self.x.index_select(0, idx)), self.y.index_select(0, idx))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        _sync(self.device)
+        self.epoch_s.append(time.perf_counter() - t0)
+
+
 class Reference:
     """The course-style run: its own model (same init seed as ablab's), loaders and optimizer."""
 
@@ -135,20 +170,28 @@ class Reference:
 
 def compare(model_name: str, ds: Dataset, epochs: int, seed: int, eval_repeats: int,
             device: torch.device | None = None) -> dict[str, Any]:
-    """Epochs and evaluation passes alternate between the two sides (ablab epoch k, reference epoch k,
-    ...), so a burst of load from other processes hits both alike; min and median are reported."""
+    """Epochs and evaluation passes alternate between the sides (ablab epoch k, course epoch, plain epoch,
+    ...), so a burst of load from other processes hits all alike; min and median are reported."""
     device = device or torch.device("cpu")
     ref = Reference(model_name, ds, seed, device)
-    config = TrainConfig(model=model_name, dataset=ds.name, epochs=epochs, batch_size=64, optimizer="adam",
-                         lr=1e-3, seed=seed, init_seed=seed, device=str(device))
+    plain = PlainLoop(model_name, ds, seed, device)
+    out: dict[str, Any] = {}
+    for kernels in ("eager", "compiled"):
+        config = TrainConfig(model=model_name, dataset=ds.name, epochs=epochs, batch_size=64, optimizer="adam",
+                             lr=1e-3, seed=seed, init_seed=seed, device=str(device), kernels=kernels)
 
-    def after_each_ablab_epoch(event: str, data: dict[str, Any]) -> None:
-        if event == "epoch":
-            ref.epoch()
+        def after_each_ablab_epoch(event: str, data: dict[str, Any]) -> None:
+            if event == "epoch":
+                ref.epoch()
+                plain.epoch()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        result = fit(config, dataset=ds, out_dir=tmp, callback=after_each_ablab_epoch)
-        model, _, _ = load_checkpoint(result.checkpoint or "", device=device)
+        with tempfile.TemporaryDirectory() as tmp:
+            result = fit(config, dataset=ds, out_dir=tmp, callback=after_each_ablab_epoch)
+            model, _, _ = load_checkpoint(result.checkpoint or "", device=device)
+        epoch_s = [h["train_time_s"] for h in result.history]
+        # the first epoch carries the compile; the others are the steady state
+        out[kernels] = {"epoch": epoch_s[1:] if epochs > 1 else epoch_s, "first": epoch_s[0],
+                        "test_acc": result.final["test_acc"]}
     x, y = prepare_split(ds.test, ds.mean, ds.std, device)
     ref_eval, ours_eval = [], []
     for _ in range(eval_repeats):
@@ -158,9 +201,9 @@ def compare(model_name: str, ds: Dataset, epochs: int, seed: int, eval_repeats: 
         _, acc = evaluate(model, x, y, eval_batch_size(config.eval_batch_size, device))
         ours_eval.append(time.perf_counter() - t0)
     assert acc == result.final["test_acc"], (acc, result.final["test_acc"])  # the checkpoint's number
-    ours_epoch = [h["train_time_s"] for h in result.history]
+    out["eager"]["eval"] = out["compiled"]["eval"] = ours_eval
     return {"ref": {"epoch": ref.epoch_s, "eval": ref_eval, "test_acc": ref_acc},
-            "ours": {"epoch": ours_epoch, "eval": ours_eval, "test_acc": result.final["test_acc"]}}
+            "plain": {"epoch": plain.epoch_s}, **out}
 
 
 def _fmt(xs: list[float]) -> str:
@@ -198,10 +241,10 @@ def profile_step(ds: Dataset, model_name: str, seed: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="lenet5,mlp:1000,10", help="comma list; 'mlp:1000,10' stays one name")
-    ap.add_argument("--epochs", type=int, default=1, help="epochs per side (median epoch time is reported)")
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per side (min and median epoch times)")
     ap.add_argument("--eval-repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads for both sides (default: all)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for every side (a study's worker has 1)")
     ap.add_argument("--accuracy", action="store_true", help="also the 12-epoch LeNet-5 baseline/bn check")
     ap.add_argument("--accuracy-models", default="lenet5", help="models of the accuracy check (comma list)")
     ap.add_argument("--profile", action="store_true", help="also profile ablab's training step")
@@ -221,14 +264,28 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f} at start")
     for name in models:
         r = compare(name, ds, args.epochs, args.seed, args.eval_repeats, device)
-        ref, ours = r["ref"], r["ours"]
-        print(f"\n{name}   (seconds, min / median over {args.epochs} epoch(s), {args.eval_repeats} eval pass(es))")
-        for what, label in (("epoch", "train epoch  "), ("eval", "eval 10,000  ")):
-            print(f"  {label} reference {_fmt(ref[what])}   ablab {_fmt(ours[what])}   speed-up "
-                  f"{min(ref[what]) / min(ours[what]):5.2f}x (min)  "
-                  f"{statistics.median(ref[what]) / statistics.median(ours[what]):5.2f}x (median)")
-        print(f"  test acc after {args.epochs} epoch(s): reference {ref['test_acc']:.4f}   "
-              f"ablab {ours['test_acc']:.4f}")
+        ref, plain = r["ref"], r["plain"]
+        print(f"\n{name}   (seconds per training epoch, min / median; compiled: epochs after the first)")
+        print(f"  course loop (DataLoader) {_fmt(ref['epoch'])}")
+        print(f"  plain in-memory loop     {_fmt(plain['epoch'])}")
+        for kernels in ("eager", "compiled"):
+            ours = r[kernels]["epoch"]
+            med = statistics.median
+            print(f"  ablab, {kernels:<8} kernels {_fmt(ours)}   vs course "
+                  f"{min(ref['epoch']) / min(ours):5.2f}x (min) {med(ref['epoch']) / med(ours):5.2f}x"
+                  f" (median)   vs plain {min(plain['epoch']) / min(ours):5.2f}x (min) "
+                  f"{statistics.median(plain['epoch']) / statistics.median(ours):5.2f}x (median)")
+        comp = r["compiled"]
+        steady = statistics.median(comp["epoch"])
+        overhead = comp["first"] - steady
+        twelve = 12 * statistics.median(ref["epoch"]) / (overhead + 12 * steady)
+        print(f"  compile: first epoch {comp['first']:.2f} s = {overhead:+.2f} s over the steady epoch; over a "
+              f"12-epoch run, compile included: {twelve:.2f}x the course loop "
+              f"(eager: {statistics.median(ref['epoch']) / statistics.median(r['eager']['epoch']):.2f}x)")
+        print(f"  eval 10,000: course {_fmt(ref['eval'])}   ablab {_fmt(r['eager']['eval'])}   speed-up "
+              f"{min(ref['eval']) / min(r['eager']['eval']):5.2f}x (min)")
+        print(f"  test acc after {args.epochs} epoch(s): course {ref['test_acc']:.4f}   ablab eager "
+              f"{r['eager']['test_acc']:.4f}   compiled {comp['test_acc']:.4f}")
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end (2 = both cores busy with other work)")
     if args.accuracy:
         for model in args.accuracy_models.split(","):

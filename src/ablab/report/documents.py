@@ -14,7 +14,7 @@ import json
 from ablab.metrics import RUN_METRICS
 from ablab.report.analysis import StudyReport
 from ablab.report.figures import VERDICT_COLORS
-from ablab.report.perclass import per_class_table
+from ablab.report.perclass import PerClass
 from ablab.report.sweeps import best_on_validation
 from ablab.report.text import (
     COMPARISON_NOTE,
@@ -93,6 +93,13 @@ def markdown(r: StudyReport, figure_files: list[tuple[str, str]]) -> str:
               f"- packages: {', '.join(f'{k} {v}' for k, v in sorted(r.versions.items())) or 'unknown'}",
               f"- base config: `{json.dumps(r.base)}`", "", wall_line(r), ""]
     return "\n".join(lines)
+
+
+def per_class_table(pc: PerClass) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the report's table: one row per class, one column per cell, in percent."""
+    cells = list(pc.accuracy)
+    return ["class", *cells], [[name, *(fmt_interval(pc.accuracy[c][k]) for c in cells)]
+                               for k, name in enumerate(pc.classes)]
 
 
 PER_CLASS_NOTE = ("Accuracy on each class's test samples (its recall), final weights of each run, mean ± half-width "

@@ -15,7 +15,6 @@ from typing import Any
 
 from ablab.errors import UserError
 from ablab.report.stats import Interval, t_interval
-from ablab.report.text import fmt_interval
 
 
 @dataclass
@@ -84,13 +83,6 @@ def per_class(runs: list[Any], cells: list[str], confidence: float) -> PerClass 
         accuracy[cell] = [t_interval([a[i] for a in per_seed if a[i] is not None], confidence) for i in range(k)]
         confusion[cell] = [[sum(m[i][j] for m in mats[cell].values()) for j in range(k)] for i in range(k)]
     return PerClass(classes, accuracy, confusion, rows)
-
-
-def per_class_table(pc: PerClass) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the report's table: one row per class, one column per cell, in percent."""
-    cells = list(pc.accuracy)
-    return ["class", *cells], [[name, *(fmt_interval(pc.accuracy[c][k]) for c in cells)]
-                               for k, name in enumerate(pc.classes)]
 
 
 def confusion_cell(pc: PerClass, best: str | None) -> str | None:

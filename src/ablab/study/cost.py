@@ -19,6 +19,8 @@ from ablab.store import FINISHED, Store
 from ablab.study.expand import expand
 from ablab.study.ownloop import is_own
 from ablab.study.studyfile import Study, StudyError, default_out_dir
+from ablab.train.kernels import compiled as compile_model
+from ablab.train.kernels import kernels_for
 from ablab.train.variants import model_spec
 
 
@@ -65,9 +67,11 @@ def forward_macs(config: Any, input_shape: tuple[int, ...]) -> int:
     return sum(layer_cost(r).macs for r in resolve(spec, input_shape))
 
 
-def measure_rate(config: Any, input_shape: tuple[int, ...], seconds: float = 0.3) -> tuple[float, float]:
-    """Measured seconds per training sample and per evaluation sample, one thread, on random inputs
-    (imports torch)."""
+def measure_rate(config: Any, input_shape: tuple[int, ...], seconds: float = 0.3, compiled: bool = False
+                 ) -> tuple[float, float, float]:
+    """Measured seconds per training sample and per evaluation sample, one thread, on random inputs, and
+    the seconds the compile took when the training step is ``compiled`` (torch.compile, as the trainer
+    does; 0 otherwise) (imports torch)."""
     import torch
 
     from ablab.train.model import run_model
@@ -86,10 +90,20 @@ def measure_rate(config: Any, input_shape: tuple[int, ...], seconds: float = 0.3
         model.train()
         y = torch.randint(0, max(classes, 1), (bs,))
 
+        step_model = model
+        compile_s = 0.0
+        if compiled:
+            step_model = compile_model(model)
+
         def train_step() -> None:
             opt.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(x), y).backward()
+            torch.nn.functional.cross_entropy(step_model(x), y).backward()
             opt.step()
+
+        if compiled:
+            t = time.perf_counter()
+            train_step()  # the compile
+            compile_s = time.perf_counter() - t
 
         def eval_step() -> None:
             with torch.no_grad():
@@ -103,9 +117,16 @@ def measure_rate(config: Any, input_shape: tuple[int, ...], seconds: float = 0.3
                 step()
                 n += 1
             rates.append((time.perf_counter() - t) / (n * bs))
-        return rates[0], rates[1]
+        return rates[0], rates[1], compile_s
     finally:
         torch.set_num_threads(previous)
+
+
+def device_type(device: str) -> str:
+    """The type of device (cpu, cuda, mps) a run configured with ``device`` computes on here (imports torch)."""
+    from ablab.train.device import resolve_device
+
+    return resolve_device(device).type
 
 
 def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool = True) -> list[RunCost]:
@@ -121,15 +142,19 @@ def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool =
     if (out / "study.sqlite").is_file():
         with Store(out, readonly=True) as store:
             stored = {r.config_hash: r for r in store.runs(study.name)}
-    cache: dict[str, tuple[int, tuple[float, float] | None]] = {}
+    cache: dict[str, tuple[int, tuple[float, float, float] | None]] = {}
     costs = []
+    compiled_once: set[str] = set()
     for r in expand(study):
         n_train, n_val, n_test, shape = sample_counts(r.config)
+        steps = r.config.epochs * -(-n_train // r.config.batch_size)
+        compiled = measure and kernels_for(r.config, is_reference(r.config.model), device_type(r.config.device),
+                                           steps) == "compiled"
         key = json.dumps([r.config.model, r.config.model_args, r.config.dataset, r.config.batchnorm,
-                          r.config.dropout, r.config.dropout_placement, r.config.batch_size])
+                          r.config.dropout, r.config.dropout_placement, r.config.batch_size, compiled])
         if key not in cache:
             macs = forward_macs(r.config, shape)
-            cache[key] = (macs, measure_rate(r.config, shape) if measure else None)
+            cache[key] = (macs, measure_rate(r.config, shape, compiled=compiled) if measure else None)
         macs, rate = cache[key]
         n_clean = min(n_train, r.config.train_eval_subsample or n_train)  # clean: a pass over (a subsample of) train
         n_eval = n_val + n_test + (n_clean if r.config.train_metrics == "clean" else 0)
@@ -140,5 +165,8 @@ def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool =
             seconds = float(row.wall_time_s)
         elif rate is not None:
             seconds = r.config.epochs * (rate[0] * n_train + rate[1] * n_eval)
+            if key not in compiled_once:  # the first compile of a model; later runs read inductor's cache
+                seconds += rate[2]
+                compiled_once.add(key)
         costs.append(RunCost(r.label, row.status if row is not None else "new", macs, float(flops), seconds))
     return costs

@@ -19,21 +19,24 @@ study never mixes runs of different kernels.
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ablab.train.config import COMPILE_MIN_STEPS, TrainConfig
 
+if TYPE_CHECKING:
+    from torch import nn
 
-def kernels_for(config: TrainConfig, own_model: bool, device: torch.device, steps: int) -> str:
-    """``"compiled"`` or ``"eager"``: what ``config.kernels`` means for this run."""
+
+def kernels_for(config: TrainConfig, own_model: bool, device_type: str, steps: int) -> str:
+    """``"compiled"`` or ``"eager"``: what ``config.kernels`` means for a run of ``steps`` training steps on
+    a device of type ``device_type`` (``cpu``, ``cuda``, ``mps``)."""
     if config.kernels != "auto":
         return config.kernels
-    return "compiled" if device.type == "cpu" and not own_model and steps >= COMPILE_MIN_STEPS else "eager"
+    return "compiled" if device_type == "cpu" and not own_model and steps >= COMPILE_MIN_STEPS else "eager"
 
 
 def compiled(model: nn.Module) -> Any:
     """``torch.compile`` of the model for fixed-shape training batches (the parameters are the model's own)."""
+    import torch
+
     return torch.compile(model, dynamic=False)
