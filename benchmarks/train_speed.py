@@ -238,6 +238,72 @@ def profile_step(ds: Dataset, model_name: str, seed: int) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
+def levers(model_name: str, seed: int, rounds: int = 5, steps: int = 100) -> None:
+    """Every kernel lever on ablab's own training step (its model with the fast tanh/pool, its optimizer),
+    batch 64, interleaved rounds: eager, channels-last, compiled, compiled + channels-last; and the
+    evaluation batch size (256, 1024, 4096) on 10,000 images."""
+    from ablab.train.kernels import compiled
+    from ablab.train.model import run_model
+    from ablab.train.optim import make_optimizer
+
+    cfg = TrainConfig(model=model_name, optimizer="adam", lr=1e-3, seed=seed)
+    shape = (1, 28, 28)
+    gen = torch.Generator().manual_seed(seed)
+    x_all = torch.randn(64 * 50, *shape, generator=gen)
+    y_all = torch.randint(0, 10, (64 * 50,), generator=gen)
+
+    def make(kind: str) -> Any:
+        torch.manual_seed(seed)
+        model = run_model(cfg, shape).model
+        x = x_all
+        if "channels-last" in kind:
+            model = model.to(memory_format=torch.channels_last)
+            x = x_all.contiguous(memory_format=torch.channels_last)
+        opt = make_optimizer(cfg, model)
+        f = compiled(model) if "compiled" in kind else model
+
+        def step(i: int) -> None:
+            sl = slice((i % 50) * 64, (i % 50 + 1) * 64)
+            loss = torch.nn.functional.cross_entropy(f(x[sl]), y_all[sl])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return step
+
+    kinds = ["eager", "channels-last", "compiled", "compiled + channels-last"]
+    fns, setup = {}, {}
+    for k in kinds:
+        t0 = time.perf_counter()
+        fns[k] = make(k)
+        for i in range(3):
+            fns[k](i)
+        setup[k] = time.perf_counter() - t0
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    for _ in range(rounds):
+        for k in kinds:
+            t0 = time.perf_counter()
+            for i in range(steps):
+                fns[k](i)
+            times[k].append((time.perf_counter() - t0) / steps * 1e3)
+    print(f"\nlevers, {model_name} training step, batch 64, {torch.get_num_threads()} thread(s) "
+          f"(ms per step, min / median of {rounds} x {steps} steps; speed-up against eager)")
+    for k in kinds:
+        print(f"  {k:<26} {_fmt(times[k])}   {min(times['eager']) / min(times[k]):4.2f}x (min) "
+              f"{statistics.median(times['eager']) / statistics.median(times[k]):4.2f}x (median)   "
+              f"first steps incl. compile {setup[k]:5.1f} s")
+    torch.manual_seed(seed)
+    model = run_model(cfg, shape).model.eval()
+    xe, ye = torch.randn(10_000, *shape, generator=gen), torch.randint(0, 10, (10_000,), generator=gen)
+    ev: dict[int, list[float]] = {b: [] for b in (256, 1024, 4096)}
+    for _ in range(rounds):
+        for b in ev:
+            t0 = time.perf_counter()
+            evaluate(model, xe, ye, b)
+            ev[b].append(time.perf_counter() - t0)
+    print("  evaluation of 10,000 images, by batch size: " + "   ".join(
+        f"{b}: {_fmt(v)} s ({min(ev[256]) / min(v):4.2f}x)" for b, v in ev.items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="lenet5,mlp:1000,10", help="comma list; 'mlp:1000,10' stays one name")
@@ -248,6 +314,7 @@ def main() -> None:
     ap.add_argument("--accuracy", action="store_true", help="also the 12-epoch LeNet-5 baseline/bn check")
     ap.add_argument("--accuracy-models", default="lenet5", help="models of the accuracy check (comma list)")
     ap.add_argument("--profile", action="store_true", help="also profile ablab's training step")
+    ap.add_argument("--levers", action="store_true", help="also time every kernel lever on the training step")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps: both sides run there")
     args = ap.parse_args()
     device = resolve_device(args.device)
@@ -290,6 +357,9 @@ def main() -> None:
     if args.accuracy:
         for model in args.accuracy_models.split(","):
             accuracy_check(ds, args.seed, model)
+    if args.levers:
+        for name in models:
+            levers(name, args.seed)
     if args.profile:
         profile_step(ds, models[0], args.seed)
 
