@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from ablab.errors import UserError
@@ -324,8 +324,7 @@ def run_row(r: sqlite3.Row, path: Path) -> RunRow:
         versions=col("versions_json"), active=bool(r["active"]))
 
 
-@dataclass(frozen=True)
-class RunLine:
+class RunLine(NamedTuple):
     """A run as ``ablab runs ls`` lists it: the columns it prints, read without parsing the run's config, so a
     listing of 200,000 runs streams in seconds (``Store.list_runs``)."""
 

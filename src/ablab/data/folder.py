@@ -92,7 +92,7 @@ def _image(path: Path) -> Iterator[Any]:
         raise DataError(f"{path}: {what}: Pillow's decompression-bomb limit; ablab does not decode it (resize the "
                         "image to the size your network reads)") from None
     except ValueError as e:
-        if "MAX_TEXT" not in str(e):
+        if "MAX_TEXT" not in str(e) and "text chunks" not in str(e):
             raise DataError(f"{path}: not a readable image ({e})") from None
         raise DataError(f"{path}: a PNG text chunk (zTXt/iTXt) inflates past Pillow's limit of "
                         f"{PngImagePlugin.MAX_TEXT_CHUNK:,} bytes (or {PngImagePlugin.MAX_TEXT_MEMORY:,} in all); "

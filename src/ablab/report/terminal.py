@@ -113,15 +113,14 @@ def runs_lines(runs: Iterable[Any], widths: tuple[int, int, int]) -> Iterator[st
     """`ablab runs ls`: a header, then one plain line per stored run, as the runs stream from the store (a rich
     table measures every cell before it prints one: minutes and gigabytes for 200,000 runs). ``widths``: the
     widest id, study and run label (``Store.list_widths``)."""
-    w = [max(widths[0], 2), max(widths[1], 5), max(widths[2], 3), 8, 8, 14, 10, 8]
-    align = "><<<>>>>"
-    fmt = "  ".join(f"{{:{a}{n}}}" for a, n in zip(align, w, strict=True))
-    yield fmt.format(*RUNS_HEAD).rstrip()
+    w = (max(widths[0], 2), max(widths[1], 5), max(widths[2], 3))
+    fmt = f"%{w[0]}s  %-{w[1]}s  %-{w[2]}s  %-8s  %8s  %14s  %10s  %8s"  # printf-style: the fastest per line
+    yield (fmt % RUNS_HEAD).rstrip()
     for r in runs:
         acc = r.test_acc
-        yield fmt.format(r.id, r.study, r.label, r.status, r.attempts,
-                         f"{100 * float(acc):.2f}" if isinstance(acc, int | float) else "—",
-                         str(r.best_epoch or "—"), f"{r.wall_time_s:.1f}" if r.wall_time_s else "—")
+        yield fmt % (r.id, r.study, r.label, r.status, r.attempts,
+                     f"{100 * acc:.2f}" if isinstance(acc, int | float) else "—",
+                     r.best_epoch or "—", f"{r.wall_time_s:.1f}" if r.wall_time_s else "—")
 
 
 def compare_view(a: Any, dir_a: str, dir_b: str, deltas: list[Any], metric: str) -> list[Any]:
