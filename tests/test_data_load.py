@@ -213,7 +213,7 @@ def test_synthetic_is_learnable_by_nearest_centroid():
 
 
 @pytest.mark.parametrize("name, match", [
-    ("synthetic:n=abc", r"option n='abc' is not valid \(a number\)"),
+    ("synthetic:n=abc", r"option n='abc' is not valid \(a whole number\)"),
     ("synthetic:shape=1x8", None),
     ("synthetic:shape=8", r"option shape='8' is not valid \(CxHxW like 1x8x8\)"),
     ("synthetic:colour=red", r"unknown option 'colour' \(known: n, test, shape, classes, noise, seed\)"),

@@ -29,7 +29,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -41,45 +41,22 @@ from ablab.storefile import (
     SCHEMA_VERSION,
     STATUSES,
     STORE_NAME,
+    STREAM_CHUNK,
+    RunLine,
+    RunRow,
     StoreError,
     check_before_writing,
     check_store,
     connect_readonly,
+    find_stores,
     read_object,
+    run_row,
+    stream,
 )
 from ablab.writing import sqlite_error_message
 
-__all__ = ["EPOCH_COLUMNS", "FINISHED", "SCHEMA_VERSION", "STATUSES", "STORE_NAME", "RunRow", "Store", "StoreError",
-           "find_stores"]
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """A run as stored (the columns a report or ``runs ls`` needs)."""
-
-    id: int
-    study: str
-    label: str
-    variant: str
-    cell: str
-    point: dict[str, Any]
-    seed: int
-    status: str
-    attempts: int
-    config: dict[str, Any]
-    config_hash: str
-    wall_time_s: float | None
-    started_at: float | None
-    finished_at: float | None
-    best_epoch: int | None
-    diverged: dict[str, Any] | None
-    result: dict[str, Any] | None
-    error: str | None
-    out_dir: str | None
-    checkpoint: str | None
-    code_version: str | None
-    versions: dict[str, Any] | None
-    active: bool
+__all__ = ["EPOCH_COLUMNS", "FINISHED", "SCHEMA_VERSION", "STATUSES", "STORE_NAME", "RunLine", "RunRow", "Store",
+           "StoreError", "find_stores"]
 
 
 class Store:
@@ -290,33 +267,76 @@ class Store:
 
     def runs(self, study: str | None = None, *, status: str | None = None, variant: str | None = None,
              active_only: bool = True) -> list[RunRow]:
-        sql = ("SELECT runs.*, studies.name AS study_name FROM runs JOIN studies ON studies.id = runs.study_id"
-               " WHERE 1=1")
-        args: list[Any] = []
-        if study is not None:
-            sql += " AND studies.name = ?"
-            args.append(study)
-        if status is not None:
-            sql += " AND runs.status = ?"
-            args.append(status)
-        if variant is not None:
-            sql += " AND runs.variant = ?"
-            args.append(variant)
-        if active_only:
-            sql += " AND runs.active = 1"
-        sql += " ORDER BY runs.id"
-        return [_row(r, self.path) for r in self.db.execute(sql, args)]
+        return list(self.iter_runs(study, status=status, variant=variant, active_only=active_only))
+
+    def iter_runs(self, study: str | None = None, *, status: str | None = None, variant: str | None = None,
+                  active_only: bool = True) -> Iterator[RunRow]:
+        """The runs in id order, streamed (``STREAM_CHUNK`` rows at a time)."""
+        where, args = _where(study, status, variant, active_only)
+        cur = self.db.execute(f"SELECT runs.*, studies.name AS study_name FROM {_FROM} WHERE {where} ORDER BY runs.id",
+                              args)
+        yield from (run_row(r, self.path) for r in stream(cur))
+
+    def list_runs(self, study: str | None = None, *, status: str | None = None, variant: str | None = None,
+                  active_only: bool = True) -> Iterator[RunLine]:
+        """What ``ablab runs ls`` prints, in id order, streamed: the final test accuracy is read by SQLite's
+        JSON functions, so no run's JSON is parsed in Python — except a result SQLite cannot read (corrupt,
+        or holding NaN, which Python writes and SQLite's JSON does not accept), which is parsed and checked
+        (a corrupt one is a StoreError naming the run)."""
+        where, args = _where(study, status, variant, active_only)
+        cur = self.db.execute(
+            "SELECT runs.id, studies.name, runs.label, runs.status, runs.attempts, runs.best_epoch, runs.wall_time_s,"
+            " runs.error, CASE WHEN runs.result_json IS NULL THEN 'null' WHEN json_valid(runs.result_json) THEN"
+            " json_type(runs.result_json) || ' ' || IFNULL(json_type(runs.result_json, '$.final'), 'none')"
+            " ELSE 'unread' END, CASE WHEN json_valid(runs.result_json) THEN"
+            f" json_extract(runs.result_json, '$.final.test_acc') END FROM {_FROM} WHERE {where} ORDER BY runs.id",
+            args)
+        for r in stream(cur):
+            acc = r[9]
+            if r[8] not in ("null", "object none", "object object", "object null"):  # parsed and checked here
+                text = self.db.execute("SELECT result_json FROM runs WHERE id = ?", (r[0],)).fetchone()[0]
+                result = read_object(text, f"{self.path}: run {r[0]} ({r[2]}): column result_json", optional=True)
+                acc = ((result or {}).get("final") or {}).get("test_acc")
+            yield RunLine(r[0], r[1], r[2], r[3], r[4], acc, r[5], r[6], r[7])
+
+    def list_widths(self, study: str | None = None, *, status: str | None = None, variant: str | None = None,
+                    active_only: bool = True) -> tuple[int, int, int]:
+        """The widest id, study name and run label of a listing (characters), so it can stream in columns."""
+        where, args = _where(study, status, variant, active_only)
+        row = self.db.execute("SELECT LENGTH(MAX(runs.id)), MAX(LENGTH(studies.name)), MAX(LENGTH(runs.label))"
+                              f" FROM {_FROM} WHERE {where}", args).fetchone()
+        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+
+    def cells(self, study_id: int) -> Iterator[tuple[str, list[RunRow], dict[int, list[dict[str, Any]]]]]:
+        """A study's active runs one cell at a time (cells in name order, runs in id order), each with its
+        epochs: (cell, runs, run id -> epochs). Memory holds one cell; the ``runs_cell`` index spares SQLite
+        a sort of the (cell, id) pairs, and a store without it is read all the same."""
+        cur = self.db.execute("SELECT cell, id FROM runs WHERE study_id = ? AND active = 1 ORDER BY cell, id",
+                              (study_id,))
+        for cell, group in groupby(stream(cur), key=lambda r: r[0]):
+            ids = [r[1] for r in group]
+            runs: list[RunRow] = []
+            epochs: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+            for part in (ids[i:i + STREAM_CHUNK] for i in range(0, len(ids), STREAM_CHUNK)):
+                marks = ", ".join("?" * len(part))
+                runs += (run_row(r, self.path) for r in self.db.execute(
+                    f"SELECT runs.*, studies.name AS study_name FROM {_FROM} WHERE runs.id IN ({marks})"
+                    " ORDER BY runs.id", part))
+                for r in self.db.execute(f"SELECT * FROM epochs WHERE run_id IN ({marks}) ORDER BY run_id, epoch",
+                                         part):
+                    epochs[r["run_id"]].append(self._epoch(r))
+            yield cell, runs, epochs
 
     def epochs(self, run_id: int) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
-        out = []
-        for r in rows:
-            d = {"epoch": r["epoch"], **{c: r[c] for c in EPOCH_COLUMNS}}
-            if r["extra_json"]:
-                where = f"{self.path}: run {run_id}, epoch {r['epoch']}: column extra_json"
-                d.update(read_object(r["extra_json"], where))
-            out.append(d)
-        return out
+        return [self._epoch(r) for r in rows]
+
+    def _epoch(self, r: sqlite3.Row) -> dict[str, Any]:
+        d = {"epoch": r["epoch"], **{c: r[c] for c in EPOCH_COLUMNS}}
+        if r["extra_json"]:
+            where = f"{self.path}: run {r['run_id']}, epoch {r['epoch']}: column extra_json"
+            d.update(read_object(r["extra_json"], where))
+        return d
 
     def counts(self, study_id: int) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) AS n FROM runs WHERE study_id = ? AND active = 1"
@@ -350,6 +370,21 @@ class Store:
         return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
 
 
+_FROM = "runs JOIN studies ON studies.id = runs.study_id"
+
+
+def _where(study: str | None, status: str | None, variant: str | None, active_only: bool) -> tuple[str, list[Any]]:
+    """The WHERE clause of a run listing (over ``_FROM``) and its arguments."""
+    sql, args = ["1 = 1"], []
+    for column, value in (("studies.name", study), ("runs.status", status), ("runs.variant", variant)):
+        if value is not None:
+            sql.append(f"{column} = ?")
+            args.append(value)
+    if active_only:
+        sql.append("runs.active = 1")
+    return " AND ".join(sql), args
+
+
 def _insert_epoch(db: sqlite3.Connection, run_id: int, metrics: dict[str, Any]) -> None:
     epoch = int(metrics["epoch"])
     cols = [_num(metrics.get(c)) for c in EPOCH_COLUMNS]
@@ -361,27 +396,3 @@ def _insert_epoch(db: sqlite3.Connection, run_id: int, metrics: dict[str, Any]) 
 
 def _num(v: Any) -> float | None:
     return None if v is None else float(v)
-
-
-def _row(r: sqlite3.Row, path: Path) -> RunRow:
-    def col(name: str, optional: bool = True) -> Any:
-        return read_object(r[name], f"{path}: run {r['id']} ({r['label']}): column {name}", optional=optional)
-
-    return RunRow(
-        id=r["id"], study=r["study_name"], label=r["label"], variant=r["variant"], cell=r["cell"],
-        point=col("point_json", False), seed=r["seed"], status=r["status"], attempts=r["attempts"],
-        config=col("config_json", False), config_hash=r["config_hash"], wall_time_s=r["wall_time_s"],
-        started_at=r["started_at"], finished_at=r["finished_at"], best_epoch=r["best_epoch"],
-        diverged=col("diverged_json"), result=col("result_json"), error=r["error"],
-        out_dir=r["out_dir"], checkpoint=r["checkpoint"], code_version=r["code_version"],
-        versions=col("versions_json"), active=bool(r["active"]))
-
-
-def find_stores(root: str | Path) -> list[Path]:
-    """Store files at ``root`` (a study folder or its store) or one level below (a folder of studies)."""
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    if (root / STORE_NAME).is_file():
-        return [root / STORE_NAME]
-    return sorted(p for p in root.glob(f"*/{STORE_NAME}") if p.is_file()) if root.is_dir() else []

@@ -15,8 +15,10 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from ablab.errors import UserError
@@ -28,6 +30,7 @@ SCHEMA_VERSION = 1
 STATUSES = ("pending", "running", "done", "failed", "diverged")
 FINISHED = ("done", "diverged")  # never rerun
 EPOCH_COLUMNS = EPOCH_METRICS  # the one list: ablab.metrics
+STREAM_CHUNK = 500  # rows fetched per step and run ids per IN (...) query: memory holds a chunk, not the store
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,6 +72,8 @@ CREATE TABLE IF NOT EXISTS runs (
     UNIQUE (study_id, config_hash)
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(study_id, status);
+-- the report streams a study cell by cell (Store.cells)
+CREATE INDEX IF NOT EXISTS runs_cell ON runs(study_id, active, cell);
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id),
     epoch INTEGER NOT NULL,          -- 1-based
@@ -89,6 +94,10 @@ CREATE TABLE IF NOT EXISTS sessions (
 """
 
 
+# Indexes a reader can use but never needs: a store written before one was added gets it at its next
+# 'ablab study run' (CREATE INDEX IF NOT EXISTS, in the write-mode open); read-only commands never create
+# one — without it SQLite sorts instead (tests/test_store_scale.py reads a store without them).
+INDEXES = ("runs_status", "runs_cell")
 TABLES = ("meta", "studies", "runs", "epochs", "sessions")
 _HINT = "point ablab at a study folder written by 'ablab study run' (or use another --out)"
 
@@ -270,3 +279,78 @@ def read_object(text: Any, where: str, *, optional: bool = False) -> Any:
     if isinstance(value, dict):
         _shape(value, where.rpartition("column ")[2], where)
     return value
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as stored (the columns a report needs), its JSON columns parsed and checked."""
+
+    id: int
+    study: str
+    label: str
+    variant: str
+    cell: str
+    point: dict[str, Any]
+    seed: int
+    status: str
+    attempts: int
+    config: dict[str, Any]
+    config_hash: str
+    wall_time_s: float | None
+    started_at: float | None
+    finished_at: float | None
+    best_epoch: int | None
+    diverged: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: str | None
+    out_dir: str | None
+    checkpoint: str | None
+    code_version: str | None
+    versions: dict[str, Any] | None
+    active: bool
+
+
+def run_row(r: sqlite3.Row, path: Path) -> RunRow:
+    """A RunRow from a ``runs.*, studies.name AS study_name`` row; a corrupt JSON column is a StoreError."""
+    def col(name: str, optional: bool = True) -> Any:
+        return read_object(r[name], f"{path}: run {r['id']} ({r['label']}): column {name}", optional=optional)
+
+    return RunRow(
+        id=r["id"], study=r["study_name"], label=r["label"], variant=r["variant"], cell=r["cell"],
+        point=col("point_json", False), seed=r["seed"], status=r["status"], attempts=r["attempts"],
+        config=col("config_json", False), config_hash=r["config_hash"], wall_time_s=r["wall_time_s"],
+        started_at=r["started_at"], finished_at=r["finished_at"], best_epoch=r["best_epoch"],
+        diverged=col("diverged_json"), result=col("result_json"), error=r["error"],
+        out_dir=r["out_dir"], checkpoint=r["checkpoint"], code_version=r["code_version"],
+        versions=col("versions_json"), active=bool(r["active"]))
+
+
+class RunLine(NamedTuple):
+    """A run as ``ablab runs ls`` lists it: the columns it prints, read without parsing the run's config, so a
+    listing of 200,000 runs streams in seconds (``Store.list_runs``)."""
+
+    id: int
+    study: str
+    label: str
+    status: str
+    attempts: int
+    test_acc: Any  # final test accuracy as stored (a number, or None / another value: printed as "—")
+    best_epoch: int | None
+    wall_time_s: float | None
+    error: str | None
+
+
+def find_stores(root: str | Path) -> list[Path]:
+    """Store files at ``root`` (a study folder or its store) or one level below (a folder of studies)."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if (root / STORE_NAME).is_file():
+        return [root / STORE_NAME]
+    return sorted(p for p in root.glob(f"*/{STORE_NAME}") if p.is_file()) if root.is_dir() else []
+
+
+def stream(cur: sqlite3.Cursor) -> Iterable[Any]:
+    """A cursor's rows, ``STREAM_CHUNK`` at a time (never the whole result in memory)."""
+    while rows := cur.fetchmany(STREAM_CHUNK):
+        yield from rows

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sqlite3
 import tempfile
 from pathlib import Path
+from typing import Any
 
 # errno -> (what happened, what to do)
 _ADVICE: dict[int, tuple[str, str]] = {
@@ -105,5 +107,26 @@ def write_atomic(path: str | Path, data: bytes | str, encoding: str = "utf-8") -
         raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_tensors(tensors: dict[str, Any], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """``safetensors.torch.save_file`` with its I/O errors as the OSError they are (a full disk is one
+    ``error:`` line naming the file, not a ``SafetensorError``), and no partial file left on failure."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as e:
+        path.unlink(missing_ok=True)
+        code = re.search(r"os error (\d+)", str(e))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
+    except BaseException:
+        path.unlink(missing_ok=True)
         raise
     return path

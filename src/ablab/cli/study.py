@@ -7,6 +7,7 @@ Heavy imports (torch, matplotlib, scipy) happen inside the commands, so ``--help
 from __future__ import annotations
 
 import math
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -339,19 +340,30 @@ def runs_ls(where: str, study_name: str | None, status: str | None, variant: str
       ablab runs ls
       ablab runs ls runs/mlp-sweeps --variant dropout --status done
     """
-    from ablab.report.terminal import runs_view
+    from ablab.report.terminal import runs_lines
 
     stores = find_stores(where)
     if not stores:
         raise UserError(f"{where}: no study store (study.sqlite) here or in its subfolders")
-    console = _console()
-    rows = []
-    for path in stores:
+    query = {"status": status, "variant": variant}
+    widths = (0, 0, 0)
+    for path in stores:  # the widest columns first (SQLite's MAX), so the lines can stream
         with Store(path, readonly=True) as store:
-            rows += store.runs(study_name, status=status, variant=variant)
-    failures = [f"{r.study} {r.label}: {r.error}" for r in rows if errors and r.error]
-    table, n = runs_view(rows), len(rows)
-    console.print(table)
-    console.print(f"{n} run(s)")
+            widths = tuple(map(max, widths, store.list_widths(study_name, **query)))  # type: ignore[assignment]
+    seen, failures = [0], []
+
+    def listed() -> Any:
+        for path in stores:
+            with Store(path, readonly=True) as store:
+                for r in store.list_runs(study_name, **query):
+                    seen[0] += 1
+                    if errors and r.error:
+                        failures.append(f"{r.study} {r.label}: {r.error}")
+                    yield r
+
+    lines = runs_lines(listed(), widths)
+    while chunk := list(islice(lines, 2000)):  # one write per 2,000 lines
+        click.echo("\n".join(chunk))
+    click.echo(f"{seen[0]} run(s)")
     for f in failures:
-        console.print(f)
+        click.echo(f)

@@ -10,7 +10,7 @@ loop record no confusion matrix, and a study of them has no per-class table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ablab.errors import UserError
@@ -22,7 +22,7 @@ class PerClass:
     classes: list[str]
     accuracy: dict[str, list[Interval]]  # cell -> one interval per class (fractions), over seeds
     confusion: dict[str, list[list[int]]]  # cell -> [true][predicted] counts summed over its seeds
-    rows: list[dict[str, Any]]  # one row per run × class: cell, seed, class, n, correct, accuracy
+    seeds: dict[str, int]  # cell -> finished runs with a confusion matrix
 
     def table(self) -> list[dict[str, Any]]:
         """One row per class × cell: mean, interval and n (finished seeds), for CSV and DataFrames."""
@@ -36,7 +36,7 @@ def _confusion(r: Any) -> list[list[int]] | None:
     m = result.get("test_confusion")
     if m is None:
         return None
-    k = len(m)
+    k = len(m) if isinstance(m, list) else 0
     ok = k > 0 and all(isinstance(row, list) and len(row) == k for row in m) and all(
         isinstance(v, int) and not isinstance(v, bool) and v >= 0 for row in m for v in row)
     n = sum(sum(row) for row in m) if ok else 0
@@ -49,40 +49,43 @@ def _confusion(r: Any) -> list[list[int]] | None:
     return m
 
 
-def per_class(runs: list[Any], cells: list[str], confidence: float) -> PerClass | None:
-    """The per-class table of the finished runs that recorded a confusion matrix (None when none did, or
-    when runs disagree on the classes — then no per-class number is comparable across them)."""
-    mats: dict[str, dict[int, list[list[int]]]] = {}
+@dataclass
+class PerClassBuilder:
+    """Gathers the per-class results while the runs stream past (one cell at a time, any number of runs):
+    per cell, each seed's per-class accuracies and the summed confusion matrix — never a run's matrix kept."""
+
     classes: list[str] | None = None
-    for r in runs:
+    disagree: bool = False  # runs name different classes: no per-class number is comparable across them
+    accs: dict[str, list[list[float | None]]] = field(default_factory=dict)  # cell -> per seed, per class
+    confusion: dict[str, list[list[int]]] = field(default_factory=dict)
+
+    def add(self, r: Any) -> None:
         if r.status != "done" or (m := _confusion(r)) is None:
-            continue
-        names = (r.result.get("info") or {}).get("classes")
+            return
+        names = ((r.result or {}).get("info") or {}).get("classes")
         names = [str(c) for c in names] if isinstance(names, list) and len(names) == len(m) else \
             [str(i) for i in range(len(m))]
-        if classes is not None and names != classes:
+        if self.classes is not None and names != self.classes:
+            self.disagree = True
+            return
+        self.classes = names
+        k = len(m)
+        self.accs.setdefault(r.cell, []).append([m[i][i] / sum(m[i]) if sum(m[i]) else None for i in range(k)])
+        total = self.confusion.setdefault(r.cell, [[0] * k for _ in range(k)])
+        for i in range(k):
+            for j in range(k):
+                total[i][j] += m[i][j]
+
+    def build(self, cells: list[str], confidence: float) -> PerClass | None:
+        """The per-class table, cells in report order (None when no run recorded a matrix, or runs disagree)."""
+        if self.classes is None or self.disagree:
             return None
-        classes = names
-        mats.setdefault(r.cell, {})[r.seed] = m
-    if classes is None:
-        return None
-    accuracy: dict[str, list[Interval]] = {}
-    confusion: dict[str, list[list[int]]] = {}
-    rows: list[dict[str, Any]] = []
-    for cell in [c for c in cells if c in mats]:
-        k = len(classes)
-        per_seed = []
-        for seed, m in sorted(mats[cell].items()):
-            accs = []
-            for i, name in enumerate(classes):
-                n = sum(m[i])
-                a = m[i][i] / n if n else None
-                accs.append(a)
-                rows.append({"cell": cell, "seed": seed, "class": name, "n": n, "correct": m[i][i], "accuracy": a})
-            per_seed.append(accs)
-        accuracy[cell] = [t_interval([a[i] for a in per_seed if a[i] is not None], confidence) for i in range(k)]
-        confusion[cell] = [[sum(m[i][j] for m in mats[cell].values()) for j in range(k)] for i in range(k)]
-    return PerClass(classes, accuracy, confusion, rows)
+        order = [c for c in cells if c in self.accs] + sorted(self.accs.keys() - set(cells))
+        k = len(self.classes)
+        accuracy = {c: [t_interval([a[i] for a in self.accs[c] if a[i] is not None], confidence) for i in range(k)]
+                    for c in order}
+        return PerClass(self.classes, accuracy, {c: self.confusion[c] for c in order},
+                        {c: len(self.accs[c]) for c in order})
 
 
 def confusion_cell(pc: PerClass, best: str | None) -> str | None:

@@ -151,7 +151,7 @@ def _figures(r: StudyReport) -> list[Figure]:
                            figures.heatmap(maps, title)))
     best = best_on_validation(r)
     if r.per_class is not None and (cell := confusion_cell(r.per_class, best.cell.cell if best else None)):
-        seeds = sum(1 for row in r.per_class.rows if row["cell"] == cell and row["class"] == r.per_class.classes[0])
+        seeds = r.per_class.seeds[cell]
         out.append(_figure("confusion.png", f"test confusion matrix of {cell} (final weights, {seeds} seeds summed)",
                            figures.confusion(r.per_class.confusion[cell], r.per_class.classes,
                                              f"{cell}: test confusion, {seeds} seeds summed")))

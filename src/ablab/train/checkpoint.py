@@ -30,6 +30,7 @@ from torch import nn
 
 from ablab.errors import UserError
 from ablab.reading import read_utf8
+from ablab.writing import save_tensors
 
 FORMAT = "ablab-checkpoint"
 FORMAT_VERSION = 2  # 2: weights_sha256 + meta_sha256, model references
@@ -64,13 +65,11 @@ def seal(doc: dict[str, Any]) -> dict[str, Any]:
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path:
     """Write ``path/model.safetensors`` and ``path/config.json``; returns the folder."""
-    from safetensors.torch import save_file
-
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     # any device, to the CPU; tied weights: safetensors refuses shared storage, so each name gets its own copy
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS), metadata={"format": FORMAT})
+    save_tensors(state, folder / WEIGHTS, metadata={"format": FORMAT})  # a full disk: an OSError naming the file
     doc = seal({"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
                 "weights_sha256": _sha256_file(folder / WEIGHTS)})
     (folder / META).write_text(json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")

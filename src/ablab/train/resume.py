@@ -28,6 +28,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ablab.writing import save_tensors
+
 RESUME_DIR = "resume"
 FORMAT = 1
 
@@ -49,7 +51,6 @@ def latest(out_dir: str | Path) -> Path | None:
 def save(out_dir: str | Path, run: Any, state: Any) -> Path:
     """Write the state after epoch ``len(state.history)`` atomically; remove older ones."""
     import torch
-    from safetensors.torch import save_file
 
     epoch = len(state.history)
     root = Path(out_dir) / RESUME_DIR
@@ -62,19 +63,25 @@ def save(out_dir: str | Path, run: Any, state: Any) -> Path:
     def cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
 
-    save_file(cpu(run.model.state_dict()), str(tmp / "model.safetensors"))
-    save_file(cpu(run.optimizer.state_dict()), str(tmp / "optimizer.safetensors"))
-    rng = {"cpu": torch.get_rng_state(), "data": run.data_gen.get_state()}
-    if run.device.type == "cuda":
-        rng["cuda"] = torch.cuda.get_rng_state(run.device)
-    save_file(cpu(rng), str(tmp / "rng.safetensors"))
-    kept = None if state.kept is None else ("file" if run.config.early_stopping else "last")
-    if kept == "file":
-        save_file(cpu(state.kept), str(tmp / "kept.safetensors"))
-    doc = {"kept": kept, "format": FORMAT, "config_hash": run.config.config_hash(), "epoch": epoch, "step": state.step,
-           "history": state.history, "best_epoch": state.best_epoch, "best_acc": state.best_acc,
-           "stopped": bool(state.stopped)}
-    (tmp / "state.json").write_text(json.dumps(doc, allow_nan=True) + "\n")
+    try:  # a full disk: an OSError naming the file (one error line), and no partial state left
+        save_tensors(cpu(run.model.state_dict()), tmp / "model.safetensors")
+        save_tensors(cpu(run.optimizer.state_dict()), tmp / "optimizer.safetensors")
+        rng = {"cpu": torch.get_rng_state(), "data": run.data_gen.get_state()}
+        if run.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(run.device)
+        save_tensors(cpu(rng), tmp / "rng.safetensors")
+        kept = None if state.kept is None else ("file" if run.config.early_stopping else "last")
+        if kept == "file":
+            save_tensors(cpu(state.kept), tmp / "kept.safetensors")
+        doc = {"kept": kept, "format": FORMAT, "config_hash": run.config.config_hash(), "epoch": epoch,
+               "step": state.step, "history": state.history, "best_epoch": state.best_epoch,
+               "best_acc": state.best_acc, "stopped": bool(state.stopped)}
+        (tmp / "state.json").write_text(json.dumps(doc, allow_nan=True) + "\n")
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            e.filename = str(final)  # the state being written, not the temporary file just removed
+        raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
