@@ -11,13 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from ablab.calc.costs import Conventions, LayerCost, layer_cost, prod
+from ablab.calc.dataflow import CONSTANT, GLOBAL, propagate_fields
+from ablab.calc.inputs import check_params, data_dependence, readings, sequence_first, trace_first
 from ablab.calc.lint import Finding, lint
 from ablab.calc.receptive import Field
 from ablab.calc.shapes import Resolved, fmt_shape
-from ablab.calc.trace import GLOBAL, SKIP_MODULES, B, Op, Trace, propagate_fields, trace_module
+from ablab.calc.trace import SKIP_MODULES, B, Op, Trace, trace_module
+from ablab.errors import UserError
 from ablab.layers import (
     GELU,
     WEIGHTED,
@@ -79,6 +83,7 @@ class Row:
     inputs: set[int] = field(default_factory=set)  # rows feeding it (-1: the model input)
     rf: Any = None
     order: float = 0.0
+    saved_override: tuple[int, int, int, int] | None = None  # from the training-mode trace
 
 
 @dataclass
@@ -97,21 +102,60 @@ class ModuleParts:
     total_params: tuple[int, int]
     training: dict[str, int]  # per sample: forward, loss, backward
     input_saved: bool
+    input_shape: tuple[int, ...] = ()  # per sample, of the first input
+    batch: int | None = None  # the batch the user's input carries (torchinfo's reading, real data)
+    mode: str = "eval"  # the header's line: which mode the counts / training numbers were traced in
+    extra_saved: tuple[int, int, int, int] = (0, 0, 0, 0)  # kept by rows that run only in the training trace
 
 
-def size_module(model: nn.Module, input_shape: tuple[int, ...], conventions: Conventions) -> ModuleParts:
-    tr = trace_module(model, input_shape, conventions)
+def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any = None, input_data: Any = None,
+                dtypes: Any = None, batch_dim: int | None = None, kwargs: dict | None = None, mode: str | None = None,
+                training: bool = False) -> ModuleParts:
+    """Trace ``model`` on the inputs as the user gave them (``ablab.calc.inputs``). The table's counts come
+    from a forward in ``mode`` (default eval); with ``training``, the training FLOPs and what backward keeps
+    come from a step in ``mode`` (default train) — one trace when the two modes are the same."""
+    if mode not in (None, "eval", "train"):
+        raise UserError(f"mode: expected 'eval' or 'train', got {mode!r}", key="mode")
+    check_params(model)
+    count_mode, train_mode = mode or "eval", mode or "train"
+    auto = batch_dim is None
+    batch_dim = sequence_first(model) if batch_dim is None else batch_dim
+    first = next(iter(model.parameters()), None)
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    device = first.device if first is not None else "cpu"
+    options = readings(input_size, input_data, dtypes, batch_dim, kwargs, dtype, device)
+    one = training and train_mode == count_mode
+    tr, reading = trace_first(model, options, conventions, batch_dim, count_mode, one)
+    notes = [reading.describe + (" (sequence first: the model has no batch_first)" if auto and batch_dim else "")]
+    findings_extra = data_dependence(model, tr, reading, conventions, batch_dim, count_mode)
+    trt = tr
+    if training and not one:
+        n = reading.batch or B
+        args, kw = reading.make(n, 0)
+        trt = trace_module(model, args, kw, conventions, batch=n, batch_dim=batch_dim, mode=train_mode)
     propagate_fields(tr)
     rows = _rows(tr, model)
+    extra = (0, 0, 0, 0)
+    if trt is not tr:  # what backward keeps, per row, from the training-mode step (matched by row name)
+        kept = {r.name: _saved(r) for r in _rows(trt, model)}
+        names = {r.name for r in rows}
+        for r in rows:
+            r.saved_override = kept.get(r.name, (0, 0, 0, 0))
+        only = [n for n in kept if n not in names and any(kept[n])]
+        extra = tuple(sum(kept[n][i] for n in only) for i in range(4))  # type: ignore[assignment]
+        if only:
+            notes.append(f"kept for backward by rows that run only in {train_mode} mode (in the memory totals, "
+                         f"not the table): {', '.join(only[:6])}{' ...' if len(only) > 6 else ''}")
+    header = f"{count_mode} mode" + (f" (training FLOPs and memory: {train_mode} mode)" if trt is not tr else
+                                     " (counts, memory" + (", training FLOPs)" if training else ")"))
     resolved, costs, trainable, describe, fields, known, saved = [], [], [], [], [], [], []
-    notes: list[str] = []
     unknown: dict[str, list[str]] = {}
     for i, row in enumerate(rows, start=1):
-        macs = sum(op.cost.macs for op in row.ops) // B
-        flops = sum(op.cost.flops for op in row.ops) // B
+        macs = sum(op.cost.macs for op in row.ops) // tr.batch
+        flops = sum(op.cost.flops for op in row.ops) // tr.batch
         r = Resolved(index=i, name=row.name, layer=row.layer, in_shape=row.in_shape, out_shape=row.out_shape,
                      padding=_pads(row))
-        explain = _explain(r, row, macs, flops, conventions)
+        explain = _explain(r, row, macs, flops, conventions, tr.batch)
         costs.append(LayerCost(params=row.params, bias=row.bias, buffers=row.buffers, int_buffers=row.int_buffers,
                                macs=macs, flops=flops, explain=tuple(explain)))
         resolved.append(r)
@@ -122,20 +166,20 @@ def size_module(model: nn.Module, input_shape: tuple[int, ...], conventions: Con
                        "receptive field: the whole input" if f is GLOBAL else
                        "receptive field: along the data flow" if isinstance(f, Field) else
                        "receptive field: not defined here (an operator without a window rule on the path)"))
-        known.append(f is not None)
-        s = [0, 0, 0, 0]
-        for op in row.ops:
-            s = [a + b for a, b in zip(s, op.saved, strict=True)]
-        saved.append((s[0], s[1], s[2], s[3]))
+        known.append(f is not None and f is not CONSTANT)
+        saved.append(row.saved_override if row.saved_override is not None else _saved(row))
         for op in row.ops:
             if op.cost.category == "unknown":
                 unknown.setdefault(f"aten.{op.name}", []).append(row.name)
-    findings = [f for f in lint(resolved) if f.code != "collapse"] + _collapse(rows)
+    # a linear layer on a sequence of vectors (L x features) is per-token by design, not a forgotten flatten
+    in_axes = {r.name: len(r.in_shape) for r in resolved}
+    findings = [f for f in lint(resolved) if f.code != "collapse" and not (
+        f.code == "linear-on-map" and in_axes.get(f.layer) == 2)] + _collapse(rows) + findings_extra
     for name, where in unknown.items():
         findings.append(Finding("warning", where[0], "uncosted-op",
                                 f"{name} has no cost formula in ablab: its MACs/FLOPs are NOT counted in this row "
                                 f"or the totals (called in {', '.join(dict.fromkeys(where))})"))
-    bwd_unknown = sorted({f"aten.{n}" for n, c in tr.backward + tr.loss if c.category == "unknown"})
+    bwd_unknown = sorted({f"aten.{n}" for n, c in trt.backward + trt.loss if c.category == "unknown"})
     if bwd_unknown:
         notes.append(f"backward operators without a cost formula, not counted in the training FLOPs: "
                      f"{', '.join(bwd_unknown)}")
@@ -151,11 +195,19 @@ def size_module(model: nn.Module, input_shape: tuple[int, ...], conventions: Con
     shared = _shared(model)
     if shared:
         notes.append(f"shared weights count once: {shared}")
-    training = {"forward": sum(op.cost.flops for op in tr.ops) // B,
-                "loss": sum(c.flops for _, c in tr.loss) // B,
-                "backward": sum(c.flops for _, c in tr.backward) // B}
+    training = {"forward": sum(op.cost.flops for op in trt.ops) // trt.batch,
+                "loss": sum(c.flops for _, c in trt.loss) // trt.batch,
+                "backward": sum(c.flops for _, c in trt.backward) // trt.batch}
     return ModuleParts(resolved, costs, trainable, describe, fields, known, saved, findings, notes,
-                       (total, total_trainable), training, tr.input_saved)
+                       (total, total_trainable), training, trt.input_saved, tr.input_node_shape, reading.batch,
+                       header, extra)
+
+
+def _saved(row: Row) -> tuple[int, int, int, int]:
+    s = [0, 0, 0, 0]
+    for op in row.ops:
+        s = [a + b for a, b in zip(s, op.saved, strict=True)]
+    return s[0], s[1], s[2], s[3]
 
 
 def _rows(tr: Trace, model: nn.Module) -> list[Row]:
@@ -273,7 +325,7 @@ def _pads(row: Row) -> tuple[tuple[int, int], ...]:
     return ((0, 0),) * max(n, 0) if hasattr(layer, "kernel_size") else ()
 
 
-def _explain(r: Resolved, row: Row, macs: int, flops: int, conv: Conventions) -> list[str]:
+def _explain(r: Resolved, row: Row, macs: int, flops: int, conv: Conventions, batch: int) -> list[str]:
     """The spec's worked formula when the row is a spec layer and it agrees with the operators; the
     operators' own costs otherwise."""
     if not isinstance(row.layer, OpLayer):
@@ -286,7 +338,7 @@ def _explain(r: Resolved, row: Row, macs: int, flops: int, conv: Conventions) ->
     lines = [f"{fmt_shape(row.in_shape)} -> {fmt_shape(row.out_shape)}"]
     for op in row.ops:
         what = ("no cost formula: NOT counted" if op.cost.category == "unknown" else
-                f"{op.cost.macs // B:,} MACs, {op.cost.flops // B:,} FLOPs per sample ({op.cost.category})")
+                f"{op.cost.macs // batch:,} MACs, {op.cost.flops // batch:,} FLOPs per sample ({op.cost.category})")
         lines.append(f"aten.{op.name} {' '.join(fmt_shape(s) for s in op.in_shapes)} -> "
                      f"{fmt_shape(op.out_shape)}: {what}")
     return lines

@@ -90,6 +90,7 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     training_flops: dict[str, Any] | None = None  # forward / loss / backward / step FLOPs of one training step
+    mode: str = ""  # a traced module: the mode the counts (and training numbers) were traced in
 
     def __getitem__(self, name: str) -> LayerSummary:
         for row in self.layers:
@@ -106,6 +107,7 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
             "totals": self.totals.to_dict(),
             "warnings": [f.to_dict() for f in self.findings],
             "notes": list(self.notes),
+            **({"mode": self.mode} if self.mode else {}),
             **({"training_flops": self.training_flops} if self.training_flops else {}),
         }
 
