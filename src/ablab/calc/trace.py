@@ -138,7 +138,7 @@ class _Tracer:
             self.origin[id(p)] = frozenset({id(p)})
         self.param_storage = {p.untyped_storage().data_ptr() for p in model.parameters()}
         self.node: dict[int, int] = {}  # tensor id -> producing op (-1: the input)
-        self.made: dict[tuple[int, tuple[int, ...]], int] = {}  # (data pointer, shape) of created tensors -> op
+        self.made: dict[int, int] = {}  # storage of a tensor created in forward -> its op
         self.keep: list[Any] = []  # tensors kept alive so their ids stay theirs
         self.ops: list[Op] = []
         self.calls: list[Call] = [Call(model, "", False)]
@@ -190,16 +190,16 @@ class _Tracer:
         self.ops.append(op)
         self.node[id(out)] = op.index
         self.keep.append(out)
-        # a C++ composite (lstm_cell) may hand the same tensor back under another Python object
-        self.made[(out.data_ptr(), tuple(out.shape))] = op.index
+        # a C++ composite (lstm_cell, lstm) may hand the tensor or a view of it back under another Python object
+        self.made[out.untyped_storage().data_ptr()] = op.index
 
     def record(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
         flat = tree_flatten((args, kwargs))[0]
         tensors = [a for a in flat if isinstance(a, torch.Tensor)]
         if self.made:
             for t in tensors:
-                if id(t) not in self.node and (t.data_ptr(), tuple(t.shape)) in self.made:
-                    self.node[id(t)] = self.made[(t.data_ptr(), tuple(t.shape))]
+                if id(t) not in self.node and t.untyped_storage().data_ptr() in self.made:
+                    self.node[id(t)] = self.made[t.untyped_storage().data_ptr()]
                     self.keep.append(t)
         outs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
         if self.phase != "forward":
