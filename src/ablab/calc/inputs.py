@@ -11,8 +11,9 @@
   ``nn.Transformer*`` without ``batch_first``).
 * ``kwargs``: further keyword arguments of ``forward`` (tensors among them are inputs too).
 
-Generated inputs: floating point from a seeded standard normal draw (seed 0, then 1 for the second
-draw of the data-dependence check), integers and booleans zeros (a valid token id for any vocabulary).
+Generated inputs: floating point from a seeded standard normal draw (seed 0); the second draw of the
+data-dependence check is that draw times -0.5, so a branch on a sign or a loop on a magnitude goes the
+other way. Integers and booleans are zeros (a valid token id for any vocabulary).
 """
 
 from __future__ import annotations
@@ -87,11 +88,12 @@ def readings(input_size: Any, input_data: Any, dtypes: Any, batch_dim: int, kwar
 
     def maker(per_sample: list[tuple[int, ...]]) -> Callable[[int, int], tuple[tuple, dict]]:
         def make(batch: int, seed: int) -> tuple[tuple, dict]:
-            g = torch.Generator().manual_seed(seed)
+            g = torch.Generator().manual_seed(0)
             args = []
             for s, dt in zip(per_sample, types, strict=True):
                 full = (*s[:batch_dim], batch, *s[batch_dim:])
-                x = torch.randn(full, generator=g).to(dt) if dt.is_floating_point else torch.zeros(full, dtype=dt)
+                x = torch.randn(full, generator=g) * (1.0 if seed == 0 else -0.5)  # draw 2: other sign and size
+                x = x.to(dt) if dt.is_floating_point else torch.zeros(full, dtype=dt)
                 args.append(x.to(device))
             return tuple(args), extra
         return make
