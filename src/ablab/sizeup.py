@@ -113,7 +113,7 @@ def summarize_module(model: Any, input_shape: Any = None, *, batch: int | None =
                  dtype=dtype, optimizer=optimizer, conventions=conventions, describe=parts.describe,
                  total_params=parts.total_params, findings=parts.findings, notes=tuple(parts.notes),
                  fields=parts.fields, field_known=parts.field_known,
-                 activation_bytes=[per_batch_saved(x, batch, b) for x in parts.saved])
+                 activation_bytes=[per_batch_saved(x, batch, b) for x in parts.saved], call_params=parts.torchinfo)
     extra = per_batch_saved(parts.extra_saved, batch, b)
     if extra:  # kept by rows that run only in the training trace (aux heads)
         m = s.totals.memory

@@ -18,6 +18,7 @@ from ablab.calc.costs import Conventions, LayerCost, layer_cost, prod
 from ablab.calc.dataflow import CONSTANT, GLOBAL, propagate_fields
 from ablab.calc.inputs import check_params, data_dependence, readings, sequence_first, trace_first
 from ablab.calc.lint import Finding, lint
+from ablab.calc.ops import qualified
 from ablab.calc.receptive import Field
 from ablab.calc.shapes import Resolved, fmt_shape
 from ablab.calc.trace import SKIP_MODULES, B, Op, Trace, trace_module
@@ -84,6 +85,7 @@ class Row:
     rf: Any = None
     order: float = 0.0
     saved_override: tuple[int, int, int, int] | None = None  # from the training-mode trace
+    torchinfo: tuple[int, int] = (0, 0)  # a module call's parameters named weight/bias, and other *weight*/*bias*
 
 
 @dataclass
@@ -106,6 +108,7 @@ class ModuleParts:
     batch: int | None = None  # the batch the user's input carries (torchinfo's reading, real data)
     mode: str = "eval"  # the header's line: which mode the counts / training numbers were traced in
     extra_saved: tuple[int, int, int, int] = (0, 0, 0, 0)  # kept by rows that run only in the training trace
+    torchinfo: tuple[tuple[int, int], ...] = ()  # per row, see Row.torchinfo
 
 
 def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any = None, input_data: Any = None,
@@ -170,7 +173,7 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
         saved.append(row.saved_override if row.saved_override is not None else _saved(row))
         for op in row.ops:
             if op.cost.category == "unknown":
-                unknown.setdefault(f"aten.{op.name}", []).append(row.name)
+                unknown.setdefault(qualified(op.name), []).append(row.name)
     # a linear layer on a sequence of vectors (L x features) is per-token by design, not a forgotten flatten
     in_axes = {r.name: len(r.in_shape) for r in resolved}
     findings = [f for f in lint(resolved) if f.code != "collapse" and not (
@@ -179,7 +182,7 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
         findings.append(Finding("warning", where[0], "uncosted-op",
                                 f"{name} has no cost formula in ablab: its MACs/FLOPs are NOT counted in this row "
                                 f"or the totals (called in {', '.join(dict.fromkeys(where))})"))
-    bwd_unknown = sorted({f"aten.{n}" for n, c in trt.backward + trt.loss if c.category == "unknown"})
+    bwd_unknown = sorted({qualified(n) for n, c in trt.backward + trt.loss if c.category == "unknown"})
     if bwd_unknown:
         notes.append(f"backward operators without a cost formula, not counted in the training FLOPs: "
                      f"{', '.join(bwd_unknown)}")
@@ -200,7 +203,7 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
                 "backward": sum(c.flops for _, c in trt.backward) // trt.batch}
     return ModuleParts(resolved, costs, trainable, describe, fields, known, saved, findings, notes,
                        (total, total_trainable), training, trt.input_saved, tr.input_node_shape, reading.batch,
-                       header, extra)
+                       header, extra, tuple(r.torchinfo for r in rows))
 
 
 def _saved(row: Row) -> tuple[int, int, int, int]:
@@ -257,6 +260,9 @@ def _rows(tr: Trace, model: nn.Module) -> list[Row]:
         used: set[int] = set().union(*(op.params for op in row.ops)) if row.ops else set()
         if key[0] == "call":
             m = tr.calls[key[1]].module
+            own = [(n.rsplit(".", 1)[-1], p.numel()) for n, p in m.named_parameters()]
+            row.torchinfo = (sum(k for n, k in own if n in ("weight", "bias")),
+                             sum(k for n, k in own if n not in ("weight", "bias") and ("weight" in n or "bias" in n)))
             used |= {id(p) for p in m.parameters(recurse=False)} | {id(b) for b in m.buffers(recurse=False)}
         fresh = [params[i] for i in used - seen if i in params]
         seen |= used
@@ -311,7 +317,7 @@ def _op_as_layer(op: Op) -> Layer:
             return simple[op.cost.kind]()
     except (SpecError, TypeError, ValueError, IndexError):
         pass
-    return op_layer(op.cost.kind, f"aten.{op.name}")
+    return op_layer(op.cost.kind, qualified(op.name))
 
 
 def _pads(row: Row) -> tuple[tuple[int, int], ...]:
@@ -339,7 +345,7 @@ def _explain(r: Resolved, row: Row, macs: int, flops: int, conv: Conventions, ba
     for op in row.ops:
         what = ("no cost formula: NOT counted" if op.cost.category == "unknown" else
                 f"{op.cost.macs // batch:,} MACs, {op.cost.flops // batch:,} FLOPs per sample ({op.cost.category})")
-        lines.append(f"aten.{op.name} {' '.join(fmt_shape(s) for s in op.in_shapes)} -> "
+        lines.append(f"{qualified(op.name)} {' '.join(fmt_shape(s) for s in op.in_shapes)} -> "
                      f"{fmt_shape(op.out_shape)}: {what}")
     return lines
 

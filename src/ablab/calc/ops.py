@@ -57,6 +57,15 @@ ATTENTION = frozenset({
 })
 FUSED_LAYERS = frozenset({"_transformer_encoder_layer_fwd", "_native_multi_head_attention"})
 FUSED = RNN | ATTENTION | FUSED_LAYERS
+# quantized kernels (packed weights): the products of the float layer they replace
+QUANTIZED = frozenset({f"quantized.{k}" for k in (
+    "conv1d", "conv2d", "conv3d", "conv1d_relu", "conv2d_relu", "conv3d_relu", "conv_transpose1d", "conv_transpose2d",
+    "linear", "linear_relu", "linear_dynamic", "linear_relu_dynamic", "linear_dynamic_fp16")})
+
+
+def qualified(name: str) -> str:
+    """The operator's full name: aten.convolution, quantized.conv2d."""
+    return name if "." in name else f"aten.{name}"
 DROPOUT = frozenset({"native_dropout", "dropout", "bernoulli", "bernoulli_", "native_dropout_backward"})
 ELEMENTWISE = frozenset({
     "relu", "relu_", "threshold", "threshold_backward", "tanh", "tanh_", "tanh_backward", "sigmoid", "sigmoid_",
@@ -176,7 +185,28 @@ def op_cost(name: str, ins: list[Shape | None], out: Shape, conv: Conventions, *
         return OpCost(kind, "move")
     if name in FUSED:
         return fused_cost(name, args, conv)
+    if name in QUANTIZED:
+        return quantized_cost(name, args, out, conv)
     return OpCost(kind, "unknown")
+
+
+def quantized_cost(name: str, args: tuple, out: Shape, conv: Conventions) -> OpCost:
+    """A quantized convolution or linear layer: its packed weight (``args[1].unpack()``) gives the float
+    layer's shape, and the MACs are that layer's: output elements x (C_in/groups x kernel) or in_features."""
+    packed = args[1] if len(args) > 1 else None
+    try:
+        w, b = packed.unpack()[:2]  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - a packed format we cannot read: named as uncosted, never zero in silence
+        return OpCost(name, "unknown")
+    n_out = prod(out) if out else 1
+    dot = prod(_shape(w)[1:])
+    macs = n_out * dot
+    kind = "linear" if "linear" in name else name.removeprefix("quantized.").replace("_relu", "")
+    if "transpose" in name:  # every input element scatters into C_out/groups x kernel outputs (weight C_in x ...)
+        x = _shape(args[0])
+        macs = prod(x) * prod(_shape(w)[1:])
+    flops = dot_flops(macs, n_out, conv) + (n_out if conv.bias and b is not None else 0)
+    return OpCost(kind, "weighted", macs, flops, dot)
 
 
 def _shape(t: object) -> Shape:

@@ -40,6 +40,9 @@ class LayerSummary:
     explain: tuple[str, ...] = ()
     bias: int = 0  # of the params, how many are bias (per output channel / feature)
     field_known: bool = True  # False: no receptive field is defined here (blank, not "all")
+    # a traced module call: its parameters named weight/bias and its other *weight*/*bias* ones (an RNN's
+    # weight_ih_l0), counted again at every call; (0, 0) for an operator row; None for a spec layer
+    call_params: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -200,7 +203,8 @@ def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerC
              describe: list[str] | None = None, total_params: tuple[int, int] | None = None,
              findings: list[Finding] | None = None, notes: tuple[str, ...] = (),
              receptive: bool = True, fields: list[tuple[Field | None, str]] | None = None,
-             field_known: list[bool] | None = None, activation_bytes: list[int] | None = None) -> Summary:
+             field_known: list[bool] | None = None, activation_bytes: list[int] | None = None,
+             call_params: tuple[tuple[int, int], ...] | None = None) -> Summary:
     """Per-layer rows, totals, memory and lint from resolved layers and their per-sample costs.
 
     ``total_params`` (params, trainable) overrides the per-layer sums, for modules that share weights;
@@ -232,6 +236,7 @@ def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerC
             buffers=c.buffers + c.int_buffers, macs=batch * c.macs, flops=batch * c.flops,
             activation_bytes=act, receptive_field=fld, explain=tuple(lines), bias=c.bias,
             field_known=True if field_known is None else field_known[i],
+            call_params=call_params[i] if call_params else None,
         ))
     params, train = total_params or (sum(c.params for c in costs), sum(trainable))
     buffers, int_buffers = sum(c.buffers for c in costs), sum(c.int_buffers for c in costs)

@@ -41,6 +41,7 @@ from ablab.calc.ops import (
     MOVE,
     NORM,
     POOL,
+    QUANTIZED,
     REDUCE,
     OpCost,
     op_cost,
@@ -104,6 +105,9 @@ class _Recorder(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         name = func._overloadpacket.__name__
+        ns = func.namespace
+        if ns != "aten":  # quantized::conv2d is not aten::conv2d
+            name = f"{ns}.{name}"
         if name in DATA_READS and self.t.phase == "forward" and any(
                 isinstance(a, torch.Tensor) and id(a) in self.t.node for a in args):
             self.t.data_reads += 1
@@ -115,7 +119,7 @@ class _Recorder(TorchDispatchMode):
             return func(*args, **kwargs)
 
         known = name in CONV or name in MATMUL or name in POOL or name in REDUCE or name in NORM \
-            or name in ELEMENTWISE or name in DROPOUT or name in MOVE or name in FUSED
+            or name in ELEMENTWISE or name in DROPOUT or name in MOVE or name in FUSED or name in QUANTIZED
         if not known:  # as FlopCounterMode does: an operator with a decomposition is traced through it
             with self:
                 r = func.decompose(*args, **kwargs)
