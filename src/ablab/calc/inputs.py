@@ -194,7 +194,8 @@ def trace_first(model: nn.Module, options: list[Reading], conventions: Conventio
     """Trace the first reading of the inputs the model runs on; one error naming every reading if none."""
     failures = []
     for reading in options:
-        n = reading.batch or B
+        # generated inputs: a batch of 2 where batch norm computes batch statistics (train mode), else 1
+        n = reading.batch or (B if mode == "train" else 1)
         args, kw = reading.make(n, 0)
         try:
             return trace_module(model, args, kw, conventions, batch=n, batch_dim=batch_dim, mode=mode,

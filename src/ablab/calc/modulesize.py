@@ -246,6 +246,7 @@ def _rows(tr: Trace, model: nn.Module) -> list[Row]:
     named: dict[str, int] = {}
     params = {id(p): p for p in [*model.parameters(), *model.buffers()]}
     trainable_ids = {id(p) for p in model.parameters() if p.requires_grad}
+    is_param = {id(p) for p in model.parameters()}
     for key, row in sorted(rows.items(), key=lambda kv: kv[1].order):
         if row.ops:
             row.rf = row.ops[-1].rf
@@ -266,7 +267,6 @@ def _rows(tr: Trace, model: nn.Module) -> list[Row]:
             used |= {id(p) for p in m.parameters(recurse=False)} | {id(b) for b in m.buffers(recurse=False)}
         fresh = [params[i] for i in used - seen if i in params]
         seen |= used
-        is_param = {id(p) for p in model.parameters()}
         row.params = sum(p.numel() for p in fresh if id(p) in is_param)
         row.trainable = sum(p.numel() for p in fresh if id(p) in trainable_ids)
         row.bias = sum(p.numel() for p in fresh if id(p) in is_param and p.dim() == 1 and row.kind in WEIGHTED)
