@@ -174,3 +174,80 @@ def test_scaled_dot_product_attention_formula() -> None:
     g = op_cost("_scaled_dot_product_flash_attention_for_cpu_backward", [], (), Conventions(),
                 args=(torch.randn(2, 4, 6, 5), q, k, v))
     assert g.macs == 2 * c.macs
+
+
+def math_path_macs(model: nn.Module, *args: torch.Tensor) -> int:
+    """FlopCounterMode with scaled-dot-product attention forced onto the MATH backend (plain bmm)."""
+    model.eval()
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as f:
+        model(*args)
+    return f.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("kind", ["transformer", "encoder", "decoder_layer", "mha"])
+def test_transformers_in_both_layouts_equal_flop_counter_on_the_math_path(kind: str, batch_first: bool) -> None:
+    torch.manual_seed(0)
+    e, lq, lk, n = 32, 6, 9, 3
+    bf = {"batch_first": batch_first}
+    seq = (lambda length: (n, length, e)) if batch_first else (lambda length: (length, n, e))
+    src, tgt = torch.randn(seq(lk)), torch.randn(seq(lq))
+    if kind == "transformer":
+        m, args = nn.Transformer(e, 4, 1, 1, 48, dropout=0.0, **bf), (src, tgt)
+    elif kind == "encoder":
+        m, args = nn.TransformerEncoder(nn.TransformerEncoderLayer(e, 4, 48, 0.0, **bf), 2,
+                                        enable_nested_tensor=False), (src,)
+    elif kind == "decoder_layer":
+        m, args = nn.TransformerDecoderLayer(e, 4, 48, 0.0, **bf), (tgt, src)
+    else:
+        m, args = nn.MultiheadAttention(e, 4, **bf), (tgt, src, src)
+    s = summary(m, input_data=args)
+    assert s.batch == n  # the batch axis follows the module's layout
+    assert s.totals.macs == math_path_macs(m, *args) > 0
+    assert not [f for f in s.findings if f.code == "uncosted-op"]
+
+
+class TinyViT(nn.Module):
+    """torchvision's VisionTransformer layout: conv patch embedding, class token, pre-norm blocks of
+    nn.MultiheadAttention (need_weights=False) and a GELU MLP, the head on the class token."""
+
+    def __init__(self, image: int = 32, patch: int = 8, dim: int = 48, depth: int = 2, heads: int = 4,
+                 mlp: int = 96, classes: int = 10) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, patch, patch)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, (image // patch) ** 2 + 1, dim))
+        self.blocks = nn.ModuleList(nn.ModuleDict({
+            "ln1": nn.LayerNorm(dim), "attn": nn.MultiheadAttention(dim, heads, batch_first=True),
+            "ln2": nn.LayerNorm(dim), "mlp": nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Linear(mlp, dim))})
+            for _ in range(depth))
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch(x).flatten(2).transpose(1, 2)  # (B, patches, dim)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos  # (B, T, dim)
+        for b in self.blocks:
+            h = b["ln1"](x)
+            x = x + b["attn"](h, h, h, need_weights=False)[0]
+            x = x + b["mlp"](b["ln2"](x))
+        return self.head(x[:, 0])
+
+
+def vit_macs(image: int, patch: int, dim: int, depth: int, mlp: int, classes: int) -> int:
+    """Patch embedding + per block (QKV, QK^T and AV, out-projection, MLP) + head, for one image."""
+    t = (image // patch) ** 2 + 1
+    block = t * 3 * dim * dim + 2 * t * t * dim + t * dim * dim + 2 * t * dim * mlp
+    return (t - 1) * dim * 3 * patch * patch + depth * block + dim * classes
+
+
+def test_a_vision_transformer_counts_its_attention() -> None:
+    m = TinyViT()
+    s = summary(m, (3, 32, 32))
+    assert s.totals.macs == vit_macs(32, 8, 48, 2, 96, 10) == math_path_macs(m, torch.randn(1, 3, 32, 32))
+
+
+@pytest.mark.slow
+def test_vit_b_16_is_17_56_giga_macs() -> None:
+    """vit_b_16's architecture at 224x224: 17,563,828,224 MACs (torchvision's table: 17.56 GFLOPS)."""
+    m = TinyViT(224, 16, 768, 12, 12, 3072, 1000)
+    assert summary(m, (3, 224, 224)).totals.macs == vit_macs(224, 16, 768, 12, 3072, 1000) == 17_563_828_224

@@ -214,8 +214,17 @@ def _saved(row: Row) -> tuple[int, int, int, int]:
 
 
 def _rows(tr: Trace, model: nn.Module) -> list[Row]:
+    known: dict[tuple[type, str], Layer] = {}
+
     def to_layer(m: nn.Module) -> Layer:  # the layer registry, read backwards
-        return layer_from_module(m) or Opaque(cls=type(m).__name__)
+        # torch's own layers show every constructor argument in their repr: equal reprs, equal layers
+        key = (type(m), repr(m)) if type(m).__module__.startswith("torch.nn.") else None
+        if key is not None and key in known:
+            return known[key]
+        layer = layer_from_module(m) or Opaque(cls=type(m).__name__)
+        if key is not None:
+            known[key] = layer
+        return layer
 
     rows: dict[tuple[str, int], Row] = {}
     op_row: dict[int, tuple[str, int]] = {}
@@ -244,9 +253,10 @@ def _rows(tr: Trace, model: nn.Module) -> list[Row]:
     index = {id(r): n for n, r in enumerate(ordered)}
     seen: set[int] = set()
     named: dict[str, int] = {}
-    params = {id(p): p for p in [*model.parameters(), *model.buffers()]}
-    trainable_ids = {id(p) for p in model.parameters() if p.requires_grad}
-    is_param = {id(p) for p in model.parameters()}
+    plist = list(model.parameters())
+    params = {id(p): p for p in [*plist, *model.buffers()]}
+    trainable_ids = {id(p) for p in plist if p.requires_grad}
+    is_param = {id(p) for p in plist}
     for key, row in sorted(rows.items(), key=lambda kv: kv[1].order):
         if row.ops:
             row.rf = row.ops[-1].rf
@@ -350,16 +360,18 @@ def _explain(r: Resolved, row: Row, macs: int, flops: int, conv: Conventions, ba
     return lines
 
 
-def _affine(row: Row) -> bool:
+def _affine(row: Row, affine_kinds: frozenset[str]) -> bool:
     if row.kind in ("mul", "div"):  # scaling by a constant or a weight is affine, by another activation not
         return all(len(op.ins) <= 1 for op in row.ops)
-    return row.kind in AFFINE_OPS or row.kind in kinds_where("affine_at_inference")
+    return row.kind in AFFINE_OPS or row.kind in affine_kinds
 
 
 def _collapse(rows: list[Row]) -> list[Finding]:
     """Two weighted layers joined only through affine rows (along the data flow) are one affine map."""
     out = []
     weighted = [i for i, r in enumerate(rows) if r.kind in (*WEIGHTED, "matmul") and r.kind != "matmul"]
+    is_weighted = set(weighted)
+    affine_kinds = frozenset(kinds_where("affine_at_inference"))
     for w in weighted:
         reached: list[int] = []
         between: list[str] = []
@@ -369,9 +381,9 @@ def _collapse(rows: list[Row]) -> list[Finding]:
             if i == -1 or i in seen:
                 continue
             seen.add(i)
-            if i in weighted:
+            if i in is_weighted:
                 reached.append(i)
-            elif _affine(rows[i]):
+            elif _affine(rows[i], affine_kinds):
                 between.append(rows[i].name)
                 stack.extend(rows[i].inputs)
         for a in sorted(reached):

@@ -26,7 +26,6 @@ import torch
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from ablab.calc.costs import Conventions
 from ablab.calc.dataflow import GLOBAL, propagate_fields  # noqa: F401 - re-exported
@@ -138,9 +137,10 @@ class _Tracer:
         self.conv = conventions
         self.names = {id(m): n for n, m in model.named_modules()}
         self.origin: dict[int, frozenset[int]] = {}  # tensor id -> the parameters it derives from only
-        for p in [*model.parameters(), *model.buffers()]:
+        plist = list(model.parameters())
+        for p in [*plist, *model.buffers()]:
             self.origin[id(p)] = frozenset({id(p)})
-        self.param_storage = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self.param_storage = {p.untyped_storage().data_ptr() for p in plist}
         self.node: dict[int, int] = {}  # tensor id -> producing op (-1: the input)
         self.made: dict[int, int] = {}  # storage of a tensor created in forward -> its op
         self.keep: list[Any] = []  # tensors kept alive so their ids stay theirs
@@ -161,7 +161,7 @@ class _Tracer:
             return
         leaf = next(m.children(), None) is None
         call = Call(m, self.names.get(id(m), type(m).__name__), leaf)
-        x = next((a for a in tree_flatten(args)[0] if isinstance(a, torch.Tensor)), None)
+        x = next((a for a in _tensors(args) if isinstance(a, torch.Tensor)), None)
         if x is not None:
             call.in_node = self.node.get(id(x))
             call.in_shape = self.per_sample(x.shape)
@@ -172,7 +172,7 @@ class _Tracer:
         if self.phase != "forward" or len(self.stack) <= 1:
             return
         call = self.calls[self.stack.pop()]
-        y = next((a for a in tree_flatten(out)[0] if isinstance(a, torch.Tensor)), None)
+        y = next((a for a in _tensors(out) if isinstance(a, torch.Tensor)), None)
         if y is not None:
             call.out_shape = self.per_sample(y.shape)
 
@@ -198,14 +198,14 @@ class _Tracer:
         self.made[out.untyped_storage().data_ptr()] = op.index
 
     def record(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
-        flat = tree_flatten((args, kwargs))[0]
+        flat = _tensors((args, kwargs))
         tensors = [a for a in flat if isinstance(a, torch.Tensor)]
         if self.made:
             for t in tensors:
                 if id(t) not in self.node and t.untyped_storage().data_ptr() in self.made:
                     self.node[id(t)] = self.made[t.untyped_storage().data_ptr()]
                     self.keep.append(t)
-        outs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+        outs = [o for o in _tensors(out) if isinstance(o, torch.Tensor)]
         if self.phase != "forward":
             ins = [tuple(a.shape) if isinstance(a, torch.Tensor) else None for a in args]
             cost = op_cost(name, ins, tuple(outs[0].shape) if outs else (), self.conv, args=args)
@@ -269,11 +269,12 @@ class _Tracer:
 def _restored(model: nn.Module) -> Any:
     """Leave the model as it was: buffers (batch-norm statistics), gradients, training mode, RNG."""
     buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
-    grads = {id(p): p.grad for p in model.parameters()}
+    plist = list(model.parameters())
+    grads = {id(p): p.grad for p in plist}
     was_training = model.training
     with torch.random.fork_rng(devices=[]):
         try:
-            for p in model.parameters():
+            for p in plist:
                 p.grad = None
             yield
         finally:
@@ -281,9 +282,27 @@ def _restored(model: nn.Module) -> Any:
                 for k, v in model.named_buffers():
                     if k in buffers:
                         v.copy_(buffers[k])
-            for p in model.parameters():
+            for p in plist:
                 p.grad = grads.get(id(p))
             model.train(was_training)
+
+
+def _tensors(x: Any, out: list | None = None) -> list:
+    """The tensors inside nested tuples, lists and dicts (namedtuples and ModelOutput dicts included), in
+    order — what pytree's flatten gives for these, without its cost on every operator."""
+    out = [] if out is None else out
+    if isinstance(x, torch.Tensor):
+        out.append(x)
+    elif isinstance(x, tuple | list):
+        for a in x:
+            if isinstance(a, torch.Tensor):
+                out.append(a)
+            elif isinstance(a, tuple | list | dict):
+                _tensors(a, out)
+    elif isinstance(x, dict):
+        for a in x.values():
+            _tensors(a, out)
+    return out
 
 
 class ForwardError(Exception):
@@ -295,7 +314,7 @@ def trace_module(model: nn.Module, args: tuple, kwargs: dict, conventions: Conve
     """Run ``model(*args, **kwargs)`` (a batch of ``batch`` on axis ``batch_dim``) in ``mode`` ("train" or
     "eval"), and, when ``backward``, one ``loss.backward()``; record every operator."""
     t = _Tracer(model, conventions, batch, batch_dim)
-    inputs = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
+    inputs = _tensors((args, kwargs))
     for x in inputs:
         t.node[id(x)] = -1
     t.input_storage = inputs[0].untyped_storage().data_ptr() if inputs else -1
@@ -308,7 +327,7 @@ def trace_module(model: nn.Module, args: tuple, kwargs: dict, conventions: Conve
                     out = model(*args, **kwargs)
                 except Exception as e:
                     raise ForwardError(f"{type(e).__name__}: {e}") from e
-                y = next((o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)), None)
+                y = next((o for o in _tensors(out) if isinstance(o, torch.Tensor)), None)
                 if y is None:
                     raise UserError(f"the model returned {type(out).__name__}, not a tensor")
                 if backward and y.requires_grad:
