@@ -12,7 +12,7 @@ schema of ``ablab summary --json``::
      "totals": {"params", "trainable_params", "buffers", "macs", "flops", "activation_bytes",
                 "input_bytes", "param_bytes", "inference_peak_bytes", "training_bytes",
                 "training": {"activations", "params", "gradients", "optimizer_state"}},
-     "warnings": [{"severity", "layer", "code", "message"}], "notes": [...]}
+     "warnings": [{"severity", "layer", "code", "message"}], "notes": [...], "mode" (traced modules only)}
 
 MACs, FLOPs and bytes are for the whole batch (``batch`` samples); parameters do not depend on it.
 """

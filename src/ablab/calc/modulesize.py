@@ -8,7 +8,7 @@ the operators without a cost formula (named), and the training FLOPs of a step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,72 +20,15 @@ from ablab.calc.inputs import check_params, data_dependence, readings, sequence_
 from ablab.calc.lint import Finding, lint
 from ablab.calc.ops import qualified
 from ablab.calc.receptive import Field
+from ablab.calc.rows import OpLayer, Row, pads, saved_of, table_rows
 from ablab.calc.shapes import Resolved, fmt_shape
-from ablab.calc.trace import SKIP_MODULES, B, Op, Trace, trace_module
+from ablab.calc.trace import B, trace_module
 from ablab.errors import UserError
-from ablab.layers import (
-    GELU,
-    WEIGHTED,
-    AvgPool2d,
-    BatchNorm,
-    Conv1d,
-    Conv2d,
-    Layer,
-    Linear,
-    MaxPool2d,
-    Opaque,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    SpecError,
-    Tanh,
-    kinds_where,
-    layer_from_module,
-)
+from ablab.layers import WEIGHTED, kinds_where
 
 # operator rows that are affine maps of their inputs (the layer kinds' own flags come from the registry)
 AFFINE_OPS = ("view", "mean", "sum", "add", "sub", "cat", "identity", "permute", "transpose", "reshape", "expand",
               "unsqueeze", "squeeze", "clone", "contiguous", "slice", "select", "stack", "_to_copy")
-
-
-@dataclass(frozen=True)
-class OpLayer(Layer):
-    """A row that is an operator or module with no spec layer: its kind is its name."""
-
-    label: str = ""
-
-    def to_string(self) -> str:
-        return self.label
-
-
-_KINDS: dict[str, type[OpLayer]] = {}
-
-
-def op_layer(kind: str, label: str) -> OpLayer:
-    cls = _KINDS.get(kind)
-    if cls is None:
-        cls = _KINDS[kind] = type(f"OpLayer_{kind}", (OpLayer,), {"kind": kind})
-    return cls(label=label)
-
-
-@dataclass
-class Row:
-    name: str
-    kind: str
-    layer: Layer
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    ops: list[Op]
-    params: int = 0
-    trainable: int = 0
-    bias: int = 0
-    buffers: int = 0
-    int_buffers: int = 0
-    inputs: set[int] = field(default_factory=set)  # rows feeding it (-1: the model input)
-    rf: Any = None
-    order: float = 0.0
-    saved_override: tuple[int, int, int, int] | None = None  # from the training-mode trace
-    torchinfo: tuple[int, int] = (0, 0)  # a module call's parameters named weight/bias, and other *weight*/*bias*
 
 
 @dataclass
@@ -137,10 +80,10 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
         args, kw = reading.make(n, 0)
         trt = trace_module(model, args, kw, conventions, batch=n, batch_dim=batch_dim, mode=train_mode)
     propagate_fields(tr)
-    rows = _rows(tr, model)
+    rows = table_rows(tr, model)
     extra = (0, 0, 0, 0)
     if trt is not tr:  # what backward keeps, per row, from the training-mode step (matched by row name)
-        kept = {r.name: _saved(r) for r in _rows(trt, model)}
+        kept = {r.name: saved_of(r) for r in table_rows(trt, model)}
         names = {r.name for r in rows}
         for r in rows:
             r.saved_override = kept.get(r.name, (0, 0, 0, 0))
@@ -152,25 +95,29 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
     header = f"{count_mode} mode" + (f" (training FLOPs and memory: {train_mode} mode)" if trt is not tr else
                                      " (counts, memory" + (", training FLOPs)" if training else ")"))
     resolved, costs, trainable, describe, fields, known, saved = [], [], [], [], [], [], []
+    spec_costs: dict[tuple, Any] = {}  # the spec formula of equal layers on equal shapes, computed once
+    texts: dict[int, str] = {}
     unknown: dict[str, list[str]] = {}
     for i, row in enumerate(rows, start=1):
         macs = sum(op.cost.macs for op in row.ops) // tr.batch
         flops = sum(op.cost.flops for op in row.ops) // tr.batch
         r = Resolved(index=i, name=row.name, layer=row.layer, in_shape=row.in_shape, out_shape=row.out_shape,
-                     padding=_pads(row))
-        explain = _explain(r, row, macs, flops, conventions, tr.batch)
+                     padding=pads(row))
+        explain = _explain(r, row, macs, flops, conventions, tr.batch, spec_costs)
         costs.append(LayerCost(params=row.params, bias=row.bias, buffers=row.buffers, int_buffers=row.int_buffers,
                                macs=macs, flops=flops, explain=tuple(explain)))
         resolved.append(r)
         trainable.append(row.trainable)
-        describe.append(row.layer.to_string())
+        if id(row.layer) not in texts:  # equal layers share one Layer object (see rows.table_rows)
+            texts[id(row.layer)] = row.layer.to_string()
+        describe.append(texts[id(row.layer)])
         f = row.rf
         fields.append((f if isinstance(f, Field) else None,
                        "receptive field: the whole input" if f is GLOBAL else
                        "receptive field: along the data flow" if isinstance(f, Field) else
                        "receptive field: not defined here (an operator without a window rule on the path)"))
         known.append(f is not None and f is not CONSTANT)
-        saved.append(row.saved_override if row.saved_override is not None else _saved(row))
+        saved.append(row.saved_override if row.saved_override is not None else saved_of(row))
         for op in row.ops:
             if op.cost.category == "unknown":
                 unknown.setdefault(qualified(op.name), []).append(row.name)
@@ -206,147 +153,16 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
                        header, extra, tuple(r.torchinfo for r in rows))
 
 
-def _saved(row: Row) -> tuple[int, int, int, int]:
-    s = [0, 0, 0, 0]
-    for op in row.ops:
-        s = [a + b for a, b in zip(s, op.saved, strict=True)]
-    return s[0], s[1], s[2], s[3]
-
-
-def _rows(tr: Trace, model: nn.Module) -> list[Row]:
-    known: dict[tuple[type, str], Layer] = {}
-
-    def to_layer(m: nn.Module) -> Layer:  # the layer registry, read backwards
-        # torch's own layers show every constructor argument in their repr: equal reprs, equal layers
-        key = (type(m), repr(m)) if type(m).__module__.startswith("torch.nn.") else None
-        if key is not None and key in known:
-            return known[key]
-        layer = layer_from_module(m) or Opaque(cls=type(m).__name__)
-        if key is not None:
-            known[key] = layer
-        return layer
-
-    rows: dict[tuple[str, int], Row] = {}
-    op_row: dict[int, tuple[str, int]] = {}
-    for op in tr.ops:
-        call = tr.calls[op.call]
-        if call.leaf and not isinstance(call.module, SKIP_MODULES):
-            key = ("call", op.call)
-            if key not in rows:
-                rows[key] = _leaf_row(call, to_layer, Opaque)
-                rows[key].order = op.index
-        else:
-            key = ("op", op.index)
-            layer = _op_as_layer(op)
-            name = f"{call.path} ({op.cost.kind})" if call.path else op.cost.kind
-            rows[key] = Row(name, op.cost.kind, layer, op.in_shapes[0] if op.in_shapes else (), op.out_shape, [],
-                            order=op.index)
-        rows[key].ops.append(op)
-        op_row[op.index] = key
-    for i, call in enumerate(tr.calls):  # leaf modules that ran no operator (e.g. dropout with p=0)
-        if call.leaf and ("call", i) not in rows and not isinstance(call.module, SKIP_MODULES) and call.out_shape:
-            row = _leaf_row(call, to_layer, Opaque)
-            row.order = (max((o.index for o in tr.ops if o.call < i), default=-1)) + 0.5
-            row.rf = tr.ops[call.in_node].rf if call.in_node not in (None, -1) else None
-            rows[("call", i)] = row
-    ordered = sorted(rows.values(), key=lambda r: r.order)
-    index = {id(r): n for n, r in enumerate(ordered)}
-    seen: set[int] = set()
-    named: dict[str, int] = {}
-    plist = list(model.parameters())
-    params = {id(p): p for p in [*plist, *model.buffers()]}
-    trainable_ids = {id(p) for p in plist if p.requires_grad}
-    is_param = {id(p) for p in plist}
-    for key, row in sorted(rows.items(), key=lambda kv: kv[1].order):
-        if row.ops:
-            row.rf = row.ops[-1].rf
-            row.out_shape = row.out_shape or row.ops[-1].out_shape
-        members = {op.index for op in row.ops}
-        for op in row.ops:
-            for src in op.ins:
-                if src == -1:
-                    row.inputs.add(-1)
-                elif src not in members:
-                    row.inputs.add(index[id(rows[op_row[src]])])
-        used: set[int] = set().union(*(op.params for op in row.ops)) if row.ops else set()
-        if key[0] == "call":
-            m = tr.calls[key[1]].module
-            own = [(n.rsplit(".", 1)[-1], p.numel()) for n, p in m.named_parameters()]
-            row.torchinfo = (sum(k for n, k in own if n in ("weight", "bias")),
-                             sum(k for n, k in own if n not in ("weight", "bias") and ("weight" in n or "bias" in n)))
-            used |= {id(p) for p in m.parameters(recurse=False)} | {id(b) for b in m.buffers(recurse=False)}
-        fresh = [params[i] for i in used - seen if i in params]
-        seen |= used
-        row.params = sum(p.numel() for p in fresh if id(p) in is_param)
-        row.trainable = sum(p.numel() for p in fresh if id(p) in trainable_ids)
-        row.bias = sum(p.numel() for p in fresh if id(p) in is_param and p.dim() == 1 and row.kind in WEIGHTED)
-        row.buffers = sum(p.numel() for p in fresh if id(p) not in is_param and p.is_floating_point())
-        row.int_buffers = sum(p.numel() for p in fresh if id(p) not in is_param and not p.is_floating_point())
-        n = named.get(row.name, 0) + 1
-        named[row.name] = n
-        if n > 1:
-            row.name = f"{row.name} #{n}"  # the same module or operator again (a shared module called twice)
-    return ordered
-
-
-def _leaf_row(call: Any, to_layer: Any, opaque: Any) -> Row:
-    layer = to_layer(call.module)
-    kind = type(call.module).__name__.lower() if isinstance(layer, opaque) else layer.kind
-    if isinstance(layer, opaque):
-        layer = op_layer(kind, type(call.module).__name__)
-    return Row(f"{call.path} ({kind})", kind, layer, call.in_shape or (), call.out_shape or (), [])
-
-
-def _op_as_layer(op: Op) -> Layer:
-    """The spec layer an operator computes when there is one (so its cost has the spec's worked formula)."""
-
-    try:
-        if op.cost.kind in ("conv2d", "conv1d") and len(op.shapes) > 1 and op.shapes[1] is not None:
-            w = op.shapes[1]
-            nd = len(w) - 2
-            pad = tuple(int(p) for p in (op.args[4] if len(op.args[4]) == nd else list(op.args[4]) * nd))
-            cls = Conv2d if nd == 2 else Conv1d
-            return cls(out_channels=w[0], kernel_size=tuple(w[2:]), stride=tuple(op.args[3]) * (
-                1 if len(op.args[3]) == nd else nd), padding=tuple((p, p) for p in pad),
-                dilation=tuple(op.args[5]) * (1 if len(op.args[5]) == nd else nd), groups=int(op.args[8]),
-                bias=len(op.shapes) > 2 and op.shapes[2] is not None)
-        if op.cost.kind in ("maxpool2d", "avgpool2d") and len(op.out_shape) == 3 and op.args:
-            k = tuple(op.args[1]) * (1 if len(op.args[1]) == 2 else 2)
-            s = tuple(op.args[2]) if len(op.args) > 2 and op.args[2] else k
-            p = tuple(op.args[3]) if len(op.args) > 3 else (0, 0)
-            ceil = bool(op.args[5]) if op.cost.kind == "maxpool2d" and len(op.args) > 5 else \
-                bool(op.args[4]) if op.cost.kind == "avgpool2d" and len(op.args) > 4 else False
-            pool = MaxPool2d if op.cost.kind == "maxpool2d" else AvgPool2d
-            return pool(kernel_size=k, stride=s * (1 if len(s) == 2 else 2), padding=p * (1 if len(p) == 2 else 2),
-                       ceil_mode=ceil)
-        if op.cost.kind == "linear":
-            return Linear(out_features=op.out_shape[-1], bias=op.name == "addmm")
-        simple = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "gelu": GELU, "softmax": Softmax,
-                  "batchnorm": BatchNorm}
-        if op.cost.kind in simple:
-            return simple[op.cost.kind]()
-    except (SpecError, TypeError, ValueError, IndexError):
-        pass
-    return op_layer(op.cost.kind, qualified(op.name))
-
-
-def _pads(row: Row) -> tuple[tuple[int, int], ...]:
-    layer = row.layer
-    pad = getattr(layer, "padding", None)
-    if isinstance(pad, tuple) and pad and all(isinstance(p, tuple) for p in pad):
-        return pad
-    n = len(row.in_shape) - 1
-    if isinstance(pad, tuple) and len(pad) == n:
-        return tuple((int(p), int(p)) for p in pad)
-    return ((0, 0),) * max(n, 0) if hasattr(layer, "kernel_size") else ()
-
-
-def _explain(r: Resolved, row: Row, macs: int, flops: int, conv: Conventions, batch: int) -> list[str]:
+def _explain(r: Resolved, row: Row, macs: int, flops: int, conv: Conventions, batch: int,
+             cache: dict[tuple, Any]) -> list[str]:
     """The spec's worked formula when the row is a spec layer and it agrees with the operators; the
     operators' own costs otherwise."""
     if not isinstance(row.layer, OpLayer):
         try:
-            c = layer_cost(r, conv)
+            key = (id(row.layer), r.in_shape, r.out_shape, r.padding)
+            if key not in cache:
+                cache[key] = layer_cost(r, conv)
+            c = cache[key]
             if c.macs == macs and c.flops == flops:
                 return list(c.explain)
         except Exception:  # noqa: BLE001 - a shape the spec formula does not cover: use the operators

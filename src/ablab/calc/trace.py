@@ -96,6 +96,10 @@ class Trace:
     data_reads: int = 0  # Python read values computed from the input (``if x.sum() > 0``): data-dependent
 
 
+KNOWN = CONV | MATMUL | POOL | REDUCE | NORM | ELEMENTWISE | DROPOUT | MOVE | FUSED | QUANTIZED
+_NAMES: dict[Any, str] = {}  # operator overload -> its name in the cost table
+
+
 class _Recorder(TorchDispatchMode):
     def __init__(self, tracer: _Tracer) -> None:
         super().__init__()
@@ -103,10 +107,12 @@ class _Recorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        name = func._overloadpacket.__name__
-        ns = func.namespace
-        if ns != "aten":  # quantized::conv2d is not aten::conv2d
-            name = f"{ns}.{name}"
+        name = _NAMES.get(func)
+        if name is None:
+            name = func._overloadpacket.__name__
+            if func.namespace != "aten":  # quantized::conv2d is not aten::conv2d
+                name = f"{func.namespace}.{name}"
+            _NAMES[func] = name
         if name in DATA_READS and self.t.phase == "forward" and any(
                 isinstance(a, torch.Tensor) and id(a) in self.t.node for a in args):
             self.t.data_reads += 1
@@ -117,9 +123,7 @@ class _Recorder(TorchDispatchMode):
         if name in IGNORED or func is torch.ops.prim.device.default:
             return func(*args, **kwargs)
 
-        known = name in CONV or name in MATMUL or name in POOL or name in REDUCE or name in NORM \
-            or name in ELEMENTWISE or name in DROPOUT or name in MOVE or name in FUSED or name in QUANTIZED
-        if not known:  # as FlopCounterMode does: an operator with a decomposition is traced through it
+        if name not in KNOWN:  # as FlopCounterMode does: an operator with a decomposition is traced through it
             with self:
                 r = func.decompose(*args, **kwargs)
             if r is not NotImplemented:
@@ -198,14 +202,13 @@ class _Tracer:
         self.made[out.untyped_storage().data_ptr()] = op.index
 
     def record(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
-        flat = _tensors((args, kwargs))
-        tensors = [a for a in flat if isinstance(a, torch.Tensor)]
+        tensors = _tensors((args, kwargs) if kwargs else args)
         if self.made:
             for t in tensors:
                 if id(t) not in self.node and t.untyped_storage().data_ptr() in self.made:
                     self.node[id(t)] = self.made[t.untyped_storage().data_ptr()]
                     self.keep.append(t)
-        outs = [o for o in _tensors(out) if isinstance(o, torch.Tensor)]
+        outs = _tensors(out)
         if self.phase != "forward":
             ins = [tuple(a.shape) if isinstance(a, torch.Tensor) else None for a in args]
             cost = op_cost(name, ins, tuple(outs[0].shape) if outs else (), self.conv, args=args)
@@ -214,7 +217,9 @@ class _Tracer:
         data = [t for t in tensors if id(t) in self.node]
         params: set[int] = set()
         for t in tensors:
-            params |= self.origin.get(id(t), frozenset())
+            o = self.origin.get(id(t))
+            if o:
+                params |= o
         if not data:  # weight preparation (weight.t(), a tied transpose) or constants: no row
             if outs:
                 for o in outs:
@@ -271,7 +276,7 @@ def _restored(model: nn.Module) -> Any:
     buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
     plist = list(model.parameters())
     grads = {id(p): p.grad for p in plist}
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # each module's own flag, restored as it was
     with torch.random.fork_rng(devices=[]):
         try:
             for p in plist:
@@ -284,7 +289,9 @@ def _restored(model: nn.Module) -> Any:
                         v.copy_(buffers[k])
             for p in plist:
                 p.grad = grads.get(id(p))
-            model.train(was_training)
+            for m, flag in modes:
+                if m.training != flag:
+                    m.training = flag
 
 
 def _tensors(x: Any, out: list | None = None) -> list:
@@ -321,7 +328,9 @@ def trace_module(model: nn.Module, args: tuple, kwargs: dict, conventions: Conve
     hooks = [register_module_forward_pre_hook(t.pre), register_module_forward_hook(t.post)]
     try:
         with _restored(model):
-            model.train(mode == "train")
+            want = mode == "train"
+            if any(m.training != want for m in model.modules()):
+                model.train(want)
             with torch.autograd.graph.saved_tensors_hooks(t.pack, lambda v: v), _Recorder(t):
                 try:
                     out = model(*args, **kwargs)
