@@ -95,3 +95,27 @@ def test_torchinfo_mult_adds_of_an_lstm() -> None:
     info = torchinfo.summary(m, input_size=(5, 3, 8), verbose=0)
     s = summary(m, input_data=torch.randn(5, 3, 8))
     assert torchinfo_mult_adds(s) == info.total_mult_adds
+
+
+class BadInplace(nn.Module):
+    """sigmoid saves its output for backward; add_ then changes it: PyTorch's backward raises."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.sigmoid(self.fc(x))
+        y.add_(1)
+        return y
+
+
+def test_an_inplace_change_autograd_rejects_is_reported() -> None:
+    from ablab.errors import UserError
+
+    m = BadInplace()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        m(torch.randn(2, 4)).sum().backward()
+    assert summary(m, (4,)).totals.macs == 16  # inference counts stay available
+    with pytest.raises(UserError, match="cannot train: a tensor of shape 2x4 saved for backward was modified in place"):
+        summary(m, (4,), training=True)

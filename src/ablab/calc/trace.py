@@ -138,6 +138,7 @@ class _Tracer:
         self.model = model
         self.batch, self.batch_dim = batch, batch_dim
         self.data_reads = 0
+        self.inplace = ""  # why PyTorch's own backward would fail (an in-place change of a saved tensor)
         self.conv = conventions
         self.names = {id(m): n for n, m in model.named_modules()}
         self.origin: dict[int, frozenset[int]] = {}  # tensor id -> the parameters it derives from only
@@ -243,6 +244,18 @@ class _Tracer:
                 self.origin.setdefault(id(o), frozenset())
                 self.keep.append(o)
 
+    def keep_saved(self, t: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Pack hook: count the tensor (``pack``) and remember its version, as autograd itself does: a
+        pass-through hook would skip autograd's check that nothing saved was modified in place."""
+        return self.pack(t), t._version
+
+    def unpack(self, packed: tuple[torch.Tensor, int]) -> torch.Tensor:
+        t, version = packed
+        if t._version != version and not self.inplace:
+            self.inplace = (f"a tensor of shape {'x'.join(map(str, t.shape)) or 'scalar'} saved for backward was "
+                            f"modified in place (version {version} -> {t._version})")
+        return t
+
     def pack(self, t: torch.Tensor) -> torch.Tensor:
         """A tensor autograd keeps for backward: charge its storage, once, to the op that saved it."""
         if self.phase != "forward" or not self.ops:
@@ -331,7 +344,7 @@ def trace_module(model: nn.Module, args: tuple, kwargs: dict, conventions: Conve
             want = mode == "train"
             if any(m.training != want for m in model.modules()):
                 model.train(want)
-            with torch.autograd.graph.saved_tensors_hooks(t.pack, lambda v: v), _Recorder(t):
+            with torch.autograd.graph.saved_tensors_hooks(t.keep_saved, t.unpack), _Recorder(t):
                 try:
                     out = model(*args, **kwargs)
                 except Exception as e:
@@ -348,6 +361,11 @@ def trace_module(model: nn.Module, args: tuple, kwargs: dict, conventions: Conve
                         loss = y.float().square().mean()
                     t.phase = "backward"
                     loss.backward()
+                    if t.inplace:
+                        raise UserError(f"the model cannot train: {t.inplace}; PyTorch's backward raises "
+                                        "\"one of the variables needed for gradient computation has been modified by "
+                                        "an inplace operation\", so a training step has no FLOPs (use an "
+                                        "out-of-place operation, e.g. y = y + 1 for y.add_(1))")
     finally:
         for h in hooks:
             h.remove()
