@@ -57,7 +57,7 @@ def test_torchinfo_input_size_with_the_batch_axis() -> None:
     assert s.totals.macs == 64 * CONV_MACS
     assert "torchinfo" in s.notes[0]
     assert summary(conv_net(), (1, 28, 28)).totals.macs == CONV_MACS
-    assert "ablab's convention" in summary(conv_net(), (1, 28, 28)).notes[0]
+    assert not [n for n in summary(conv_net(), (1, 28, 28)).notes if "convention" in n]  # the plain case: no note
 
 
 def test_a_missing_channel_axis_is_one_error_without_ablabs_batch() -> None:

@@ -72,7 +72,10 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
     options = readings(input_size, input_data, dtypes, batch_dim, kwargs, dtype, device)
     one = training and train_mode == count_mode
     tr, reading = trace_first(model, options, conventions, batch_dim, count_mode, one)
-    notes = [reading.describe + (" (sequence first: the model has no batch_first)" if auto and batch_dim else "")]
+    # how the input was read, unless it is the plain case (one per-sample shape, batch axis 0)
+    plain = reading.generated and reading.batch is None and batch_dim == 0
+    notes = [] if plain else [reading.describe + (" (sequence first: the model has no batch_first)"
+                                                 if auto and batch_dim else "")]
     findings_extra = data_dependence(model, tr, reading, conventions, batch_dim, count_mode)
     trt = tr
     if training and not one:
