@@ -40,7 +40,7 @@ MOVE = frozenset({
     "slice_backward", "select_backward", "embedding_dense_backward", "_unsafe_index", "scatter", "scatter_add",
     "index_put", "index_put_", "max_pool2d_with_indices_backward", "max_pool1d_with_indices_backward",
     "adaptive_max_pool2d_backward", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk", "new_empty",
-    "new_ones", "new_full", "full_like",
+    "new_ones", "new_full", "full_like", "transpose_", "t_", "squeeze_", "unsqueeze_", "as_strided_", "detach_copy",
 })
 # tensors a forward makes from nothing (an RNN's zero hidden state): data when they carry the batch axis
 FACTORY = frozenset({"zeros", "ones", "full", "empty", "empty_strided", "randn", "rand"})
@@ -72,7 +72,8 @@ ELEMENTWISE = frozenset({
     "sigmoid_backward", "gelu", "gelu_backward", "silu", "silu_", "silu_backward", "leaky_relu", "leaky_relu_",
     "leaky_relu_backward", "hardtanh", "hardtanh_", "hardtanh_backward", "elu", "elu_", "elu_backward",
     "softplus", "softplus_backward", "hardswish", "hardswish_", "hardswish_backward", "hardsigmoid",
-    "hardsigmoid_backward", "mish", "mish_backward", "_softmax", "_log_softmax", "_softmax_backward_data",
+    "hardsigmoid_backward", "mish", "mish_backward", "_softmax", "_safe_softmax", "_log_softmax",
+    "_softmax_backward_data",
     "_log_softmax_backward_data", "clamp", "clamp_", "clamp_min", "clamp_min_", "clamp_max", "exp", "exp_", "log",
     "log_", "sqrt", "rsqrt", "neg", "abs", "pow", "sin", "cos", "erf", "reciprocal", "sign", "square", "add",
     "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "maximum", "minimum", "where", "lerp", "addcmul",
@@ -99,7 +100,8 @@ NAMES = {"convolution": "conv", "_convolution": "conv", "addmm": "linear", "mm":
          "baddbmm": "matmul", "max_pool2d_with_indices": "maxpool2d", "max_pool1d_with_indices": "maxpool1d",
          "max_pool2d": "maxpool2d", "max_pool1d": "maxpool1d", "avg_pool2d": "avgpool2d", "avg_pool1d": "avgpool1d",
          "_adaptive_avg_pool2d": "adaptiveavgpool2d", "adaptive_max_pool2d": "adaptivemaxpool2d", "relu_": "relu",
-         "threshold": "relu", "_softmax": "softmax", "_log_softmax": "log_softmax", "native_dropout": "dropout",
+         "threshold": "relu", "_softmax": "softmax",
+         "_safe_softmax": "softmax", "_log_softmax": "log_softmax", "native_dropout": "dropout",
          "native_batch_norm": "batchnorm", "_native_batch_norm_legit": "batchnorm",
          "_native_batch_norm_legit_no_training": "batchnorm", "native_layer_norm": "layernorm",
          "native_group_norm": "groupnorm", "constant_pad_nd": "pad", "_unsafe_view": "view", "tanh_": "tanh",
