@@ -25,13 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ablab.calc.costs import Conventions
+from ablab.calc.costs import Conventions, prod
 from ablab.calc.lint import Finding
 from ablab.calc.trace import B, ForwardError, Trace, trace_module
 from ablab.errors import UserError
-from ablab.layers.values import show
+from ablab.layers.values import MAX_SIZE, show
 from ablab.spec.stack import parse_shape
 
+MAX_ELEMENTS = 2**30  # generated input elements traced at once (4 GiB of float32)
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32, "float": torch.float32, "float64": torch.float64, "double": torch.float64,
     "float16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16, "long": torch.long,
@@ -74,6 +75,11 @@ def to_dtype(d: Any, where: str) -> torch.dtype:
 def readings(input_size: Any, input_data: Any, dtypes: Any, batch_dim: int, kwargs: dict | None,
              default_dtype: torch.dtype, device: Any) -> list[Reading]:
     """The readings to try, in order (ablab's convention first)."""
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise UserError(f"kwargs: expected a dict of keyword arguments of forward, got {type(kwargs).__name__}",
+                        key="kwargs")
+    if not isinstance(batch_dim, int) or isinstance(batch_dim, bool) or batch_dim < 0:
+        raise UserError(f"batch_dim: expected an axis (0, 1, ...), got {show(batch_dim)}", key="batch_dim")
     extra = dict(kwargs or {})
     if input_data is not None:
         return [_data_reading(input_data, batch_dim, extra)]
@@ -114,11 +120,13 @@ def _shapes(input_size: Any) -> tuple[list[tuple[int, ...]], list[str | None]]:
     items = input_size if isinstance(input_size, list) or (
         isinstance(input_size, tuple) and input_size and not isinstance(input_size[0], int)) else [input_size]
     shapes, named = [], []
+    if not items:
+        raise UserError("input_size: no shape given (an empty list)", key="input_shape")
     for item in items:
         if isinstance(item, str):
             s, d = parse_input(item)
         elif isinstance(item, tuple | list | torch.Size) and item and all(
-                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in item):
+                isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIZE for v in item):
             s, d = tuple(int(v) for v in item), None
         else:
             raise UserError(f"input_size: expected a shape like (1, 28, 28) or '1x28x28' (a list of them for several "
@@ -196,10 +204,16 @@ def trace_first(model: nn.Module, options: list[Reading], conventions: Conventio
     for reading in options:
         # generated inputs: a batch of 2 where batch norm computes batch statistics (train mode), else 1
         n = reading.batch or (B if mode == "train" else 1)
-        args, kw = reading.make(n, 0)
         try:
-            return trace_module(model, args, kw, conventions, batch=n, batch_dim=batch_dim, mode=mode,
-                                backward=backward), reading
+            tr = trace_module(model, *make_inputs(reading, n), conventions, batch=n, batch_dim=batch_dim, mode=mode,
+                              backward=backward)
+            out = tr.output_shape
+            if reading.batch is None and n == 1 and not (len(out) > batch_dim and out[batch_dim] == 1):
+                # no batch axis of 1 in the output: torch may have read the batch of 1 as something else (a
+                # convolution takes C x H x W unbatched): trace a batch of 2, which cannot be mistaken
+                tr = trace_module(model, *make_inputs(reading, B), conventions, batch=B, batch_dim=batch_dim, mode=mode,
+                                  backward=backward)
+            return tr, reading
         except ForwardError as e:
             why = str(e)
             if reading.batch is None:  # ablab's traced batch must not leak into the message: say it for a batch of 1
@@ -210,6 +224,15 @@ def trace_first(model: nn.Module, options: list[Reading], conventions: Conventio
     raise UserError(f"the model does not run on an input of shape {shapes}, read "
                     + ("either way" if len(failures) > 1 else "as given") + ": " + " | ".join(failures) + hint,
                     key="input_shape")
+
+
+def make_inputs(reading: Reading, batch: int) -> tuple[tuple, dict]:
+    """The inputs at ``batch``; an input too large to allocate is one error, not torch's allocator message."""
+    total = sum(prod(s) for s in reading.shapes) * batch
+    if reading.generated and total > MAX_ELEMENTS:
+        raise UserError(f"input_size: {total:,} elements to trace; at most {MAX_ELEMENTS:,} (a smaller input gives "
+                        "the same counts per sample for most networks)", key="input_shape")
+    return reading.make(batch, 0)
 
 
 def _error_at_batch_1(model: nn.Module, reading: Reading, batch_dim: int) -> str:
@@ -252,5 +275,5 @@ def data_dependence(model: nn.Module, tr: Trace, reading: Reading, conventions: 
                     f"batch (input_data=) for the real path")]
 
 
-__all__ = ["DTYPES", "Reading", "check_params", "data_dependence", "parse_input", "readings", "to_dtype",
-           "trace_first"]
+__all__ = ["DTYPES", "Reading", "check_params", "data_dependence", "make_inputs", "parse_input", "readings",
+           "sequence_first", "to_dtype", "trace_first"]

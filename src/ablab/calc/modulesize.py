@@ -16,7 +16,7 @@ from torch import nn
 
 from ablab.calc.costs import Conventions, LayerCost, layer_cost, prod
 from ablab.calc.dataflow import CONSTANT, GLOBAL, propagate_fields
-from ablab.calc.inputs import check_params, data_dependence, readings, sequence_first, trace_first
+from ablab.calc.inputs import check_params, data_dependence, make_inputs, readings, sequence_first, trace_first
 from ablab.calc.lint import Finding, lint
 from ablab.calc.ops import qualified
 from ablab.calc.receptive import Field
@@ -80,7 +80,7 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
     trt = tr
     if training and not one:
         n = reading.batch or B
-        args, kw = reading.make(n, 0)
+        args, kw = make_inputs(reading, n)
         trt = trace_module(model, args, kw, conventions, batch=n, batch_dim=batch_dim, mode=train_mode)
     propagate_fields(tr)
     rows = table_rows(tr, model)

@@ -94,6 +94,7 @@ class Trace:
     batch: int = B  # the traced batch: every count is divided by it for per-sample numbers
     mode: str = "train"
     data_reads: int = 0  # Python read values computed from the input (``if x.sum() > 0``): data-dependent
+    output_shape: tuple[int, ...] = ()  # the first output tensor's full shape (batch axis included)
 
 
 KNOWN = CONV | MATMUL | POOL | REDUCE | NORM | ELEMENTWISE | DROPOUT | MOVE | FUSED | QUANTIZED
@@ -352,7 +353,12 @@ def trace_module(model: nn.Module, args: tuple, kwargs: dict, conventions: Conve
                 y = next((o for o in _tensors(out) if isinstance(o, torch.Tensor)), None)
                 if y is None:
                     raise UserError(f"the model returned {type(out).__name__}, not a tensor")
-                if backward and y.requires_grad:
+                if backward and not y.requires_grad:
+                    raise UserError(f"the model cannot train: its output ({str(y.dtype).removeprefix('torch.')}) does "
+                                    "not depend on any trainable parameter, so a training step has no gradient "
+                                    "(integer outputs such as argmax, detached outputs and parameter-free models "
+                                    "have none)")
+                if backward:
                     t.phase = "loss"
                     if y.dim() == 2 and y.is_floating_point() and batch_dim == 0:
                         target = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
@@ -371,4 +377,4 @@ def trace_module(model: nn.Module, args: tuple, kwargs: dict, conventions: Conve
             h.remove()
     first = inputs[0].shape if inputs else ()
     return Trace(t.ops, t.calls, t.backward, t.loss, t.weight_only, t.per_sample(first), t.input_saved,
-                 batch, mode, t.data_reads)
+                 batch, mode, t.data_reads, tuple(y.shape))
