@@ -60,9 +60,10 @@ def test_torchinfo_input_size_with_the_batch_axis() -> None:
     assert not [n for n in summary(conv_net(), (1, 28, 28)).notes if "convention" in n]  # the plain case: no note
 
 
-def test_a_missing_channel_axis_is_one_error_without_ablabs_batch() -> None:
+@pytest.mark.parametrize("net", [conv_net, lambda: nn.Sequential(nn.Conv2d(1, 2, 3))])
+def test_a_missing_channel_axis_is_one_error_without_ablabs_batch(net) -> None:  # noqa: ANN001
     with pytest.raises(UserError) as e:
-        summary(conv_net(), (28, 28))
+        summary(net(), (28, 28))  # a bare conv runs on one unbatched 28x28 "sample" of 28 channels: not this
     msg = str(e.value)
     assert "did you mean 1x28x28" in msg and "[2," not in msg and "2 channels" not in msg
 

@@ -217,7 +217,9 @@ def trace_first(model: nn.Module, options: list[Reading], conventions: Conventio
         except ForwardError as e:
             why = str(e)
             if reading.batch is None:  # ablab's traced batch must not leak into the message: say it for a batch of 1
-                why = _error_at_batch_1(model, reading, batch_dim) or why.split(":")[0]
+                why = _error_at_batch_1(model, reading, batch_dim) or (
+                    f"{why.split(':')[0]} on a batch; it runs on one sample only because torch then reads the "
+                    f"shape as unbatched (a convolution takes its first axis as the channels)")
             failures.append(f"{reading.describe}: {why}")
     hint = _channels_hint(model, options[0].shapes[0]) if options and options[0].shapes else ""
     shapes = ", ".join("x".join(map(str, s)) for s in options[0].shapes)
