@@ -57,6 +57,7 @@ def check_against_torch(spec: Spec, batch: int = 2) -> None:
         assert (t.output_shape, t.params, t.macs, t.flops, t.receptive_field) == \
             (row.output_shape, row.params, row.macs, row.flops, row.receptive_field), row.name
     assert (traced.totals.params, traced.totals.macs) == (s.totals.params, s.totals.macs)
+    assert info.total_mult_adds == torchinfo_mult_adds(traced)  # per module call, from the traced rows
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -12,7 +12,7 @@ schema of ``ablab summary --json``::
      "totals": {"params", "trainable_params", "buffers", "macs", "flops", "activation_bytes",
                 "input_bytes", "param_bytes", "inference_peak_bytes", "training_bytes",
                 "training": {"activations", "params", "gradients", "optimizer_state"}},
-     "warnings": [{"severity", "layer", "code", "message"}], "notes": [...]}
+     "warnings": [{"severity", "layer", "code", "message"}], "notes": [...], "mode" (traced modules only)}
 
 MACs, FLOPs and bytes are for the whole batch (``batch`` samples); parameters do not depend on it.
 """
@@ -38,58 +38,89 @@ __all__ = ["LayerSummary", "Summary", "Totals", "assemble", "summarize_module", 
 
 def summary(
     model: Any,
-    input_shape: Shape | str | None = None,
-    batch: int = 1,
+    input_shape: Any = None,
+    batch: int | None = None,
     dtype: str = "float32",
     optimizer: str = "sgd",
     conventions: Conventions | None = None,
     training: bool = False,
+    *,
+    input_size: Any = None,
+    input_data: Any = None,
+    dtypes: Any = None,
+    batch_dim: int | None = None,
+    mode: str | None = None,
+    kwargs: dict | None = None,
 ) -> Summary:
     """Size up ``model``: a ``Spec``, a preset name / spec string / spec file, or a ``torch.nn.Module``
     (traced at the operator level, see ``ablab.calc.trace``). ``training``: add the FLOPs of a training
     step (forward, loss, backward; a module's measured by tracing a real ``loss.backward()``).
 
-    ``input_shape`` excludes the batch axis, e.g. ``(1, 28, 28)`` or ``"1x28x28"``; a spec or preset
-    may carry its own. For a module it is required (modules do not know their input)."""
-    shape = parse_shape(input_shape) if isinstance(input_shape, str) else (
-        tuple(input_shape) if input_shape is not None else None)
-    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_SIZE:
+    ``input_shape`` (or ``input_size``) excludes the batch axis, e.g. ``(1, 28, 28)`` or ``"1x28x28"``; a
+    spec or preset may carry its own. For a module, see ``ablab.calc.inputs``: a list of shapes for several
+    inputs, ``"long:16"`` for token ids, torchinfo's shapes with the batch axis, ``input_data=`` (a tensor,
+    tuple, list or dict of real inputs), ``dtypes=``, ``batch_dim=`` (1: sequence first; by default 1 for
+    torch's sequence-first modules used as the model, else 0), ``kwargs=`` (more
+    keyword arguments of ``forward``). ``mode``: "eval" or "train"; by default the counts are traced in
+    eval mode and, with ``training``, the training FLOPs and memory in train mode."""
+    if input_shape is not None and input_size is not None:
+        raise UserError("give input_shape or input_size, not both (they are the same argument)", key="input_shape")
+    input_shape = input_size if input_shape is None else input_shape
+    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_SIZE):
         raise UserError(f"batch: expected a positive integer (at most {MAX_SIZE:,}), got {show(batch)}")
     dtype_bytes(dtype)
     optimizer_states(optimizer)
     conventions = conventions or Conventions()
     if isinstance(model, str | Path):
         model = load_spec(str(model))
-    if isinstance(model, Spec):
-        s = summarize_spec(model, shape, batch=batch, dtype=dtype, optimizer=optimizer, conventions=conventions)
-        if training:  # measured, not modelled: the spec's torch model traced through a real backward
-            s = dataclasses.replace(s, training_flops=spec_training_flops(model, s.input_shape, batch, conventions))
-        return s
     torch = sys.modules.get("torch")  # a module can only exist if torch was imported
+    if isinstance(model, Spec):
+        if input_data is not None or dtypes is not None or kwargs or batch_dim is not None or mode:
+            raise UserError("input_data, dtypes, kwargs, batch_dim and mode apply to torch modules; a spec takes "
+                            "input_shape only")
+        shape = parse_shape(input_shape) if isinstance(input_shape, str) else (
+            tuple(input_shape) if input_shape is not None else None)
+        s = summarize_spec(model, shape, batch=batch or 1, dtype=dtype, optimizer=optimizer, conventions=conventions)
+        if training:  # measured, not modelled: the spec's torch model traced through a real backward
+            s = dataclasses.replace(s, training_flops=spec_training_flops(model, s.input_shape, batch or 1,
+                                                                          conventions))
+        return s
+    if torch is not None and isinstance(model, type) and issubclass(model, torch.nn.Module):
+        raise UserError(f"got the class {model.__name__}, not a module; create one first, e.g. "
+                        f"summary({model.__name__}(), ...)", key="model")
     if torch is not None and isinstance(model, torch.nn.Module):
-        if shape is None:
-            raise UserError("input_shape: a torch module needs an input shape without the batch axis, "
-                            "e.g. (1, 28, 28)")
-        return summarize_module(model, shape, batch=batch, dtype=dtype, optimizer=optimizer,
-                                conventions=conventions, training=training)
+        return summarize_module(model, input_shape, batch=batch, dtype=dtype, optimizer=optimizer,
+                                conventions=conventions, training=training, input_data=input_data, dtypes=dtypes,
+                                batch_dim=batch_dim, mode=mode, kwargs=kwargs)
     raise UserError(f"model: expected a Spec, a preset name, a spec string/file or a torch.nn.Module, "
                     f"got {type(model).__name__}")
 
 
-def summarize_module(model: Any, input_shape: Shape, *, batch: int = 1, dtype: str = "float32",
-                     optimizer: str = "sgd", conventions: Conventions | None = None,
-                     training: bool = False) -> Summary:
-    """A user's ``nn.Module``, traced at the operator level (``ablab.calc.modulesize``)."""
+def summarize_module(model: Any, input_shape: Any = None, *, batch: int | None = None, dtype: str = "float32",
+                     optimizer: str = "sgd", conventions: Conventions | None = None, training: bool = False,
+                     input_data: Any = None, dtypes: Any = None, batch_dim: int | None = None, mode: str | None = None,
+                     kwargs: dict | None = None) -> Summary:
+    """A user's ``nn.Module``, traced at the operator level (``ablab.calc.modulesize``). ``batch``: the
+    batch the numbers are for (default: the batch the input carries, else 1)."""
     from ablab.calc.modulesize import per_batch_saved, size_module
 
     conventions = conventions or Conventions()
-    parts = size_module(model, input_shape, conventions)
+    parts = size_module(model, conventions, input_size=input_shape, input_data=input_data, dtypes=dtypes,
+                        batch_dim=batch_dim, kwargs=kwargs, mode=mode, training=training)
+    batch = batch or parts.batch or 1
     b = dtype_bytes(dtype)
     s = assemble(type(model).__name__, "module", parts.resolved, parts.costs, parts.trainable, batch=batch,
                  dtype=dtype, optimizer=optimizer, conventions=conventions, describe=parts.describe,
                  total_params=parts.total_params, findings=parts.findings, notes=tuple(parts.notes),
                  fields=parts.fields, field_known=parts.field_known,
-                 activation_bytes=[per_batch_saved(x, batch, b) for x in parts.saved])
+                 activation_bytes=[per_batch_saved(x, batch, b) for x in parts.saved], call_params=parts.torchinfo)
+    extra = per_batch_saved(parts.extra_saved, batch, b)
+    if extra:  # kept by rows that run only in the training trace (aux heads)
+        m = s.totals.memory
+        mem = dataclasses.replace(m, activation_bytes=m.activation_bytes + extra,
+                                  training_bytes=m.training_bytes + extra)
+        s = dataclasses.replace(s, totals=dataclasses.replace(s.totals, memory=mem))
+    s = dataclasses.replace(s, input_shape=parts.input_shape or s.input_shape, mode=parts.mode)
     if training:
         t = {k: v * batch for k, v in parts.training.items()}
         t["step"] = t["forward"] + t["loss"] + t["backward"]
@@ -102,7 +133,7 @@ def spec_training_flops(spec: Spec, shape: Shape, batch: int, conventions: Conve
     from ablab.calc.modulesize import size_module
     from ablab.models.builder import build
 
-    parts = size_module(build(spec, shape), shape, conventions)
+    parts = size_module(build(spec, shape), conventions, input_size=shape, mode="train", training=True)
     t = {k: v * batch for k, v in parts.training.items()}
     t["step"] = t["forward"] + t["loss"] + t["backward"]
     return t

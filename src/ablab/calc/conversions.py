@@ -11,6 +11,10 @@ test oracles only, never imported here). ``s`` is a :class:`Summary` whose MACs 
   other module with parameters ``batch * params`` — right for a linear layer on a vector (MACs + bias),
   an undercount for a linear layer on a C x L map (it ignores L), and ``2C`` per sample for batch norm:
   ``mult-adds = MACs + bias outputs of conv/linear + batch * 2C per affine batch norm``.
+  For a traced module it is computed per module *call*, as torchinfo does: a layer called four times
+  (a shared ``nn.Linear``) is charged four times, parameters used outside a leaf module (``self.w * x``)
+  and functional operators nothing, an RNN's ``weight_ih_l0``-style parameters once per output position
+  of its first two axes (sequence x batch).
 * **fvcore** ``FlopCountAnalysis`` counts one "flop" per multiply-add of convs and linear layers (no
   bias), batch norm in eval mode as 1 per element (2 with affine), layer and group norm as 4 per
   element (5 with affine), adaptive average pooling as 1 per *input* element; other pooling and
@@ -31,6 +35,11 @@ def torchinfo_mult_adds(s: Summary) -> int:
     """What torchinfo's ``summary(...).total_mult_adds`` reports for the same network and batch."""
     total = 0
     for row in s.layers:
+        if row.call_params is not None:  # a traced module: per call, torchinfo's calculate_macs
+            named, inner = row.call_params
+            positions = _prod(row.output_shape[1:]) if "conv" in row.kind else 1
+            total += s.batch * positions * named + s.batch * (row.output_shape[0] if row.output_shape else 1) * inner
+            continue
         if row.kind in ("conv1d", "conv2d"):
             # (weights + bias) * batch * output positions; out_channels * positions = output elements
             positions = 1

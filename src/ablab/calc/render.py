@@ -26,7 +26,8 @@ _RIGHT = {"#", "params", "MACs", "FLOPs", "output bytes", "kept for bwd", "RF/st
 
 
 def _title(s: Summary) -> str:
-    return f"{s.model}  (input {fmt_shape(s.input_shape)}, batch {s.batch}, {s.dtype})"
+    mode = f", {s.mode}" if getattr(s, "mode", "") else ""
+    return f"{s.model}  (input {fmt_shape(s.input_shape)}, batch {s.batch}, {s.dtype}{mode})"
 
 
 def _columns(s: Summary, wide: bool) -> tuple[list[str], list[list[str]], list[str]]:

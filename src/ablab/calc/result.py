@@ -40,6 +40,9 @@ class LayerSummary:
     explain: tuple[str, ...] = ()
     bias: int = 0  # of the params, how many are bias (per output channel / feature)
     field_known: bool = True  # False: no receptive field is defined here (blank, not "all")
+    # a traced module call: its parameters named weight/bias and its other *weight*/*bias* ones (an RNN's
+    # weight_ih_l0), counted again at every call; (0, 0) for an operator row; None for a spec layer
+    call_params: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +93,7 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
     findings: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     training_flops: dict[str, Any] | None = None  # forward / loss / backward / step FLOPs of one training step
+    mode: str = ""  # a traced module: the mode the counts (and training numbers) were traced in
 
     def __getitem__(self, name: str) -> LayerSummary:
         for row in self.layers:
@@ -106,6 +110,7 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
             "totals": self.totals.to_dict(),
             "warnings": [f.to_dict() for f in self.findings],
             "notes": list(self.notes),
+            **({"mode": self.mode} if self.mode else {}),
             **({"training_flops": self.training_flops} if self.training_flops else {}),
         }
 
@@ -198,7 +203,8 @@ def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerC
              describe: list[str] | None = None, total_params: tuple[int, int] | None = None,
              findings: list[Finding] | None = None, notes: tuple[str, ...] = (),
              receptive: bool = True, fields: list[tuple[Field | None, str]] | None = None,
-             field_known: list[bool] | None = None, activation_bytes: list[int] | None = None) -> Summary:
+             field_known: list[bool] | None = None, activation_bytes: list[int] | None = None,
+             call_params: tuple[tuple[int, int], ...] | None = None) -> Summary:
     """Per-layer rows, totals, memory and lint from resolved layers and their per-sample costs.
 
     ``total_params`` (params, trainable) overrides the per-layer sums, for modules that share weights;
@@ -230,6 +236,7 @@ def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerC
             buffers=c.buffers + c.int_buffers, macs=batch * c.macs, flops=batch * c.flops,
             activation_bytes=act, receptive_field=fld, explain=tuple(lines), bias=c.bias,
             field_known=True if field_known is None else field_known[i],
+            call_params=call_params[i] if call_params else None,
         ))
     params, train = total_params or (sum(c.params for c in costs), sum(trainable))
     buffers, int_buffers = sum(c.buffers for c in costs), sum(c.int_buffers for c in costs)

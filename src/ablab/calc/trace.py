@@ -26,15 +26,29 @@ import torch
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
-from ablab.calc.costs import Conventions, prod
-from ablab.calc.ops import CONV, DROPOUT, ELEMENTWISE, IGNORED, MATMUL, MOVE, NORM, POOL, REDUCE, OpCost, op_cost
-from ablab.calc.receptive import Field
+from ablab.calc.costs import Conventions
+from ablab.calc.dataflow import GLOBAL, propagate_fields  # noqa: F401 - re-exported
+from ablab.calc.ops import (
+    CONV,
+    DROPOUT,
+    ELEMENTWISE,
+    FACTORY,
+    FUSED,
+    IGNORED,
+    MATMUL,
+    MOVE,
+    NORM,
+    POOL,
+    QUANTIZED,
+    REDUCE,
+    OpCost,
+    op_cost,
+)
 from ablab.errors import UserError
 
-B = 2  # traced batch: batch norm needs more than one sample per channel in training mode
-GLOBAL = "global"  # receptive field of an output that sees the whole input (after flatten / linear)
+B = 2  # traced batch of generated inputs: batch norm needs more than one sample per channel in training mode
+DATA_READS = frozenset({"_local_scalar_dense", "is_nonzero", "nonzero", "equal", "masked_select", "unique"})
 SKIP_MODULES = (nn.Identity,)
 
 
@@ -77,6 +91,14 @@ class Trace:
     weight_only: list[str]  # compute operators that saw only parameters (not counted per sample)
     input_node_shape: tuple[int, ...]
     input_saved: bool
+    batch: int = B  # the traced batch: every count is divided by it for per-sample numbers
+    mode: str = "train"
+    data_reads: int = 0  # Python read values computed from the input (``if x.sum() > 0``): data-dependent
+    output_shape: tuple[int, ...] = ()  # the first output tensor's full shape (batch axis included)
+
+
+KNOWN = CONV | MATMUL | POOL | REDUCE | NORM | ELEMENTWISE | DROPOUT | MOVE | FUSED | QUANTIZED
+_NAMES: dict[Any, str] = {}  # operator overload -> its name in the cost table
 
 
 class _Recorder(TorchDispatchMode):
@@ -86,13 +108,23 @@ class _Recorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        name = func._overloadpacket.__name__
+        name = _NAMES.get(func)
+        if name is None:
+            name = func._overloadpacket.__name__
+            if func.namespace != "aten":  # quantized::conv2d is not aten::conv2d
+                name = f"{func.namespace}.{name}"
+            _NAMES[func] = name
+        if name in DATA_READS and self.t.phase == "forward" and any(
+                isinstance(a, torch.Tensor) and id(a) in self.t.node for a in args):
+            self.t.data_reads += 1
+        if name in FACTORY:  # e.g. an RNN's zero initial hidden state: data when it has the batch axis
+            out = func(*args, **kwargs)
+            self.t.created(name, out)
+            return out
         if name in IGNORED or func is torch.ops.prim.device.default:
             return func(*args, **kwargs)
 
-        known = name in CONV or name in MATMUL or name in POOL or name in REDUCE or name in NORM \
-            or name in ELEMENTWISE or name in DROPOUT or name in MOVE
-        if not known:  # as FlopCounterMode does: an operator with a decomposition is traced through it
+        if name not in KNOWN:  # as FlopCounterMode does: an operator with a decomposition is traced through it
             with self:
                 r = func.decompose(*args, **kwargs)
             if r is not NotImplemented:
@@ -103,15 +135,20 @@ class _Recorder(TorchDispatchMode):
 
 
 class _Tracer:
-    def __init__(self, model: nn.Module, conventions: Conventions) -> None:
+    def __init__(self, model: nn.Module, conventions: Conventions, batch: int = B, batch_dim: int = 0) -> None:
         self.model = model
+        self.batch, self.batch_dim = batch, batch_dim
+        self.data_reads = 0
+        self.inplace = ""  # why PyTorch's own backward would fail (an in-place change of a saved tensor)
         self.conv = conventions
         self.names = {id(m): n for n, m in model.named_modules()}
         self.origin: dict[int, frozenset[int]] = {}  # tensor id -> the parameters it derives from only
-        for p in [*model.parameters(), *model.buffers()]:
+        plist = list(model.parameters())
+        for p in [*plist, *model.buffers()]:
             self.origin[id(p)] = frozenset({id(p)})
-        self.param_storage = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self.param_storage = {p.untyped_storage().data_ptr() for p in plist}
         self.node: dict[int, int] = {}  # tensor id -> producing op (-1: the input)
+        self.made: dict[int, int] = {}  # storage of a tensor created in forward -> its op
         self.keep: list[Any] = []  # tensors kept alive so their ids stay theirs
         self.ops: list[Op] = []
         self.calls: list[Call] = [Call(model, "", False)]
@@ -130,10 +167,10 @@ class _Tracer:
             return
         leaf = next(m.children(), None) is None
         call = Call(m, self.names.get(id(m), type(m).__name__), leaf)
-        x = next((a for a in tree_flatten(args)[0] if isinstance(a, torch.Tensor)), None)
+        x = next((a for a in _tensors(args) if isinstance(a, torch.Tensor)), None)
         if x is not None:
             call.in_node = self.node.get(id(x))
-            call.in_shape = _per_sample(x.shape)
+            call.in_shape = self.per_sample(x.shape)
         self.calls.append(call)
         self.stack.append(len(self.calls) - 1)
 
@@ -141,15 +178,39 @@ class _Tracer:
         if self.phase != "forward" or len(self.stack) <= 1:
             return
         call = self.calls[self.stack.pop()]
-        y = next((a for a in tree_flatten(out)[0] if isinstance(a, torch.Tensor)), None)
+        y = next((a for a in _tensors(out) if isinstance(a, torch.Tensor)), None)
         if y is not None:
-            call.out_shape = _per_sample(y.shape)
+            call.out_shape = self.per_sample(y.shape)
+
+    def per_sample(self, shape: Any) -> tuple[int, ...]:
+        """The shape without its batch axis (at ``batch_dim``, or in front for batch-first outputs)."""
+        s, d = tuple(int(n) for n in shape), self.batch_dim
+        if len(s) > d and s[d] == self.batch:
+            return s[:d] + s[d + 1:]
+        return s[1:] if s and s[0] == self.batch else s
 
     # --- operators
+    def created(self, name: str, out: Any) -> None:
+        """A tensor made in forward from nothing: a row of its own (no cost) when it carries the batch axis
+        (an initial hidden state ``torch.zeros(layers, batch, hidden)``), so what consumes it is counted
+        per sample; otherwise a constant."""
+        if self.phase != "forward" or not isinstance(out, torch.Tensor) or self.batch not in tuple(out.shape):
+            return
+        op = Op(len(self.ops), name, self.stack[-1], [], [], self.per_sample(out.shape), OpCost(name, "move"))
+        self.ops.append(op)
+        self.node[id(out)] = op.index
+        self.keep.append(out)
+        # a C++ composite (lstm_cell, lstm) may hand the tensor or a view of it back under another Python object
+        self.made[out.untyped_storage().data_ptr()] = op.index
+
     def record(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
-        flat = tree_flatten((args, kwargs))[0]
-        tensors = [a for a in flat if isinstance(a, torch.Tensor)]
-        outs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+        tensors = _tensors((args, kwargs) if kwargs else args)
+        if self.made:
+            for t in tensors:
+                if id(t) not in self.node and t.untyped_storage().data_ptr() in self.made:
+                    self.node[id(t)] = self.made[t.untyped_storage().data_ptr()]
+                    self.keep.append(t)
+        outs = _tensors(out)
         if self.phase != "forward":
             ins = [tuple(a.shape) if isinstance(a, torch.Tensor) else None for a in args]
             cost = op_cost(name, ins, tuple(outs[0].shape) if outs else (), self.conv, args=args)
@@ -158,7 +219,9 @@ class _Tracer:
         data = [t for t in tensors if id(t) in self.node]
         params: set[int] = set()
         for t in tensors:
-            params |= self.origin.get(id(t), frozenset())
+            o = self.origin.get(id(t))
+            if o:
+                params |= o
         if not data:  # weight preparation (weight.t(), a tied transpose) or constants: no row
             if outs:
                 for o in outs:
@@ -172,7 +235,7 @@ class _Tracer:
         weight_like = len(tensors) > 1 and id(tensors[-1]) in self.origin and id(tensors[-1]) not in self.node
         cost = op_cost(name, ins, tuple(outs[0].shape) if outs else (), self.conv, args=args, weight_like=weight_like)
         op = Op(len(self.ops), name, self.stack[-1], [self.node[id(t)] for t in data],
-                [_per_sample(t.shape) for t in data], _per_sample(outs[0].shape) if outs else (), cost, params,
+                [self.per_sample(t.shape) for t in data], self.per_sample(outs[0].shape) if outs else (), cost, params,
                 args=tuple(a if not isinstance(a, torch.Tensor) else None for a in args), shapes=ins)
         self.ops.append(op)
         if outs:
@@ -181,6 +244,18 @@ class _Tracer:
             for o in outs[1:]:
                 self.origin.setdefault(id(o), frozenset())
                 self.keep.append(o)
+
+    def keep_saved(self, t: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Pack hook: count the tensor (``pack``) and remember its version, as autograd itself does: a
+        pass-through hook would skip autograd's check that nothing saved was modified in place."""
+        return self.pack(t), t._version
+
+    def unpack(self, packed: tuple[torch.Tensor, int]) -> torch.Tensor:
+        t, version = packed
+        if t._version != version and not self.inplace:
+            self.inplace = (f"a tensor of shape {'x'.join(map(str, t.shape)) or 'scalar'} saved for backward was "
+                            f"modified in place (version {version} -> {t._version})")
+        return t
 
     def pack(self, t: torch.Tensor) -> torch.Tensor:
         """A tensor autograd keeps for backward: charge its storage, once, to the op that saved it."""
@@ -200,27 +275,25 @@ class _Tracer:
             # producer); intermediates that are nobody's output (indices, statistics) to the op saving them
             target = self.ops[src] if src is not None else self.ops[-1]
             nbytes = storage.nbytes()
-            per_sample = t.dim() > 0 and t.shape[0] == B
+            per_sample = self.batch in tuple(t.shape)[:self.batch_dim + 1]
             amount = nbytes // max(t.element_size(), 1) if t.is_floating_point() else nbytes
             slot = (0 if per_sample else 1) + (0 if t.is_floating_point() else 2)
-            target.saved[slot] += amount // B if per_sample else amount
+            target.saved[slot] += amount // self.batch if per_sample else amount
         return t
 
 
-def _per_sample(shape: Any) -> tuple[int, ...]:
-    s = tuple(int(n) for n in shape)
-    return s[1:] if s and s[0] == B else s
 
 
 @contextlib.contextmanager
 def _restored(model: nn.Module) -> Any:
     """Leave the model as it was: buffers (batch-norm statistics), gradients, training mode, RNG."""
     buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
-    grads = {id(p): p.grad for p in model.parameters()}
-    was_training = model.training
+    plist = list(model.parameters())
+    grads = {id(p): p.grad for p in plist}
+    modes = [(m, m.training) for m in model.modules()]  # each module's own flag, restored as it was
     with torch.random.fork_rng(devices=[]):
         try:
-            for p in model.parameters():
+            for p in plist:
                 p.grad = None
             yield
         finally:
@@ -228,130 +301,80 @@ def _restored(model: nn.Module) -> Any:
                 for k, v in model.named_buffers():
                     if k in buffers:
                         v.copy_(buffers[k])
-            for p in model.parameters():
+            for p in plist:
                 p.grad = grads.get(id(p))
-            model.train(was_training)
+            for m, flag in modes:
+                if m.training != flag:
+                    m.training = flag
 
 
-def trace_module(model: nn.Module, input_shape: tuple[int, ...], conventions: Conventions) -> Trace:
-    """Run one training step of ``model`` on zeros of shape (2, *input_shape) and record every operator."""
-    t = _Tracer(model, conventions)
-    first = next(iter(model.parameters()), None)
-    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
-    device = first.device if first is not None else "cpu"
-    x = torch.zeros(B, *input_shape, dtype=dtype, device=device)
-    t.node[id(x)] = -1
-    t.input_storage = x.untyped_storage().data_ptr()
+def _tensors(x: Any, out: list | None = None) -> list:
+    """The tensors inside nested tuples, lists and dicts (namedtuples and ModelOutput dicts included), in
+    order — what pytree's flatten gives for these, without its cost on every operator."""
+    out = [] if out is None else out
+    if isinstance(x, torch.Tensor):
+        out.append(x)
+    elif isinstance(x, tuple | list):
+        for a in x:
+            if isinstance(a, torch.Tensor):
+                out.append(a)
+            elif isinstance(a, tuple | list | dict):
+                _tensors(a, out)
+    elif isinstance(x, dict):
+        for a in x.values():
+            _tensors(a, out)
+    return out
+
+
+class ForwardError(Exception):
+    """The model raised on the example input (the caller says which input, in the user's terms)."""
+
+
+def trace_module(model: nn.Module, args: tuple, kwargs: dict, conventions: Conventions, *, batch: int = B,
+                 batch_dim: int = 0, mode: str = "train", backward: bool = True) -> Trace:
+    """Run ``model(*args, **kwargs)`` (a batch of ``batch`` on axis ``batch_dim``) in ``mode`` ("train" or
+    "eval"), and, when ``backward``, one ``loss.backward()``; record every operator."""
+    t = _Tracer(model, conventions, batch, batch_dim)
+    inputs = _tensors((args, kwargs))
+    for x in inputs:
+        t.node[id(x)] = -1
+    t.input_storage = inputs[0].untyped_storage().data_ptr() if inputs else -1
     hooks = [register_module_forward_pre_hook(t.pre), register_module_forward_hook(t.post)]
     try:
         with _restored(model):
-            model.train()
-            with torch.autograd.graph.saved_tensors_hooks(t.pack, lambda v: v), _Recorder(t):
+            want = mode == "train"
+            if any(m.training != want for m in model.modules()):
+                model.train(want)
+            with torch.autograd.graph.saved_tensors_hooks(t.keep_saved, t.unpack), _Recorder(t):
                 try:
-                    out = model(x)
-                except Exception as e:  # the user's model does not accept this input: say which shape
-                    raise UserError(f"the model does not run on an input of shape "
-                                    f"{'x'.join(map(str, input_shape))} ({type(e).__name__}: {e})") from None
-                y = next((o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)), None)
+                    out = model(*args, **kwargs)
+                except Exception as e:
+                    raise ForwardError(f"{type(e).__name__}: {e}") from e
+                y = next((o for o in _tensors(out) if isinstance(o, torch.Tensor)), None)
                 if y is None:
                     raise UserError(f"the model returned {type(out).__name__}, not a tensor")
-                if y.requires_grad:
+                if backward and not y.requires_grad:
+                    raise UserError(f"the model cannot train: its output ({str(y.dtype).removeprefix('torch.')}) does "
+                                    "not depend on any trainable parameter, so a training step has no gradient "
+                                    "(integer outputs such as argmax, detached outputs and parameter-free models "
+                                    "have none)")
+                if backward:
                     t.phase = "loss"
-                    if y.dim() == 2 and y.is_floating_point():
-                        loss = torch.nn.functional.cross_entropy(y, torch.zeros(B, dtype=torch.long, device=device))
+                    if y.dim() == 2 and y.is_floating_point() and batch_dim == 0:
+                        target = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
+                        loss = torch.nn.functional.cross_entropy(y, target)
                     else:
                         loss = y.float().square().mean()
                     t.phase = "backward"
                     loss.backward()
+                    if t.inplace:
+                        raise UserError(f"the model cannot train: {t.inplace}; PyTorch's backward raises "
+                                        "\"one of the variables needed for gradient computation has been modified by "
+                                        "an inplace operation\", so a training step has no FLOPs (use an "
+                                        "out-of-place operation, e.g. y = y + 1 for y.add_(1))")
     finally:
         for h in hooks:
             h.remove()
-    return Trace(t.ops, t.calls, t.backward, t.loss, t.weight_only, tuple(input_shape), t.input_saved)
-
-
-# --------------------------------------------------------------------------------------- data flow
-
-
-def propagate_fields(tr: Trace) -> None:
-    """The receptive field of every op's output along the real data flow (Araujo et al. 2019, eq. 1-2)."""
-    n = len(tr.input_node_shape) - 1
-    start = Field((1,) * n, (1,) * n, (0,) * n) if n >= 1 else GLOBAL
-
-    def of(i: int) -> Any:
-        return start if i == -1 else tr.ops[i].rf
-
-    for op in tr.ops:
-        fields = [of(i) for i in op.ins]
-        f0 = fields[0] if fields else None
-        c = op.cost.category
-        if op.name in ("convolution", "_convolution") and isinstance(f0, Field) and not (op.args[6] if len(
-                op.args) > 6 else False):
-            w = _weight_shape(op)
-            op.rf = _window(f0, w, op.args[3], op.args[4], op.args[5])
-        elif op.cost.category == "pool" and isinstance(f0, Field):
-            k = op.args[1]
-            stride = op.args[2] if len(op.args) > 2 and op.args[2] else k
-            pad = op.args[3] if len(op.args) > 3 else 0
-            dil = op.args[4] if len(op.args) > 4 and "max" in op.name else 1
-            op.rf = _window(f0, k, stride, pad, dil)
-        elif op.name == "constant_pad_nd" and isinstance(f0, Field):
-            flat = list(op.args[1])  # last axis first: (left, right, top, bottom)
-            before = [flat[2 * i] for i in range(len(flat) // 2)][::-1][-len(f0.start):]
-            op.rf = Field(f0.size, f0.stride, tuple(s - p * j for s, p, j in
-                                                       zip(f0.start, before, f0.stride, strict=True)))
-        elif op.name in ("native_layer_norm", "native_group_norm"):  # statistics mix every position
-            op.rf = GLOBAL if f0 is not None else None
-        elif c in ("elementwise", "norm", "dropout"):
-            op.rf = _union(fields)
-        elif c == "move" and op.name in ("view", "_unsafe_view", "reshape", "flatten", "clone", "contiguous",
-                                         "alias", "_reshape_alias", "expand", "unsqueeze", "squeeze"):
-            same = op.in_shapes and len(op.out_shape) >= 2 and op.out_shape[-n:] == op.in_shapes[0][-n:]
-            op.rf = f0 if same or op.out_shape == op.in_shapes[0] else (GLOBAL if f0 is not None else None)
-        elif (c in ("weighted", "reduce") and all(f is GLOBAL for f in fields)) or (
-                c == "weighted" and op.cost.kind == "linear" and len(op.in_shapes[0]) == 1 and f0 is not None):
-            op.rf = GLOBAL
-        elif c == "reduce" and isinstance(f0, Field) and len(op.out_shape) == len(op.in_shapes[0]) and all(
-                o and i % o == 0 for i, o in zip(op.in_shapes[0][1:], op.out_shape[1:], strict=True)):
-            k = [i // o for i, o in zip(op.in_shapes[0][1:], op.out_shape[1:], strict=True)]
-            op.rf = _window(f0, k, k, 0, 1)  # adaptive pooling with equal windows (keepdim mean): a pool
-        elif c == "reduce" and f0 is not None and (len(op.out_shape) <= 1 or prod(op.out_shape[1:]) == 1):
-            op.rf = GLOBAL  # global pooling: every output sees the whole input
-        elif c == "move" and op.name == "cat" and len({repr(f) for f in fields}) == 1:
-            op.rf = f0
-        else:
-            op.rf = None
-
-
-def _weight_shape(op: Op) -> tuple[int, ...]:
-    return tuple(op.shapes[1]) if len(op.shapes) > 1 and op.shapes[1] is not None else ()
-
-
-def _window(f: Field, k: Any, stride: Any, pad: Any, dil: Any) -> Field | None:
-    n = len(f.size)
-
-    def per_axis(v: Any) -> tuple[int, ...]:
-        # the last n axes: a 1-d pool runs as a 2-d one over an inserted axis of size 1 (kernel [1, k])
-        v = list(v) if isinstance(v, list | tuple) else [v]
-        return tuple(v[-n:]) if len(v) >= n else tuple(v[:1] * n)
-
-    if isinstance(k, tuple) and len(k) > n:  # a conv weight shape (C_out, C_in/g, *kernel)
-        k = k[2:]
-    ks, ss, ps, ds = per_axis(k), per_axis(stride), per_axis(pad), per_axis(dil)
-    eff = tuple(d * (kk - 1) + 1 for kk, d in zip(ks, ds, strict=True))
-    size = tuple(r + (e - 1) * j for r, e, j in zip(f.size, eff, f.stride, strict=True))
-    return Field(size, tuple(j * s for j, s in zip(f.stride, ss, strict=True)),
-                 tuple(s0 - p * j for s0, p, j in zip(f.start, ps, f.stride, strict=True)))
-
-
-def _union(fields: list[Any]) -> Any:
-    """The field of an element-wise combination (a residual add): the union of its inputs' windows."""
-    real = [f for f in fields if f is not None]
-    if not real or len(real) != len(fields):
-        return None
-    if any(f is GLOBAL for f in real):
-        return GLOBAL if all(f is GLOBAL for f in real) else None
-    if len({f.stride for f in real}) != 1:
-        return None
-    lo = tuple(min(f.start[i] for f in real) for i in range(len(real[0].start)))
-    hi = tuple(max(f.start[i] + f.size[i] for f in real) for i in range(len(real[0].start)))
-    return Field(tuple(h - lo_ for h, lo_ in zip(hi, lo, strict=True)), real[0].stride, lo)
+    first = inputs[0].shape if inputs else ()
+    return Trace(t.ops, t.calls, t.backward, t.loss, t.weight_only, t.per_sample(first), t.input_saved,
+                 batch, mode, t.data_reads, tuple(y.shape))

@@ -21,10 +21,16 @@ from ablab.sizeup import summary as size_up
 @click.argument("model")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
               help="Constructor argument of your own model (FILE.py:NAME), repeatable; TOML values.")
-@click.option("--input", "-i", "input_shape", metavar="CxHxW",
-              help="Input shape without the batch axis (1x28x28, 3x32x32, 784). Default: the spec's/preset's.")
-@click.option("--batch", "-b", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Batch size: MACs, FLOPs and memory are for the whole batch.")
+@click.option("--input", "-i", "input_shape", metavar="CxHxW", multiple=True,
+              help="Input shape without the batch axis (1x28x28, 3x32x32, 784). Default: the spec's/preset's. "
+                   "Own modules: repeat for several inputs; TYPE:SHAPE for other element types (long:16).")
+@click.option("--batch", "-b", default=None, type=click.IntRange(min=1),
+              help="Batch size: MACs, FLOPs and memory are for the whole batch. Default: 1.")
+@click.option("--batch-dim", default=None, type=click.IntRange(min=0),
+              help="Own modules: the batch axis of the input (1: sequence first). Default: 0, or 1 for torch's "
+                   "sequence-first modules.")
+@click.option("--mode", default=None, type=click.Choice(["eval", "train"]),
+              help="Own modules: trace in this mode. Default: eval for the counts, train for --training.")
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(list(DTYPE_BYTES)),
               help="Element type of activations, parameters, gradients and optimizer state.")
 @click.option("--optimizer", default="sgd", show_default=True, type=click.Choice(list(OPTIMIZER_STATES)),
@@ -43,8 +49,9 @@ from ablab.sizeup import summary as size_up
               help="FLOPs per element charged to every activation.")
 @click.option("--norm-flops/--no-norm-flops", default=False, show_default=True,
               help="Count batch norm as 2 FLOPs per element (inference).")
-def summary(model: str, model_args: tuple[str, ...], input_shape: str | None, batch: int, dtype: str,
-            optimizer: str, training: bool, as_json: bool, explain: bool, dot: str, bias_flops: bool, pool_flops: bool,
+def summary(model: str, model_args: tuple[str, ...], input_shape: tuple[str, ...], batch: int | None,
+            batch_dim: int | None, mode: str | None, dtype: str, optimizer: str, training: bool, as_json: bool,
+            explain: bool, dot: str, bias_flops: bool, pool_flops: bool,
             act_flops: int, norm_flops: bool) -> None:
     """Size up a network: shapes, parameters, MACs/FLOPs, memory, receptive field, lint.
 
@@ -59,6 +66,8 @@ def summary(model: str, model_args: tuple[str, ...], input_shape: str | None, ba
           --input 3x200x300 --batch 50 --optimizer adam
       ablab summary mlp:256,10 --input 784 --json
       ablab summary mymodel.py:LeNet5V1 --input 1x28x28 --model-arg use_batch_norm=true
+      ablab summary mymodel.py:Siamese --input 1x28x28 --input 1x28x28 --mode eval
+      ablab summary mymodel.py:TextModel --input long:16
     """
 
     conv = Conventions(dot=dot, bias=bias_flops, pooling=pool_flops, activation=act_flops, norm=norm_flops)
@@ -68,9 +77,15 @@ def summary(model: str, model_args: tuple[str, ...], input_shape: str | None, ba
         target = instantiate(model, parse_model_args(model_args))
     elif model_args:
         raise click.UsageError("--model-arg needs a model reference (FILE.py:NAME or package.module:NAME)")
-    with flags({"input_shape": "--input", "batch": "--batch"}):
-        result = size_up(target, input_shape, batch=batch, dtype=dtype, optimizer=optimizer, conventions=conv,
-                         training=training)
+    own = not isinstance(target, str)
+    if not own and (len(input_shape) > 1 or batch_dim is not None or mode):
+        raise click.UsageError("several --input, --batch-dim and --mode need your own module (FILE.py:NAME)")
+    shape: object = (list(input_shape) if len(input_shape) > 1 else input_shape[0]) if input_shape else None
+    extra = {"batch_dim": batch_dim, "mode": mode} if own else {}
+    with flags({"input_shape": "--input", "batch": "--batch", "batch_dim": "--batch-dim", "mode": "--mode",
+                "dtypes": "--input"}):
+        result = size_up(target, shape, batch=batch, dtype=dtype, optimizer=optimizer, conventions=conv,
+                         training=training, **extra)
     if as_json:
         click.echo(result.to_json())
         return

@@ -5,6 +5,7 @@ classes are named by strings, and only a caller that already has torch resolves 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from collections.abc import Mapping
 from typing import Any
@@ -57,6 +58,7 @@ def torch_modules(r: Resolved) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+@functools.cache  # looked up for every module a summary traces
 def torch_class(path: str) -> Any:
     """``"torch.nn.Conv2d"`` -> the class (imports torch: call only where torch is wanted)."""
     module, _, name = path.rpartition(".")
