@@ -184,3 +184,10 @@ def test_cli_several_inputs_and_token_ids(tmp_path) -> None:  # noqa: ANN001
     assert "train mode" in r.output and "MACs: 24" in r.output
     r = CliRunner().invoke(cli, ["summary", f"{f}:Text", "--input", "cplx:16"])
     assert r.exit_code == 2 and r.output.startswith("error: --input") and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("args", [["--input", "1x28x28", "--input", "1x28x28"], ["--mode", "eval"],
+                                  ["--batch-dim", "1"]])
+def test_cli_module_only_flags_on_a_preset_are_refused(args: list[str]) -> None:
+    r = CliRunner().invoke(cli, ["summary", "lenet5", *args])
+    assert r.exit_code == 2 and "need your own module" in r.output
