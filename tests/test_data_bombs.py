@@ -48,6 +48,8 @@ def png(width: int, height: int, before: bytes = b"", after: bytes = b"", idat: 
 
 NOISE_8 = png(8, 8, idat=zlib.compress(b"".join(b"\0" + random.Random(k).randbytes(8) for k in range(8))))
 ZTXT_50MB = _chunk(b"zTXt", b"comment\0\0" + zlib.compress(bytes(50 << 20), 9))  # 50 MB of text in 49 KB
+INFLATES = "a compressed PNG chunk (zTXt/iTXt text or an iCCP profile) inflates past Pillow's limit"
+ICCP_50MB = _chunk(b"iCCP", b"profile\0\0" + zlib.compress(bytes(50 << 20), 9))
 ITXT_50MB = _chunk(b"iTXt", b"comment\0\1\0\0\0" + zlib.compress(bytes(50 << 20), 9))
 
 
@@ -136,16 +138,17 @@ def test_the_folder_budget_counts_decoded_pixels_with_the_readers_peak(tmp_path,
                         "decompression-bomb limit; ablab does not decode it"),
     (png(10000, 10000, idat=zlib.compress(bytes(10001))), "Image size (100000000 pixels) exceeds limit of "
                                                            "89478485 pixels: Pillow's decompression-bomb limit"),
-    (png(8, 8, before=ZTXT_50MB), "a PNG text chunk (zTXt/iTXt) inflates past Pillow's limit of 1,048,576 bytes"),
-    (png(8, 8, before=ITXT_50MB), "a PNG text chunk (zTXt/iTXt) inflates past Pillow's limit"),
-    (png(8, 8, after=ZTXT_50MB), "a PNG text chunk (zTXt/iTXt) inflates past Pillow's limit"),  # read on decoding
+    (png(8, 8, before=ZTXT_50MB), INFLATES + " of 1,048,576 bytes"),
+    (png(8, 8, before=ITXT_50MB), INFLATES),
+    (png(8, 8, before=ICCP_50MB), "an iCCP profile) inflates past Pillow's limit"),
+    (png(8, 8, after=ZTXT_50MB), INFLATES),  # read on decoding
     (NOISE_8[:-30], "not a readable image"),  # truncated inside IDAT
     (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "not a readable image"),  # a signature, then nonsense
     (png(8, 8).replace(b"IDAT", b"IDAX"), "not a readable image"),  # no image data at all
     (random.Random(0).randbytes(2000), "not a readable image"),
     (png(8, 8, idat=b"not zlib at all"), "not a readable image"),
-], ids=["bomb-error", "bomb-warning", "ztxt-50mb", "itxt-50mb", "ztxt-after-idat", "truncated", "garbage-chunks",
-        "no-idat", "random-bytes", "bad-zlib"])
+], ids=["bomb-error", "bomb-warning", "ztxt-50mb", "itxt-50mb", "iccp-50mb", "ztxt-after-idat", "truncated",
+        "garbage-chunks", "no-idat", "random-bytes", "bad-zlib"])
 def test_hostile_pngs_are_one_error_naming_the_file(tmp_path, bad, message):
     root = image_folder(tmp_path / "f", bad)
     line = cli_error(["data", "info", f"folder:{root}"], str(root / "b" / "5.png"))
@@ -156,7 +159,7 @@ def test_hostile_pngs_are_one_error_naming_the_file(tmp_path, bad, message):
 def test_a_50mb_text_chunk_is_refused_within_the_limit(tmp_path):
     root = image_folder(tmp_path / "f", png(8, 8, before=ZTXT_50MB * 20))  # 1 GB of text in 1 MB
     res, peak = limited(["train", "mlp:8,2", "--data", f"folder:{root}", "--epochs", "1", "-q"], tmp_path)
-    one_error(res, str(root / "b" / "5.png"), "text chunk")
+    one_error(res, str(root / "b" / "5.png"), "a compressed PNG chunk (zTXt/iTXt text")
     assert peak < 600, peak
 
 
