@@ -48,6 +48,8 @@ def png(width: int, height: int, before: bytes = b"", after: bytes = b"", idat: 
 
 NOISE_8 = png(8, 8, idat=zlib.compress(b"".join(b"\0" + random.Random(k).randbytes(8) for k in range(8))))
 ZTXT_50MB = _chunk(b"zTXt", b"comment\0\0" + zlib.compress(bytes(50 << 20), 9))  # 50 MB of text in 49 KB
+INFLATES = "a compressed PNG chunk (zTXt/iTXt text or an iCCP profile) inflates past Pillow's limit"
+ICCP_50MB = _chunk(b"iCCP", b"profile\0\0" + zlib.compress(bytes(50 << 20), 9))
 ITXT_50MB = _chunk(b"iTXt", b"comment\0\1\0\0\0" + zlib.compress(bytes(50 << 20), 9))
 
 
@@ -136,16 +138,17 @@ def test_the_folder_budget_counts_decoded_pixels_with_the_readers_peak(tmp_path,
                         "decompression-bomb limit; ablab does not decode it"),
     (png(10000, 10000, idat=zlib.compress(bytes(10001))), "Image size (100000000 pixels) exceeds limit of "
                                                            "89478485 pixels: Pillow's decompression-bomb limit"),
-    (png(8, 8, before=ZTXT_50MB), "a PNG text chunk (zTXt/iTXt) inflates past Pillow's limit of 1,048,576 bytes"),
-    (png(8, 8, before=ITXT_50MB), "a PNG text chunk (zTXt/iTXt) inflates past Pillow's limit"),
-    (png(8, 8, after=ZTXT_50MB), "a PNG text chunk (zTXt/iTXt) inflates past Pillow's limit"),  # read on decoding
+    (png(8, 8, before=ZTXT_50MB), INFLATES + " of 1,048,576 bytes"),
+    (png(8, 8, before=ITXT_50MB), INFLATES),
+    (png(8, 8, before=ICCP_50MB), "an iCCP profile) inflates past Pillow's limit"),
+    (png(8, 8, after=ZTXT_50MB), INFLATES),  # read on decoding
     (NOISE_8[:-30], "not a readable image"),  # truncated inside IDAT
     (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "not a readable image"),  # a signature, then nonsense
     (png(8, 8).replace(b"IDAT", b"IDAX"), "not a readable image"),  # no image data at all
     (random.Random(0).randbytes(2000), "not a readable image"),
     (png(8, 8, idat=b"not zlib at all"), "not a readable image"),
-], ids=["bomb-error", "bomb-warning", "ztxt-50mb", "itxt-50mb", "ztxt-after-idat", "truncated", "garbage-chunks",
-        "no-idat", "random-bytes", "bad-zlib"])
+], ids=["bomb-error", "bomb-warning", "ztxt-50mb", "itxt-50mb", "iccp-50mb", "ztxt-after-idat", "truncated",
+        "garbage-chunks", "no-idat", "random-bytes", "bad-zlib"])
 def test_hostile_pngs_are_one_error_naming_the_file(tmp_path, bad, message):
     root = image_folder(tmp_path / "f", bad)
     line = cli_error(["data", "info", f"folder:{root}"], str(root / "b" / "5.png"))
@@ -156,7 +159,7 @@ def test_hostile_pngs_are_one_error_naming_the_file(tmp_path, bad, message):
 def test_a_50mb_text_chunk_is_refused_within_the_limit(tmp_path):
     root = image_folder(tmp_path / "f", png(8, 8, before=ZTXT_50MB * 20))  # 1 GB of text in 1 MB
     res, peak = limited(["train", "mlp:8,2", "--data", f"folder:{root}", "--epochs", "1", "-q"], tmp_path)
-    one_error(res, str(root / "b" / "5.png"), "text chunk")
+    one_error(res, str(root / "b" / "5.png"), "a compressed PNG chunk (zTXt/iTXt text")
     assert peak < 600, peak
 
 
@@ -273,3 +276,62 @@ def test_train_out_enospc_simulated(tmp_path, monkeypatch):
     cli_error(["train", "mlp:8,10", "--data", "synthetic:n=64,test=32", "--epochs", "1", "-q", "--out", str(out)],
               f"{out / 'resume' / 'epoch-0001'}: disk full: no space left on device (Errno 28)")
     assert not [p for p in out.rglob("*") if p.is_file()]  # no partial file
+
+
+# ---------------------------------------------------------------- the budget inside a memory cgroup
+
+
+def _cgroup_tree(root: Path, layout: str, limits: dict[str, tuple[int | str, int]]) -> Path:
+    """A fake /sys/fs/cgroup: ``limits`` maps a cgroup path ('' = the mount's root) to (limit, usage)."""
+    mount, names = {"v2": (root, ("memory.max", "memory.current")),
+                    "v1": (root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes"))}[layout]
+    for rel, (limit, usage) in limits.items():
+        folder = mount / rel
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / names[0]).write_text(f"{limit}\n")
+        (folder / names[1]).write_text(f"{usage}\n")
+    return root
+
+
+@pytest.mark.parametrize("layout, proc, limits, left", [
+    ("v2", "0::/job/step\n", {"job/step": (1 << 30, 300 << 20)}, (1 << 30) - (300 << 20)),
+    ("v2", "0::/job/step\n", {"job/step": ("max", 5), "job": (800 << 20, 100 << 20)}, 700 << 20),  # the parent's
+    ("v2", "0::/\n", {"": (2 << 30, 1 << 30)}, 1 << 30),  # a container sees its own cgroup at the root
+    ("v1", "4:memory:/process_api/abc\n0::/\n", {"process_api/abc": (1 << 30, 1 << 29)}, 1 << 29),
+    ("v1", "4:memory:/docker/abc\n", {"": (600 << 20, 100 << 20)}, 500 << 20),  # v1 container: the mount's root
+    ("v1", "4:cpu,memory:/a\n", {"a": (9223372036854771712, 1), "": (9223372036854771712, 1)}, None),  # no limit
+    ("v1", "4:memory:/a\n", {"a": (100, 200)}, 0),  # over its limit already: nothing left
+])
+def test_the_budget_reads_the_processes_memory_cgroups(tmp_path, monkeypatch, layout, proc, limits, left):
+    from ablab.data import budget
+
+    (tmp_path / "cgroup").write_text(proc)
+    monkeypatch.setattr(budget, "PROC_CGROUP", tmp_path / "cgroup")
+    monkeypatch.setattr(budget, "CGROUP_ROOT", _cgroup_tree(tmp_path / "fs", layout, limits))
+    assert budget._cgroup_left() == left  # noqa: SLF001
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS")
+def test_a_folder_within_the_machine_but_not_within_its_cgroup_is_refused(tmp_path):
+    """12 images of 4000 x 4000 (192 MB of pixels and one image's 64 MB decoding copy: 1 GB at the reader's peak)
+    fit this machine's budget but not a cgroup with 1 GiB left (a budget of 512 MiB): the child (also under
+    prlimit --as) sees the cgroup and refuses, naming the folder."""
+    root = tmp_path / "f"
+    idat = zlib.compress(bytes(4001 * 4000), 9)
+    for cls in "ab":
+        (root / cls).mkdir(parents=True)
+        for i in range(6):
+            (root / cls / f"{i}.png").write_bytes(png(4000, 4000, idat=idat))
+    fs = _cgroup_tree(tmp_path / "fs", "v1", {"job": (2 << 30, 1 << 30)})
+    (tmp_path / "proc").write_text("4:memory:/job\n")
+    code = (f"import resource, sys\nfrom pathlib import Path\nimport ablab.data.budget as b\n"
+            f"b.CGROUP_ROOT, b.PROC_CGROUP = Path({str(fs)!r}), Path({str(tmp_path / 'proc')!r})\n"
+            "from ablab.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+            "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, flush=True)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    res = subprocess.run(["prlimit", f"--as={LIMIT}", sys.executable, "-c", code, "data", "info", f"folder:{root}"]
+                         if shutil.which("prlimit") else [sys.executable, "-c", code, "data", "info", f"folder:{root}"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    one_error(res, f"folder:{root}: 12 images of 4000x4000x1 need 244.1 MiB in memory (976.6 MiB while being read), "
+                   "more than the 512.0 MiB allowed")
+    assert float(res.stdout.strip().splitlines()[-1]) < 600

@@ -211,6 +211,7 @@ def check_store(db: sqlite3.Connection, path: Path, *, allow_empty: bool) -> boo
 # The shapes ablab reads back from its JSON columns (key -> allowed types); a store edited into another shape
 # is refused by name instead of failing deep inside the report.
 _NUM = (int, float)
+_PLAIN = (int, float, str, type(None), list, dict)  # what a result's final/info/fingerprint values may be
 SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
     "info_json": {"cells": (list,), "comparisons": (list,), "variants": (list,), "seeds": (list,), "base": (dict,),
                   "grid": (list,), "confidence": _NUM, "metric": (str,), "metric_doc": (str,), "baseline": (str,),
@@ -257,11 +258,11 @@ def _shape(value: dict[str, Any], column: str, where: str) -> None:
         if not all(len(p) == 2 and all(isinstance(x, str) for x in p) for p in value.get("comparisons") or []):
             raise StoreError(f"{where}: comparisons must be [cell, reference] pairs; the store was edited or is "
                              "corrupt")
-    for key in ("final", "info", "fingerprint"):
-        if column == "result_json" and isinstance(value.get(key), dict):
-            bad = [k for k, v in value[key].items() if not isinstance(v, (*_NUM, str, type(None), list, dict))]
-            if bad:
-                raise StoreError(f"{where}: {key}.{bad[0]} is not a plain value; the store was edited or is corrupt")
+    for key in ("final", "info", "fingerprint") if column == "result_json" else ():
+        if isinstance(value.get(key), dict):
+            bad = next((k for k, v in value[key].items() if not isinstance(v, _PLAIN)), None)
+            if bad is not None:
+                raise StoreError(f"{where}: {key}.{bad} is not a plain value; the store was edited or is corrupt")
 
 
 def read_object(text: Any, where: str, *, optional: bool = False) -> Any:

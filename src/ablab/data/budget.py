@@ -67,26 +67,41 @@ def _status_bytes(key: str) -> int | None:
     return None
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")  # cgroup mounts: v2 here or in unified/, v1 memory in memory/
+PROC_CGROUP = Path("/proc/self/cgroup")  # this process's cgroup per hierarchy
+
+
 def _cgroup_left() -> int | None:
-    pairs = [(Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),
-             (Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"), Path("/sys/fs/cgroup/memory/memory.usage_in_bytes"))]
+    """What the process's memory cgroups leave: the least, over its own cgroup and every cgroup above it, of
+    limit − usage (v2 ``memory.max`` − ``memory.current``, v1 ``memory.limit_in_bytes`` −
+    ``memory.usage_in_bytes``). Each is looked up at its path under the mount and at the mount's root, which is
+    what a container sees of its own cgroup. None when no limit is set."""
+    own = {"v2": "", "v1": ""}
     try:
-        own = Path("/proc/self/cgroup").read_text().splitlines()
-        rel = next((ln.split(":", 2)[2] for ln in own if ln.startswith("0::")), "")
-        if rel and rel != "/":
-            base = Path("/sys/fs/cgroup") / rel.lstrip("/")
-            pairs.insert(0, (base / "memory.max", base / "memory.current"))
-    except (OSError, IndexError):
+        for line in PROC_CGROUP.read_text().splitlines():
+            hierarchy, controllers, rel = line.split(":", 2)
+            if hierarchy == "0" and not controllers:
+                own["v2"] = rel
+            elif "memory" in controllers.split(","):
+                own["v1"] = rel
+    except (OSError, ValueError):
         pass
-    for limit_file, usage_file in pairs:
-        try:
-            limit = limit_file.read_text().strip()
-            if limit in ("max", "") or int(limit) >= 2**60:
+    layouts = [(CGROUP_ROOT, own["v2"], "memory.max", "memory.current"),
+               (CGROUP_ROOT / "unified", own["v2"], "memory.max", "memory.current"),
+               (CGROUP_ROOT / "memory", own["v1"], "memory.limit_in_bytes", "memory.usage_in_bytes")]
+    left = []
+    for mount, rel, limit_name, usage_name in layouts:
+        parts = [p for p in rel.split("/") if p]
+        for depth in range(len(parts), -1, -1):  # the own cgroup, then each parent up to the mount's root
+            folder = mount.joinpath(*parts[:depth])
+            try:
+                limit = (folder / limit_name).read_text().strip()
+                if limit in ("max", "") or int(limit) >= 2**60:
+                    continue
+                left.append(max(int(limit) - int((folder / usage_name).read_text().strip()), 0))
+            except (OSError, ValueError):
                 continue
-            return max(int(limit) - int(usage_file.read_text().strip()), 0)
-        except (OSError, ValueError):
-            continue
-    return None
+    return min(left) if left else None
 
 
 def memory_budget(max_bytes: int | None = None) -> int | None:

@@ -14,8 +14,8 @@ images is an error.
 Nothing is decoded before it is known to fit: a first pass reads only the headers (Pillow's lazy open), and
 the decoded pixels — images × width × height × channels × bytes per value — are charged against the memory
 budget (:mod:`ablab.data.budget`) before the first pixel is decoded. Pillow's decompression-bomb check (an
-image of more than ``Image.MAX_IMAGE_PIXELS`` pixels) and its limits on PNG text chunks (a zTXt/iTXt chunk
-inflating past 1 MB) are errors naming the file, as is any file Pillow cannot read.
+image of more than ``Image.MAX_IMAGE_PIXELS`` pixels) and its limits on compressed PNG chunks (a zTXt/iTXt
+text or an iCCP profile inflating past 1 MB) are errors naming the file, as is any file Pillow cannot read.
 """
 
 from __future__ import annotations
@@ -94,9 +94,10 @@ def _image(path: Path) -> Iterator[Any]:
     except ValueError as e:
         if "MAX_TEXT" not in str(e) and "text chunks" not in str(e):
             raise DataError(f"{path}: not a readable image ({e})") from None
-        raise DataError(f"{path}: a PNG text chunk (zTXt/iTXt) inflates past Pillow's limit of "
-                        f"{PngImagePlugin.MAX_TEXT_CHUNK:,} bytes (or {PngImagePlugin.MAX_TEXT_MEMORY:,} in all); "
-                        "ablab does not read it (save the image again without its metadata)") from None
+        limits = f"{PngImagePlugin.MAX_TEXT_CHUNK:,} bytes (or {PngImagePlugin.MAX_TEXT_MEMORY:,} of text in all)"
+        raise DataError(f"{path}: a compressed PNG chunk (zTXt/iTXt text or an iCCP profile) inflates past Pillow's "
+                        f"limit of {limits}; ablab does not read it (save the image again without its metadata)"
+                        ) from None
     except _UNREADABLE as e:
         raise DataError(f"{path}: not a readable image ({e or type(e).__name__})") from None
 

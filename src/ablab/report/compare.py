@@ -53,7 +53,7 @@ def cell_settings(study_dir: str | Path, study: str | None = None) -> dict[str, 
         return {}
     out: dict[str, dict[str, Any]] = {}
     with Store(paths[0], readonly=True) as store:
-        for r in store.runs(study):
+        for r in store.iter_runs(study):  # streamed: one run at a time, the first of each cell kept
             if r.cell not in out:
                 out[r.cell] = {k: v for k, v in r.config.items() if k not in NOT_SETTINGS}
     return out
