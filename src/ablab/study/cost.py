@@ -148,8 +148,9 @@ def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool =
     for r in expand(study):
         n_train, n_val, n_test, shape = sample_counts(r.config)
         steps = r.config.epochs * -(-n_train // r.config.batch_size)
+        layers = [] if is_reference(r.config.model) else [type(x).__name__ for x in model_spec(r.config, shape).layers]
         compiled = measure and kernels_for(r.config, is_reference(r.config.model), device_type(r.config.device),
-                                           steps) == "compiled"
+                                           steps, layers) == "compiled"
         key = json.dumps([r.config.model, r.config.model_args, r.config.dataset, r.config.batchnorm,
                           r.config.dropout, r.config.dropout_placement, r.config.batch_size, compiled])
         if key not in cache:

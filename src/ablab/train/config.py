@@ -131,8 +131,9 @@ class TrainConfig:
     device: str = _f("auto", "Where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
                       check=(lambda v: DEVICE_PATTERN.fullmatch(v) is not None, "auto, cpu, cuda, cuda:N or mps"))
     kernels: str = _f("auto", "Training-step kernels: eager (PyTorch's own), compiled (torch.compile), or auto: "
-                      f"compiled for ablab-built models on the CPU when the run has at least {COMPILE_MIN_STEPS:,} "
-                      "training steps, else eager. Evaluation always runs eager.", choices=KERNELS)
+                      "compiled for ablab-built models with tanh/sigmoid layers on the CPU when the run has at least "
+                      f"{COMPILE_MIN_STEPS:,} training steps (where it was measured to win), else eager. Evaluation "
+                      "always runs eager.", choices=KERNELS)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str):  # a class or factory: stored as its reference string
