@@ -84,6 +84,10 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
         trt = trace_module(model, args, kw, conventions, batch=n, batch_dim=batch_dim, mode=train_mode)
     propagate_fields(tr)
     rows = table_rows(tr, model)
+    if not rows:
+        n = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+        raise UserError(f"nothing to size up: forward ran no operator on the input (it returned it unchanged, or a "
+                        f"parameter alone); the model has {n:,} parameters", key="model")
     extra = (0, 0, 0, 0)
     if trt is not tr:  # what backward keeps, per row, from the training-mode step (matched by row name)
         kept = {r.name: saved_of(r) for r in table_rows(trt, model)}
