@@ -8,8 +8,8 @@ schema of ``ablab summary --json``::
     {"model", "source", "input_shape", "batch", "dtype", "optimizer", "conventions": {...},
      "layers": [{"index", "name", "kind", "layer", "input_shape", "output_shape", "params",
                  "trainable_params", "buffers", "macs", "flops", "activation_bytes",
-                 "receptive_field": {"size", "stride", "start"} | null}],
-     "totals": {"params", "trainable_params", "buffers", "macs", "flops", "activation_bytes",
+                 "kept_bytes", "receptive_field": {"size", "stride", "start"} | null}],
+     "totals": {"params", "trainable_params", "buffers", "macs", "flops", "activation_bytes", "kept_bytes",
                 "input_bytes", "param_bytes", "inference_peak_bytes", "training_bytes",
                 "training": {"activations", "params", "gradients", "optimizer_state"}},
      "warnings": [{"severity", "layer", "code", "message"}], "notes": [...], "mode" (traced modules only)}
@@ -113,12 +113,11 @@ def summarize_module(model: Any, input_shape: Any = None, *, batch: int | None =
                  dtype=dtype, optimizer=optimizer, conventions=conventions, describe=parts.describe,
                  total_params=parts.total_params, findings=parts.findings, notes=tuple(parts.notes),
                  fields=parts.fields, field_known=parts.field_known,
-                 activation_bytes=[per_batch_saved(x, batch, b) for x in parts.saved], call_params=parts.torchinfo)
+                 kept_bytes=[per_batch_saved(x, batch, b) for x in parts.saved], call_params=parts.torchinfo)
     extra = per_batch_saved(parts.extra_saved, batch, b)
     if extra:  # kept by rows that run only in the training trace (aux heads)
         m = s.totals.memory
-        mem = dataclasses.replace(m, activation_bytes=m.activation_bytes + extra,
-                                  training_bytes=m.training_bytes + extra)
+        mem = dataclasses.replace(m, kept_bytes=m.kept_bytes + extra, training_bytes=m.training_bytes + extra)
         s = dataclasses.replace(s, totals=dataclasses.replace(s.totals, memory=mem))
     s = dataclasses.replace(s, input_shape=parts.input_shape or s.input_shape, mode=parts.mode)
     if training:
