@@ -82,3 +82,44 @@ def test_preset_and_module_lenet5_report_the_same_memory(batch: int) -> None:
         assert "output bytes" in t and "kept for bwd" not in t
         assert f"kept for backward {LENET_KEPT * batch:,} B" in t
         assert f"Training (batch {batch}, sgd): {p.training_bytes:,} B" in t
+
+
+def test_measure_an_mlp_matches_the_estimate_but_for_the_loss() -> None:
+    """mlp 784-256-10 at batch 32, SGD: the estimate is input 100,352 + kept 32,768 (the ReLU's output) + params
+    814,120 + grads 814,120 = 1,761,360 B; the allocator's peak is 1,288 B more (the 32x10 log-softmax of the
+    loss, 1,280 B, and the loss itself)."""
+    s = summary("mlp:256,10", "1x28x28", batch=32, measure=True)
+    m = s.measured
+    assert s.totals.memory.training_bytes == 1_761_360
+    assert (m.device, m.before_bytes, m.backend) == ("cpu", 100_352 + 814_120, "")
+    assert m.peak_bytes == 1_762_648
+    assert "Measured peak (one training step, cpu, torch.profiler (profile_memory)): 1,762,648 B = estimate " \
+           "1,761,360 + 1,288 B (+0.1%)" in s.render(width=200)
+
+
+def test_measure_names_onednn_padding_on_lenet5() -> None:
+    """LeNet-5 at batch 32: oneDNN stores the first conv's 6-channel output in blocks of 8 (AVX2) or 16
+    (AVX-512) channels, so the measured peak is far above the estimate; without oneDNN the peak is 2,154,176 B,
+    and what remains above the estimate (525,424 B) is the gradients of the activations during backward."""
+    preset = summary("lenet5", batch=32, measure=True)
+    module = summary(mymodel.LeNet5V1(), (1, 28, 28), batch=32, measure=True)
+    assert preset.measured == module.measured
+    m = preset.measured
+    assert m.backend == "oneDNN" and m.largest_backend_alloc[0] == "aten::mkldnn_convolution"
+    assert m.largest_backend_alloc[1] in (32 * 8 * 28 * 28 * 4, 32 * 16 * 28 * 28 * 4)  # 6 channels padded
+    assert m.without_backend_bytes == 2_154_176 < m.peak_bytes
+    assert m.without_backend_bytes - preset.totals.memory.training_bytes == 525_424
+    text = preset.render(width=200)
+    assert "oneDNN workspace: with oneDNN off the peak is 2,154,176 B" in text
+    assert preset.to_dict()["measured"]["without_backend_bytes"] == 2_154_176
+
+
+def test_cli_measure() -> None:
+    from click.testing import CliRunner
+
+    from ablab.cli import cli
+
+    r = CliRunner().invoke(cli, ["summary", "mlp:256,10", "--input", "784", "--batch", "32", "--measure"])
+    assert r.exit_code == 0, r.output
+    assert "Measured peak (one training step, cpu, torch.profiler (profile_memory)): 1,762,648 B" in r.output
+    assert "USDT" not in r.output and "TF32" not in r.output

@@ -52,6 +52,8 @@ class ModuleParts:
     mode: str = "eval"  # the header's line: which mode the counts / training numbers were traced in
     extra_saved: tuple[int, int, int, int] = (0, 0, 0, 0)  # kept by rows that run only in the training trace
     torchinfo: tuple[tuple[int, int], ...] = ()  # per row, see Row.torchinfo
+    inputs: Any = None  # batch -> (args, kwargs): the inputs as read, for measure=True
+    batch_dim: int = 0
 
 
 def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any = None, input_data: Any = None,
@@ -157,7 +159,8 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
                 "backward": sum(c.flops for _, c in trt.backward) // trt.batch}
     return ModuleParts(resolved, costs, trainable, describe, fields, known, saved, findings, notes,
                        (total, total_trainable), training, trt.input_saved, tr.input_node_shape, reading.batch,
-                       header, extra, tuple(r.torchinfo for r in rows))
+                       header, extra, tuple(r.torchinfo for r in rows),
+                       lambda n: make_inputs(reading, n), batch_dim)
 
 
 def _explain(r: Resolved, row: Row, macs: int, flops: int, conv: Conventions, batch: int,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ablab.calc.lint import Finding, lint
+from ablab.calc.measure import Measured, measured_lines
 from ablab.calc.memory import Memory, both_units, dtype_bytes, kept_for_backward, memory, optimizer_states
 from ablab.calc.receptive import receptive_fields
 from ablab.display import SummaryDisplay
@@ -95,6 +96,7 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
     notes: tuple[str, ...] = field(default_factory=tuple)
     training_flops: dict[str, Any] | None = None  # forward / loss / backward / step FLOPs of one training step
     mode: str = ""  # a traced module: the mode the counts (and training numbers) were traced in
+    measured: Measured | None = None  # measure=True: one training step under the allocator
 
     def __getitem__(self, name: str) -> LayerSummary:
         for row in self.layers:
@@ -113,6 +115,7 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
             "notes": list(self.notes),
             **({"mode": self.mode} if self.mode else {}),
             **({"training_flops": self.training_flops} if self.training_flops else {}),
+            **({"measured": self.measured.to_dict()} if self.measured else {}),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -159,6 +162,8 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
         if tf:
             lines.append(f"Training FLOPs per step (batch {self.batch}): forward {tf['forward']:,} + loss "
                          f"{tf['loss']:,} + backward {tf['backward']:,} = {tf['step']:,}")
+        if self.measured:
+            lines += measured_lines(self.measured, m.training_bytes)
         return lines
 
     def explain(self) -> str:
