@@ -110,7 +110,7 @@ def test_measure_names_onednn_padding_on_lenet5() -> None:
     assert m.without_backend_bytes == 2_154_176 < m.peak_bytes
     assert m.without_backend_bytes - preset.totals.memory.training_bytes == 525_424
     text = preset.render(width=200)
-    assert "oneDNN workspace: with oneDNN off the peak is 2,154,176 B" in text
+    assert "oneDNN workspace: with oneDNN off the peak is 2,154,176 B" in text and "blocked layouts" in text
     assert preset.to_dict()["measured"]["without_backend_bytes"] == 2_154_176
 
 

@@ -183,10 +183,13 @@ def measured_lines(m: Measured, estimate: int) -> list[str]:
         op, size = m.largest_backend_alloc
         lines.append(f"  {m.backend} workspace: with {m.backend} off the peak is {m.without_backend_bytes:,} B "
                      f"({m.peak_bytes - m.without_backend_bytes:,} B less)"
-                     + (f"; its largest allocation, {size:,} B in {op}, holds a padded blocked layout (channels "
-                        "rounded up to 8 or 16)" if size else ""))
+                     + (f"; its largest allocation: {size:,} B in {op} (oneDNN computes in blocked layouts, "
+                        "channels padded to a multiple of 8 or 16, and keeps reordered copies)" if size else ""))
     rest = (m.without_backend_bytes if m.backend else m.peak_bytes) - estimate
     if rest > 0:
         lines.append(f"  not in the estimate{' besides' if m.backend else ''}: {rest:,} B — the gradients of the "
                      "activations alive during backward, and the allocator's other temporaries")
+    if m.peak_bytes < estimate:
+        lines.append("  below the estimate: the estimate holds every tensor kept for backward until the step ends; "
+                     "autograd frees each one once its gradient is computed")
     return lines
