@@ -123,3 +123,25 @@ def test_cli_measure() -> None:
     assert r.exit_code == 0, r.output
     assert "Measured peak (one training step, cpu, torch.profiler (profile_memory)): 1,762,648 B" in r.output
     assert "USDT" not in r.output and "TF32" not in r.output
+
+
+def test_measure_on_a_model_that_cannot_train_is_one_error() -> None:
+    from ablab.errors import UserError
+
+    frozen = torch.nn.Linear(4, 2).requires_grad_(False)
+    with pytest.raises(UserError, match="measure: the model has no trainable parameter"):
+        summary(frozen, (4,), measure=True)
+
+    class Breaks(torch.nn.Module):  # forward works once, then raises: the measured step fails
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.calls = torch.nn.Linear(4, 2), 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            if self.calls > 1:
+                raise ValueError("second call")
+            return self.fc(x)
+
+    with pytest.raises(UserError, match="measure: the training step failed: ValueError: second call"):
+        summary(Breaks(), (4,), measure=True)

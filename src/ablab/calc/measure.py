@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ablab.errors import UserError
+
 if TYPE_CHECKING:
     import torch
 
@@ -74,13 +76,26 @@ def _optimizer(name: str, params: list) -> torch.optim.Optimizer:
 
 
 def _step(model: torch.nn.Module, args: tuple, kwargs: dict, opt: torch.optim.Optimizer, batch_dim: int) -> None:
+    try:
+        _one_step(model, args, kwargs, opt, batch_dim)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the user's model: one error line, not a traceback
+        raise UserError(f"the training step failed: {type(e).__name__}: {e}", key="measure") from e
+
+
+def _one_step(model: torch.nn.Module, args: tuple, kwargs: dict, opt: torch.optim.Optimizer, batch_dim: int
+              ) -> None:
     import torch
 
     from ablab.calc.trace import tensors_in
 
     opt.zero_grad(set_to_none=True)  # 1. no gradients alive: they are allocated in the step, as estimated
     out = model(*args, **kwargs)  # 2. forward
-    y = next(iter(tensors_in(out)))
+    y = next(iter(tensors_in(out)), None)
+    if y is None or not y.is_floating_point() or not y.requires_grad:
+        raise UserError("the model's output does not depend on a trainable parameter: a training step has no "
+                        "gradient to measure", key="measure")
     if y.dim() == 2 and y.is_floating_point() and batch_dim == 0:  # 3. the loss the summary's trace uses
         loss = torch.nn.functional.cross_entropy(y, torch.zeros(y.shape[0], dtype=torch.long, device=y.device))
     else:
@@ -133,6 +148,8 @@ def measure_step(model: torch.nn.Module, args: tuple, kwargs: dict, optimizer: s
 
     model = copy.deepcopy(model).train()
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise UserError("the model has no trainable parameter: a training step has nothing to measure", key="measure")
     device = next(iter(params)).device if params else torch.device("cpu")
     before = _alive(model, args, kwargs)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), _quiet():
