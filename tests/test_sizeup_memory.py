@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ablab.calc.costs import Conventions  # noqa: E402
+from ablab.calc.measure import measure_step  # noqa: E402
 from ablab.calc.memory import KEEPS, kept_for_backward  # noqa: E402
 from ablab.calc.modulesize import per_batch_saved, size_module  # noqa: E402
 from ablab.calc.shapes import resolve  # noqa: E402
@@ -129,19 +130,24 @@ def test_measure_on_a_model_that_cannot_train_is_one_error() -> None:
     from ablab.errors import UserError
 
     frozen = torch.nn.Linear(4, 2).requires_grad_(False)
-    with pytest.raises(UserError, match="measure: the model has no trainable parameter"):
+    with pytest.raises(UserError, match="the model cannot train: its output"):  # the train-mode trace says it first
         summary(frozen, (4,), measure=True)
+    with pytest.raises(UserError, match="measure: the model has no trainable parameter"):
+        measure_step(frozen, (torch.randn(2, 4),), {})
 
-    class Breaks(torch.nn.Module):  # forward works once, then raises: the measured step fails
+    class Breaks(torch.nn.Module):  # eval mode works; train mode raises
         def __init__(self) -> None:
             super().__init__()
-            self.fc, self.calls = torch.nn.Linear(4, 2), 0
+            self.fc = torch.nn.Linear(4, 2)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            self.calls += 1
-            if self.calls > 1:
-                raise ValueError("second call")
+            if self.training:
+                raise ValueError("no training here")
             return self.fc(x)
 
-    with pytest.raises(UserError, match="measure: the training step failed: ValueError: second call"):
+    assert summary(Breaks(), (4,)).totals.macs == 8
+    with pytest.raises(UserError, match=r"model: the model raised in train mode \(the training step's trace\): "
+                                        "ValueError: no training here"):
         summary(Breaks(), (4,), measure=True)
+    with pytest.raises(UserError, match="measure: the training step failed: ValueError: no training here"):
+        measure_step(Breaks(), (torch.randn(2, 4),), {})

@@ -112,7 +112,8 @@ def summarize_module(model: Any, input_shape: Any = None, *, batch: int | None =
 
     conventions = conventions or Conventions()
     parts = size_module(model, conventions, input_size=input_shape, input_data=input_data, dtypes=dtypes,
-                        batch_dim=batch_dim, kwargs=kwargs, mode=mode, training=training)
+                        batch_dim=batch_dim, kwargs=kwargs, mode=mode,
+                        training=training or measure)  # measured against the train-mode estimate
     batch = batch or parts.batch or 1
     b = dtype_bytes(dtype)
     s = assemble(type(model).__name__, "module", parts.resolved, parts.costs, parts.trainable, batch=batch,

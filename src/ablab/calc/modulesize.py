@@ -22,7 +22,7 @@ from ablab.calc.ops import qualified
 from ablab.calc.receptive import Field
 from ablab.calc.rows import OpLayer, Row, pads, saved_of, table_rows
 from ablab.calc.shapes import Resolved, fmt_shape
-from ablab.calc.trace import B, trace_module
+from ablab.calc.trace import B, ForwardError, trace_module
 from ablab.errors import UserError
 from ablab.layers import WEIGHTED, kinds_where
 
@@ -83,7 +83,11 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
     if training and not one:
         n = reading.batch or B
         args, kw = make_inputs(reading, n)
-        trt = trace_module(model, args, kw, conventions, batch=n, batch_dim=batch_dim, mode=train_mode)
+        try:
+            trt = trace_module(model, args, kw, conventions, batch=n, batch_dim=batch_dim, mode=train_mode)
+        except ForwardError as e:
+            raise UserError(f"the model raised in {train_mode} mode (the training step's trace): {e}",
+                            key="model") from e
     propagate_fields(tr)
     rows = table_rows(tr, model)
     if not rows:
