@@ -53,10 +53,12 @@ def test_lenet5_memory_by_hand() -> None:
     # largest adjacent pair: tanh_1, 4704 in + 4704 out
     assert m.peak_layer == "tanh_1"
     assert m.inference_peak_bytes == (4_704 + 4_704) * 4 + 246_824 == 284_456
-    # (input + outputs) + params + grads + Adam's 2 moments
-    assert m.training_bytes == (784 + 15_002) * 4 + 246_824 * (1 + 1 + 2) == 1_050_440
+    # kept for backward: tanh outputs 4704+1600+120+84, pooled maps 1176+400 (conv/linear inputs) = 8,084 floats
+    assert m.kept_bytes == 8_084 * 4 == 32_336
+    # (input + kept) + params + grads + Adam's 2 moments
+    assert m.training_bytes == (784 + 8_084) * 4 + 246_824 * (1 + 1 + 2) == 1_022_768
     assert summary("lenet5", optimizer="momentum").totals.memory.optimizer_bytes == 246_824
-    assert summary("lenet5").totals.memory.training_bytes == 556_792
+    assert summary("lenet5").totals.memory.training_bytes == 529_120
 
 
 def test_flop_conventions_on_lenet5() -> None:
@@ -105,13 +107,16 @@ def test_stride2_same_cnn_by_hand() -> None:
     f = convs[2].receptive_field
     assert f is not None and f.size == (15, 15) and f.stride == (8, 8) and f.start == (0, -4)
     m = s.totals.memory
-    # kept for backward: input 180,000 + outputs 240,000*2 + 120,000*2 + 60,800*3 + 10 floats per image
-    assert m.saved_bytes == (180_000 + 902_410) * 50 * 4 == 216_482_000
+    # layer outputs: 240,000*2 + 120,000*2 + 60,800*3 + 10 floats per image
+    assert m.activation_bytes == 902_410 * 50 * 4 == 180_482_000
+    # kept for backward: the input (conv 1 saves it) + each ReLU's output (the next conv's input; the last one
+    # is the linear layer's input through the flatten view): 180,000 + 240,000 + 120,000 + 60,800 per image
+    assert m.saved_bytes == (180_000 + 420_800) * 50 * 4 == 120_160_000
     # + params, grads, 2 Adam moments: 631,594 * 4 B each
-    assert m.training_bytes == 216_482_000 + 4 * 631_594 * 4 == 226_587_504
+    assert m.training_bytes == 120_160_000 + 4 * 631_594 * 4 == 130_265_504
     # largest adjacent pair: relu_1, 240,000 in + 240,000 out, per image
     assert m.inference_peak_bytes == 480_000 * 50 * 4 + 631_594 * 4 == 98_526_376
-    assert human_bytes(m.training_bytes) == "216.09 MiB"
+    assert human_bytes(m.training_bytes) == "124.23 MiB"
 
 
 def test_explain_shows_the_worked_formulas() -> None:

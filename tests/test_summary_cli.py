@@ -40,7 +40,7 @@ def test_json_schema_and_values() -> None:
     assert row["receptive_field"] == {"size": [5, 5], "stride": [1, 1], "start": [-2, -2]}
     t = d["totals"]
     assert (t["params"], t["trainable_params"], t["macs"], t["flops"]) == (61_706, 61_706, 4 * 416_520, 8 * 416_520)
-    assert t["training_bytes"] == (784 + 15_002) * 4 * 4 + 61_706 * 4 * 4
+    assert t["training_bytes"] == (784 + 8_084) * 4 * 4 + 61_706 * 4 * 4  # input + kept for backward + ...
     assert d["conventions"] == {"dot": "2n", "bias": False, "pooling": False, "activation": 0, "norm": False}
     assert d["batch"] == 4 and d["optimizer"] == "adam" and d["warnings"] == []
 
@@ -59,7 +59,7 @@ def test_explain_prints_worked_formulas() -> None:
     assert code == 0
     assert "H: floor((28 + 2 + 2 - 1*(5-1) - 1) / 1) + 1 = 28" in out
     assert "MACs = 6*28*28 outputs * (1/1)*5*5 per output = 4,704 * 25 = 117,600" in out
-    assert "training = (input 3,136 + outputs 60,008) + params 246,824" in out
+    assert "training = (input 3,136 + kept for backward 32,336) + params 246,824" in out
 
 
 def test_spec_string_file_and_json_file(tmp_path: Path) -> None:

@@ -98,9 +98,9 @@ def test_lenet5v1_numbers_and_names():
     assert s.findings == ()
     # what backward keeps: tanh outputs, pooled maps (conv/linear inputs) — each storage once, per sample
     kept = 6 * 28 * 28 + 6 * 14 * 14 + 16 * 10 * 10 + 16 * 5 * 5 + 120 + 84
-    assert s.totals.memory.activation_bytes == kept * 4
+    assert s.totals.memory.kept_bytes == kept * 4
     s8 = summary(mymodel.LeNet5V1(), SHAPE, batch=8)
-    assert s8.totals.memory.activation_bytes == kept * 4 * 8
+    assert s8.totals.memory.kept_bytes == kept * 4 * 8
 
 
 def test_the_cli_reports_61706_params_and_416520_macs():

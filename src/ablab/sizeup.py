@@ -8,8 +8,8 @@ schema of ``ablab summary --json``::
     {"model", "source", "input_shape", "batch", "dtype", "optimizer", "conventions": {...},
      "layers": [{"index", "name", "kind", "layer", "input_shape", "output_shape", "params",
                  "trainable_params", "buffers", "macs", "flops", "activation_bytes",
-                 "receptive_field": {"size", "stride", "start"} | null}],
-     "totals": {"params", "trainable_params", "buffers", "macs", "flops", "activation_bytes",
+                 "kept_bytes", "receptive_field": {"size", "stride", "start"} | null}],
+     "totals": {"params", "trainable_params", "buffers", "macs", "flops", "activation_bytes", "kept_bytes",
                 "input_bytes", "param_bytes", "inference_peak_bytes", "training_bytes",
                 "training": {"activations", "params", "gradients", "optimizer_state"}},
      "warnings": [{"severity", "layer", "code", "message"}], "notes": [...], "mode" (traced modules only)}
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ablab.calc.costs import Conventions, layer_cost
+from ablab.calc.measure import measure_step
 from ablab.calc.memory import dtype_bytes, optimizer_states
 from ablab.calc.result import LayerSummary, Summary, Totals, assemble
 from ablab.calc.shapes import resolve
@@ -51,6 +52,7 @@ def summary(
     batch_dim: int | None = None,
     mode: str | None = None,
     kwargs: dict | None = None,
+    measure: bool = False,
 ) -> Summary:
     """Size up ``model``: a ``Spec``, a preset name / spec string / spec file, or a ``torch.nn.Module``
     (traced at the operator level, see ``ablab.calc.trace``). ``training``: add the FLOPs of a training
@@ -62,7 +64,9 @@ def summary(
     tuple, list or dict of real inputs), ``dtypes=``, ``batch_dim=`` (1: sequence first; by default 1 for
     torch's sequence-first modules used as the model, else 0), ``kwargs=`` (more
     keyword arguments of ``forward``). ``mode``: "eval" or "train"; by default the counts are traced in
-    eval mode and, with ``training``, the training FLOPs and memory in train mode."""
+    eval mode and, with ``training``, the training FLOPs and memory in train mode. ``measure``: also run one
+    training step under the allocator (``ablab.calc.measure``; loads torch) and report its peak beside the
+    estimated training memory."""
     if input_shape is not None and input_size is not None:
         raise UserError("give input_shape or input_size, not both (they are the same argument)", key="input_shape")
     input_shape = input_size if input_shape is None else input_shape
@@ -84,6 +88,8 @@ def summary(
         if training:  # measured, not modelled: the spec's torch model traced through a real backward
             s = dataclasses.replace(s, training_flops=spec_training_flops(model, s.input_shape, batch or 1,
                                                                           conventions))
+        if measure:
+            s = dataclasses.replace(s, measured=spec_measured(model, s.input_shape, s.batch, optimizer))
         return s
     if torch is not None and isinstance(model, type) and issubclass(model, torch.nn.Module):
         raise UserError(f"got the class {model.__name__}, not a module; create one first, e.g. "
@@ -91,7 +97,7 @@ def summary(
     if torch is not None and isinstance(model, torch.nn.Module):
         return summarize_module(model, input_shape, batch=batch, dtype=dtype, optimizer=optimizer,
                                 conventions=conventions, training=training, input_data=input_data, dtypes=dtypes,
-                                batch_dim=batch_dim, mode=mode, kwargs=kwargs)
+                                batch_dim=batch_dim, mode=mode, kwargs=kwargs, measure=measure)
     raise UserError(f"model: expected a Spec, a preset name, a spec string/file or a torch.nn.Module, "
                     f"got {type(model).__name__}")
 
@@ -99,33 +105,46 @@ def summary(
 def summarize_module(model: Any, input_shape: Any = None, *, batch: int | None = None, dtype: str = "float32",
                      optimizer: str = "sgd", conventions: Conventions | None = None, training: bool = False,
                      input_data: Any = None, dtypes: Any = None, batch_dim: int | None = None, mode: str | None = None,
-                     kwargs: dict | None = None) -> Summary:
+                     kwargs: dict | None = None, measure: bool = False) -> Summary:
     """A user's ``nn.Module``, traced at the operator level (``ablab.calc.modulesize``). ``batch``: the
     batch the numbers are for (default: the batch the input carries, else 1)."""
     from ablab.calc.modulesize import per_batch_saved, size_module
 
     conventions = conventions or Conventions()
     parts = size_module(model, conventions, input_size=input_shape, input_data=input_data, dtypes=dtypes,
-                        batch_dim=batch_dim, kwargs=kwargs, mode=mode, training=training)
+                        batch_dim=batch_dim, kwargs=kwargs, mode=mode,
+                        training=training or measure)  # measured against the train-mode estimate
     batch = batch or parts.batch or 1
     b = dtype_bytes(dtype)
     s = assemble(type(model).__name__, "module", parts.resolved, parts.costs, parts.trainable, batch=batch,
                  dtype=dtype, optimizer=optimizer, conventions=conventions, describe=parts.describe,
                  total_params=parts.total_params, findings=parts.findings, notes=tuple(parts.notes),
                  fields=parts.fields, field_known=parts.field_known,
-                 activation_bytes=[per_batch_saved(x, batch, b) for x in parts.saved], call_params=parts.torchinfo)
+                 kept_bytes=[per_batch_saved(x, batch, b) for x in parts.saved], call_params=parts.torchinfo)
     extra = per_batch_saved(parts.extra_saved, batch, b)
     if extra:  # kept by rows that run only in the training trace (aux heads)
         m = s.totals.memory
-        mem = dataclasses.replace(m, activation_bytes=m.activation_bytes + extra,
-                                  training_bytes=m.training_bytes + extra)
+        mem = dataclasses.replace(m, kept_bytes=m.kept_bytes + extra, training_bytes=m.training_bytes + extra)
         s = dataclasses.replace(s, totals=dataclasses.replace(s.totals, memory=mem))
     s = dataclasses.replace(s, input_shape=parts.input_shape or s.input_shape, mode=parts.mode)
     if training:
         t = {k: v * batch for k, v in parts.training.items()}
         t["step"] = t["forward"] + t["loss"] + t["backward"]
         s = dataclasses.replace(s, training_flops=t)
+    if measure:
+        args, kw = parts.inputs(batch)
+        s = dataclasses.replace(s, measured=measure_step(model, args, kw, optimizer, parts.batch_dim))
     return s
+
+
+def spec_measured(spec: Spec, shape: Shape, batch: int, optimizer: str) -> Any:
+    """One training step of the spec's PyTorch model at ``batch``, under the allocator (loads torch)."""
+    import torch
+
+    from ablab.models.builder import build
+
+    torch.manual_seed(0)
+    return measure_step(build(spec, shape), (torch.randn(batch, *shape),), {}, optimizer)
 
 
 def spec_training_flops(spec: Spec, shape: Shape, batch: int, conventions: Conventions) -> dict[str, int]:

@@ -27,7 +27,7 @@ from torch import nn
 
 from ablab.calc.costs import Conventions, prod
 from ablab.calc.lint import Finding
-from ablab.calc.trace import B, ForwardError, Trace, trace_module
+from ablab.calc.trace import B, ForwardError, Trace, tensors_in, trace_module
 from ablab.errors import UserError
 from ablab.layers.values import MAX_SIZE, show
 from ablab.spec.stack import parse_shape
@@ -159,12 +159,12 @@ def _data_reading(data: Any, batch_dim: int, extra: dict) -> Reading:
     elif isinstance(data, dict):
         args, kw = (), dict(data)
     else:
-        raise UserError(f"input_data: expected a tensor, a tuple/list or a dict of inputs, got {type(data).__name__}",
+        raise UserError(f"expected a tensor, a tuple/list or a dict of inputs, got {type(data).__name__}",
                         key="input_data")
     kw = {**kw, **extra}
-    tensors = [t for t in (*args, *kw.values()) if isinstance(t, torch.Tensor)]
+    tensors = tensors_in((args, kw))  # nested ones too: a dict or list inside a positional input
     if not tensors:
-        raise UserError("input_data: no tensor among the inputs", key="input_data")
+        raise UserError("no tensor among the inputs", key="input_data")
     first = tensors[0]
     if first.dim() <= batch_dim:
         raise UserError(f"input_data: a tensor of shape {tuple(first.shape)} has no batch axis {batch_dim}",
@@ -192,6 +192,9 @@ def sequence_first(model: nn.Module) -> int:
 
 def check_params(model: nn.Module) -> None:
     for name, p in model.named_parameters():
+        if nn.parameter.is_lazy(p):
+            raise UserError(f"parameter {name} is not initialised yet (a lazy module): run the model once on an "
+                            f"example input, then size it up", key="model")
         if p.layout != torch.strided:
             raise UserError(f"parameter {name} is stored {str(p.layout).removeprefix('torch.')} (a sparse tensor): "
                             f"ablab sizes up dense parameters only; convert it with .to_dense() to size the model up")

@@ -22,7 +22,7 @@ from ablab.calc.ops import qualified
 from ablab.calc.receptive import Field
 from ablab.calc.rows import OpLayer, Row, pads, saved_of, table_rows
 from ablab.calc.shapes import Resolved, fmt_shape
-from ablab.calc.trace import B, trace_module
+from ablab.calc.trace import B, ForwardError, trace_module
 from ablab.errors import UserError
 from ablab.layers import WEIGHTED, kinds_where
 
@@ -52,6 +52,8 @@ class ModuleParts:
     mode: str = "eval"  # the header's line: which mode the counts / training numbers were traced in
     extra_saved: tuple[int, int, int, int] = (0, 0, 0, 0)  # kept by rows that run only in the training trace
     torchinfo: tuple[tuple[int, int], ...] = ()  # per row, see Row.torchinfo
+    inputs: Any = None  # batch -> (args, kwargs): the inputs as read, for measure=True
+    batch_dim: int = 0
 
 
 def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any = None, input_data: Any = None,
@@ -81,9 +83,17 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
     if training and not one:
         n = reading.batch or B
         args, kw = make_inputs(reading, n)
-        trt = trace_module(model, args, kw, conventions, batch=n, batch_dim=batch_dim, mode=train_mode)
+        try:
+            trt = trace_module(model, args, kw, conventions, batch=n, batch_dim=batch_dim, mode=train_mode)
+        except ForwardError as e:
+            raise UserError(f"the model raised in {train_mode} mode (the training step's trace): {e}",
+                            key="model") from e
     propagate_fields(tr)
     rows = table_rows(tr, model)
+    if not rows:
+        n = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+        raise UserError(f"nothing to size up: forward ran no operator on the input (it returned it unchanged, or a "
+                        f"parameter alone); the model has {n:,} parameters", key="model")
     extra = (0, 0, 0, 0)
     if trt is not tr:  # what backward keeps, per row, from the training-mode step (matched by row name)
         kept = {r.name: saved_of(r) for r in table_rows(trt, model)}
@@ -153,7 +163,8 @@ def size_module(model: nn.Module, conventions: Conventions, *, input_size: Any =
                 "backward": sum(c.flops for _, c in trt.backward) // trt.batch}
     return ModuleParts(resolved, costs, trainable, describe, fields, known, saved, findings, notes,
                        (total, total_trainable), training, trt.input_saved, tr.input_node_shape, reading.batch,
-                       header, extra, tuple(r.torchinfo for r in rows))
+                       header, extra, tuple(r.torchinfo for r in rows),
+                       lambda n: make_inputs(reading, n), batch_dim)
 
 
 def _explain(r: Resolved, row: Row, macs: int, flops: int, conv: Conventions, batch: int,

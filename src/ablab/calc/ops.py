@@ -41,6 +41,9 @@ MOVE = frozenset({
     "index_put", "index_put_", "max_pool2d_with_indices_backward", "max_pool1d_with_indices_backward",
     "adaptive_max_pool2d_backward", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk", "new_empty",
     "new_ones", "new_full", "full_like", "transpose_", "t_", "squeeze_", "unsqueeze_", "as_strided_", "detach_copy",
+    # padding by reflection/replication, max unpooling and sequence packing only move values
+    *(f"{k}_pad{d}d{b}" for k in ("reflection", "replication") for d in (1, 2, 3) for b in ("", "_backward")),
+    "max_unpool2d", "max_unpool3d", "_pack_padded_sequence", "_pack_padded_sequence_backward", "_pad_packed_sequence",
 })
 # tensors a forward makes from nothing (an RNN's zero hidden state): data when they carry the batch axis
 FACTORY = frozenset({"zeros", "ones", "full", "empty", "empty_strided", "randn", "rand"})

@@ -22,7 +22,7 @@ from ablab.layers.placed import fmt_shape
 Summary = Any
 
 RICH_MAX_ROWS = 300  # above this, a table wider than the console is printed unfolded rather than by rich
-_RIGHT = {"#", "params", "MACs", "FLOPs", "output bytes", "kept for bwd", "RF/stride"}
+_RIGHT = {"#", "params", "MACs", "FLOPs", "output bytes", "RF/stride"}
 
 
 def _title(s: Summary) -> str:
@@ -33,7 +33,7 @@ def _title(s: Summary) -> str:
 def _columns(s: Summary, wide: bool) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, rows and footer as strings: the one pass over the layers."""
     header = ["#", "layer", *(["spec"] if wide else []), "output", "params", "MACs", "FLOPs",
-              "kept for bwd" if s.source == "module" else "output bytes", "RF/stride"]
+              "output bytes", "RF/stride"]
     rows = []
     for row in s.layers:
         rf = row.receptive_field.short() if row.receptive_field else ("all" if row.field_known else "")

@@ -5,14 +5,14 @@ them (its ``to_dict()`` is the JSON of ``ablab summary --json``, see ``ablab.siz
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ablab.calc.lint import Finding, lint
-from ablab.calc.memory import Memory, both_units, dtype_bytes, memory, optimizer_states
+from ablab.calc.measure import Measured, measured_lines
+from ablab.calc.memory import Memory, both_units, dtype_bytes, kept_for_backward, memory, optimizer_states
 from ablab.calc.receptive import receptive_fields
 from ablab.display import SummaryDisplay
 from ablab.layers.base import Resolved
@@ -43,6 +43,7 @@ class LayerSummary:
     # a traced module call: its parameters named weight/bias and its other *weight*/*bias* ones (an RNN's
     # weight_ih_l0), counted again at every call; (0, 0) for an operator row; None for a spec layer
     call_params: tuple[int, int] | None = None
+    kept_bytes: int = 0  # what autograd keeps for backward, charged to this row (see ablab.calc.memory)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +51,7 @@ class LayerSummary:
             "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
             "params": self.params, "trainable_params": self.trainable_params, "buffers": self.buffers,
             "macs": self.macs, "flops": self.flops, "activation_bytes": self.activation_bytes,
+            "kept_bytes": self.kept_bytes,
             "receptive_field": self.receptive_field.to_dict() if self.receptive_field else None,
         }
 
@@ -70,7 +72,7 @@ class Totals:
             "params": self.params, "trainable_params": self.trainable_params,
             "buffers": self.buffers + self.int_buffers,
             "macs": self.macs, "flops": self.flops, "activation_bytes": m.activation_bytes,
-            "input_bytes": m.input_bytes, "param_bytes": m.param_bytes,
+            "kept_bytes": m.kept_bytes, "input_bytes": m.input_bytes, "param_bytes": m.param_bytes,
             "inference_peak_bytes": m.inference_peak_bytes, "training_bytes": m.training_bytes,
             "training": {"activations": m.saved_bytes, "params": m.param_bytes, "gradients": m.grad_bytes,
                          "optimizer_state": m.optimizer_bytes},
@@ -94,6 +96,7 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
     notes: tuple[str, ...] = field(default_factory=tuple)
     training_flops: dict[str, Any] | None = None  # forward / loss / backward / step FLOPs of one training step
     mode: str = ""  # a traced module: the mode the counts (and training numbers) were traced in
+    measured: Measured | None = None  # measure=True: one training step under the allocator
 
     def __getitem__(self, name: str) -> LayerSummary:
         for row in self.layers:
@@ -112,6 +115,7 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
             "notes": list(self.notes),
             **({"mode": self.mode} if self.mode else {}),
             **({"training_flops": self.training_flops} if self.training_flops else {}),
+            **({"measured": self.measured.to_dict()} if self.measured else {}),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -127,11 +131,12 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
             f"Conventions: {self.conventions.describe()}.",
             f"Batch {self.batch}: MACs, FLOPs and bytes are for the whole batch; {self.dtype} = {b} B/element.",
             "Inference peak = largest adjacent pair (a layer's input + output) + parameters and buffers.",
-            f"Training = input + every layer output kept for backward + parameters + gradients + "
-            f"{self.optimizer} state ({k}x trainable parameters); no framework overhead or workspaces.",
-        ] + (["Module rows: one per leaf-module call or functional operator (traced); activations = the tensors "
-              "autograd saves for backward, each storage once; parameters count once however often used."]
-             if self.source == "module" else []) + ([
+            "Kept for backward = the tensors autograd saves for backward, each storage once, charged to the layer "
+            "that made them" + (" (traced)" if self.source == "module" else " (per layer kind: docs/summary.md)") + ".",
+            f"Training = input + kept for backward + parameters + gradients + {self.optimizer} state ({k}x trainable "
+            "parameters); no framework overhead or workspaces.",
+        ] + (["Module rows: one per leaf-module call or functional operator (traced); parameters count once "
+              "however often used."] if self.source == "module" else []) + ([
             "Training FLOPs: forward + loss (cross-entropy) + backward (the gradient of every input and weight "
             "under the same conventions); the optimizer update is not counted."] if self.training_flops else [])
 
@@ -143,13 +148,12 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
             f"Parameters: {t.params:,} ({t.trainable_params:,} trainable"
             + (f", {n_buf:,} buffer elements" if n_buf else "") + f") = {both_units(m.param_bytes)}",
             f"MACs: {t.macs:,}   FLOPs: {t.flops:,}",
-            f"Activations: {m.activation_bytes:,} B ({both_units(m.activation_bytes)}) "
-            + ("kept for backward (traced)" if self.source == "module" else "for the layer outputs")
-            + f", input {m.input_bytes:,} B",
+            f"Activations: layer outputs {m.activation_bytes:,} B ({both_units(m.activation_bytes)}); kept for "
+            f"backward {m.kept_bytes:,} B ({both_units(m.kept_bytes)}); input {m.input_bytes:,} B",
             f"Inference peak: {m.inference_peak_bytes:,} B ({both_units(m.inference_peak_bytes)}), at "
             f"{m.peak_layer}",
             f"Training (batch {self.batch}, {self.optimizer}): {m.training_bytes:,} B "
-            f"({both_units(m.training_bytes)}) = activations {m.saved_bytes:,} + params {m.param_bytes:,} + "
+            f"({both_units(m.training_bytes)}) = input + kept {m.saved_bytes:,} + params {m.param_bytes:,} + "
             f"grads {m.grad_bytes:,} + optimizer {m.optimizer_bytes:,}",
             f"Output/input size: {fmt_shape(self.layers[-1].output_shape)} / {fmt_shape(self.input_shape)} = "
             f"{n_out:,} / {n_in:,} elements = {n_out / n_in:.4g}",
@@ -158,6 +162,8 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
         if tf:
             lines.append(f"Training FLOPs per step (batch {self.batch}): forward {tf['forward']:,} + loss "
                          f"{tf['loss']:,} + backward {tf['backward']:,} = {tf['step']:,}")
+        if self.measured:
+            lines += measured_lines(self.measured, m.training_bytes)
         return lines
 
     def explain(self) -> str:
@@ -181,7 +187,7 @@ class Summary(SummaryDisplay):  # SummaryDisplay: _repr_html_ and to_pandas() fo
             f"    inference peak = largest input+output pair (at {m.peak_layer}) + parameter bytes = "
             f"{m.inference_peak_bytes - m.param_bytes:,} + {m.param_bytes:,} = {m.inference_peak_bytes:,} B "
             f"({both_units(m.inference_peak_bytes)})",
-            f"    training = (input {m.input_bytes:,} + outputs {m.activation_bytes:,}) + params "
+            f"    training = (input {m.input_bytes:,} + kept for backward {m.kept_bytes:,}) + params "
             f"{m.param_bytes:,} + grads {t.trainable_params:,}*{b} + {self.optimizer} "
             f"{optimizer_states(self.optimizer)}*{t.trainable_params:,}*{b} = {m.training_bytes:,} B "
             f"({both_units(m.training_bytes)})",
@@ -203,19 +209,20 @@ def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerC
              describe: list[str] | None = None, total_params: tuple[int, int] | None = None,
              findings: list[Finding] | None = None, notes: tuple[str, ...] = (),
              receptive: bool = True, fields: list[tuple[Field | None, str]] | None = None,
-             field_known: list[bool] | None = None, activation_bytes: list[int] | None = None,
+             field_known: list[bool] | None = None, kept_bytes: list[int] | None = None,
              call_params: tuple[tuple[int, int], ...] | None = None) -> Summary:
     """Per-layer rows, totals, memory and lint from resolved layers and their per-sample costs.
 
     ``total_params`` (params, trainable) overrides the per-layer sums, for modules that share weights;
     ``receptive=False`` skips the receptive field (layers that do not form a chain); a traced module
     passes its own ``fields`` (along the data flow, ``field_known`` False where none is defined) and
-    ``activation_bytes`` (per row, what backward keeps)."""
+    ``kept_bytes`` (per row, what autograd kept in the trace; a spec's follow from ``KEEPS``)."""
     if not layers:
         raise SpecError("the network has no layers")
     b = dtype_bytes(dtype)
     if fields is None:
         fields = receptive_fields(layers) if receptive else [(None, "receptive field: not computed")] * len(layers)
+    kept = kept_for_backward(layers, batch, dtype) if kept_bytes is None else kept_bytes
     rows = []
     for i, (r, c, tr, (fld, fld_text)) in enumerate(zip(layers, costs, trainable, fields, strict=True)):
         elems = prod(r.out_shape)
@@ -223,11 +230,9 @@ def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerC
         if batch > 1 and c.macs:
             lines.append(f"for the batch: MACs = {batch}*{c.macs:,} = {batch * c.macs:,}; "
                          f"FLOPs = {batch}*{c.flops:,} = {batch * c.flops:,}")
-        act = batch * elems * b if activation_bytes is None else activation_bytes[i]
-        if activation_bytes is None:
-            lines.append(f"activations = {batch}*{fmt_shape(r.out_shape)} elements * {b} B = {act:,} B")
-        else:
-            lines.append(f"kept for backward: {act:,} B (the tensors autograd saved, each storage once)")
+        act = batch * elems * b
+        lines.append(f"output = {batch}*{fmt_shape(r.out_shape)} elements * {b} B = {act:,} B; kept for backward: "
+                     f"{kept[i]:,} B" + (" (traced)" if kept_bytes is not None else ""))
         lines.append(fld_text)
         rows.append(LayerSummary(
             index=r.index, name=r.name, kind=r.layer.kind,
@@ -236,16 +241,12 @@ def assemble(model: str, source: str, layers: list[Resolved], costs: list[LayerC
             buffers=c.buffers + c.int_buffers, macs=batch * c.macs, flops=batch * c.flops,
             activation_bytes=act, receptive_field=fld, explain=tuple(lines), bias=c.bias,
             field_known=True if field_known is None else field_known[i],
-            call_params=call_params[i] if call_params else None,
+            call_params=call_params[i] if call_params else None, kept_bytes=kept[i],
         ))
     params, train = total_params or (sum(c.params for c in costs), sum(trainable))
     buffers, int_buffers = sum(c.buffers for c in costs), sum(c.int_buffers for c in costs)
     mem = memory(prod(layers[0].in_shape), [(r.name, prod(r.in_shape), prod(r.out_shape)) for r in layers],
-                 params, train, buffers, int_buffers, batch, dtype, optimizer)
-    if activation_bytes is not None:  # a traced module: what backward really keeps, not every output
-        acts = sum(row.activation_bytes for row in rows)
-        mem = dataclasses.replace(mem, activation_bytes=acts,
-                                  training_bytes=mem.training_bytes - mem.activation_bytes + acts)
+                 params, train, buffers, int_buffers, batch, dtype, optimizer, kept_bytes=sum(kept))
     totals = Totals(params=params, trainable_params=train, buffers=buffers, int_buffers=int_buffers,
                     macs=sum(row.macs for row in rows), flops=sum(row.flops for row in rows), memory=mem)
     return Summary(model=model, source=source, input_shape=layers[0].in_shape, batch=batch, dtype=dtype,

@@ -167,7 +167,7 @@ class _Tracer:
             return
         leaf = next(m.children(), None) is None
         call = Call(m, self.names.get(id(m), type(m).__name__), leaf)
-        x = next((a for a in _tensors(args) if isinstance(a, torch.Tensor)), None)
+        x = next((a for a in tensors_in(args) if isinstance(a, torch.Tensor)), None)
         if x is not None:
             call.in_node = self.node.get(id(x))
             call.in_shape = self.per_sample(x.shape)
@@ -178,7 +178,7 @@ class _Tracer:
         if self.phase != "forward" or len(self.stack) <= 1:
             return
         call = self.calls[self.stack.pop()]
-        y = next((a for a in _tensors(out) if isinstance(a, torch.Tensor)), None)
+        y = next((a for a in tensors_in(out) if isinstance(a, torch.Tensor)), None)
         if y is not None:
             call.out_shape = self.per_sample(y.shape)
 
@@ -204,13 +204,13 @@ class _Tracer:
         self.made[out.untyped_storage().data_ptr()] = op.index
 
     def record(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
-        tensors = _tensors((args, kwargs) if kwargs else args)
+        tensors = tensors_in((args, kwargs) if kwargs else args)
         if self.made:
             for t in tensors:
                 if id(t) not in self.node and t.untyped_storage().data_ptr() in self.made:
                     self.node[id(t)] = self.made[t.untyped_storage().data_ptr()]
                     self.keep.append(t)
-        outs = _tensors(out)
+        outs = tensors_in(out)
         if self.phase != "forward":
             ins = [tuple(a.shape) if isinstance(a, torch.Tensor) else None for a in args]
             cost = op_cost(name, ins, tuple(outs[0].shape) if outs else (), self.conv, args=args)
@@ -308,7 +308,7 @@ def _restored(model: nn.Module) -> Any:
                     m.training = flag
 
 
-def _tensors(x: Any, out: list | None = None) -> list:
+def tensors_in(x: Any, out: list | None = None) -> list:
     """The tensors inside nested tuples, lists and dicts (namedtuples and ModelOutput dicts included), in
     order — what pytree's flatten gives for these, without its cost on every operator."""
     out = [] if out is None else out
@@ -319,10 +319,10 @@ def _tensors(x: Any, out: list | None = None) -> list:
             if isinstance(a, torch.Tensor):
                 out.append(a)
             elif isinstance(a, tuple | list | dict):
-                _tensors(a, out)
+                tensors_in(a, out)
     elif isinstance(x, dict):
         for a in x.values():
-            _tensors(a, out)
+            tensors_in(a, out)
     return out
 
 
@@ -335,7 +335,7 @@ def trace_module(model: nn.Module, args: tuple, kwargs: dict, conventions: Conve
     """Run ``model(*args, **kwargs)`` (a batch of ``batch`` on axis ``batch_dim``) in ``mode`` ("train" or
     "eval"), and, when ``backward``, one ``loss.backward()``; record every operator."""
     t = _Tracer(model, conventions, batch, batch_dim)
-    inputs = _tensors((args, kwargs))
+    inputs = tensors_in((args, kwargs))
     for x in inputs:
         t.node[id(x)] = -1
     t.input_storage = inputs[0].untyped_storage().data_ptr() if inputs else -1
@@ -350,7 +350,7 @@ def trace_module(model: nn.Module, args: tuple, kwargs: dict, conventions: Conve
                     out = model(*args, **kwargs)
                 except Exception as e:
                     raise ForwardError(f"{type(e).__name__}: {e}") from e
-                y = next((o for o in _tensors(out) if isinstance(o, torch.Tensor)), None)
+                y = next((o for o in tensors_in(out) if isinstance(o, torch.Tensor)), None)
                 if y is None:
                     raise UserError(f"the model returned {type(out).__name__}, not a tensor")
                 if backward and not y.requires_grad:

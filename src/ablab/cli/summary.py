@@ -37,6 +37,9 @@ from ablab.sizeup import summary as size_up
               help="Optimizer state in training memory: sgd none, momentum 1x, adam 2x the parameters.")
 @click.option("--training", is_flag=True,
               help="Also count the FLOPs of a training step: forward + loss + backward (own modules: traced).")
+@click.option("--measure", is_flag=True,
+              help="Also run one training step under the allocator (loads torch) and print its measured peak "
+                   "beside the estimated training memory, naming the backend workspace (oneDNN, cuDNN) in the gap.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in docs/summary.md) instead of a table.")
 @click.option("--explain", is_flag=True, help="Print each layer's formulas with the numbers substituted.")
 @click.option("--dot", default="2n", show_default=True, type=click.Choice(list(DOT_CONVENTIONS)),
@@ -50,7 +53,8 @@ from ablab.sizeup import summary as size_up
 @click.option("--norm-flops/--no-norm-flops", default=False, show_default=True,
               help="Count batch norm as 2 FLOPs per element (inference).")
 def summary(model: str, model_args: tuple[str, ...], input_shape: tuple[str, ...], batch: int | None,
-            batch_dim: int | None, mode: str | None, dtype: str, optimizer: str, training: bool, as_json: bool,
+            batch_dim: int | None, mode: str | None, dtype: str, optimizer: str, training: bool, measure: bool,
+            as_json: bool,
             explain: bool, dot: str, bias_flops: bool, pool_flops: bool,
             act_flops: int, norm_flops: bool) -> None:
     """Size up a network: shapes, parameters, MACs/FLOPs, memory, receptive field, lint.
@@ -68,6 +72,7 @@ def summary(model: str, model_args: tuple[str, ...], input_shape: tuple[str, ...
       ablab summary mymodel.py:LeNet5V1 --input 1x28x28 --model-arg use_batch_norm=true
       ablab summary mymodel.py:Siamese --input 1x28x28 --input 1x28x28 --mode eval
       ablab summary mymodel.py:TextModel --input long:16
+      ablab summary lenet5 --batch 32 --measure
     """
 
     conv = Conventions(dot=dot, bias=bias_flops, pooling=pool_flops, activation=act_flops, norm=norm_flops)
@@ -85,7 +90,7 @@ def summary(model: str, model_args: tuple[str, ...], input_shape: tuple[str, ...
     with flags({"input_shape": "--input", "batch": "--batch", "batch_dim": "--batch-dim", "mode": "--mode",
                 "dtypes": "--input"}):
         result = size_up(target, shape, batch=batch, dtype=dtype, optimizer=optimizer, conventions=conv,
-                         training=training, **extra)
+                         training=training, measure=measure, **extra)
     if as_json:
         click.echo(result.to_json())
         return
