@@ -128,7 +128,7 @@ def test_the_tensorboard_key_is_typed(line, says):
         parse_study(STUDY.replace('seeds = 1', f'seeds = 1\n{line}'), source="h.toml")
 
 
-@pytest.mark.parametrize("value", ["fast", "", "COMPILED", 1, True, None])
+@pytest.mark.parametrize("value", ["fast", "", "COMPILED", "auto", 1, True, None])
 def test_the_kernels_field_takes_its_three_values_only(value):
     with pytest.raises(UserError, match="kernels"):
         TrainConfig(kernels=value)

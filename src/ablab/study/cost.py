@@ -122,13 +122,6 @@ def measure_rate(config: Any, input_shape: tuple[int, ...], seconds: float = 0.3
         torch.set_num_threads(previous)
 
 
-def device_type(device: str) -> str:
-    """The type of device (cpu, cuda, mps) a run configured with ``device`` computes on here (imports torch)."""
-    from ablab.train.device import resolve_device
-
-    return resolve_device(device).type
-
-
 def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool = True) -> list[RunCost]:
     """Cost of every run: FLOPs from the size-up calculus × samples × epochs; seconds from a measured
     single-thread rate (``measure``), or the stored wall time for runs already finished in ``out_dir``.
@@ -147,10 +140,7 @@ def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool =
     compiled_once: set[str] = set()
     for r in expand(study):
         n_train, n_val, n_test, shape = sample_counts(r.config)
-        steps = r.config.epochs * -(-n_train // r.config.batch_size)
-        layers = [] if is_reference(r.config.model) else [type(x).__name__ for x in model_spec(r.config, shape).layers]
-        compiled = measure and kernels_for(r.config, is_reference(r.config.model), device_type(r.config.device),
-                                           steps, layers) == "compiled"
+        compiled = measure and kernels_for(r.config) == "compiled"
         key = json.dumps([r.config.model, r.config.model_args, r.config.dataset, r.config.batchnorm,
                           r.config.dropout, r.config.dropout_placement, r.config.batch_size, compiled])
         if key not in cache:

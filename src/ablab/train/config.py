@@ -24,8 +24,7 @@ from ablab.registry import did_you_mean
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 DROPOUT_PLACEMENTS = ("fc", "conv", "all")
-KERNELS = ("auto", "eager", "compiled")
-COMPILE_MIN_STEPS = 5000  # auto compiles from here: the compile (~40 s cold, ~5 s from the cache) pays for itself
+KERNELS = ("eager", "compiled")
 TRAIN_METRICS = ("running", "clean")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -130,10 +129,9 @@ class TrainConfig:
                              check=POSITIVE_OR_NONE)
     device: str = _f("auto", "Where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
                       check=(lambda v: DEVICE_PATTERN.fullmatch(v) is not None, "auto, cpu, cuda, cuda:N or mps"))
-    kernels: str = _f("auto", "Training-step kernels: eager (PyTorch's own), compiled (torch.compile), or auto: "
-                      "compiled for ablab-built models with tanh/sigmoid layers on the CPU when the run has at least "
-                      f"{COMPILE_MIN_STEPS:,} training steps (where it was measured to win), else eager. Evaluation "
-                      "always runs eager.", choices=KERNELS)
+    kernels: str = _f("eager", "Training-step kernels: eager (PyTorch's own) or compiled (torch.compile; measured "
+                      "no faster for LeNet-5 on a 2-core CPU, see docs/train.md). Evaluation always runs eager.",
+                      choices=KERNELS)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str):  # a class or factory: stored as its reference string

@@ -235,8 +235,7 @@ def _setup(config: TrainConfig, dataset: Dataset | None, device: torch.device) -
             "steps_per_epoch": steps_per_epoch, "classes": list(dataset.classes)}
     if config.train_metrics == "clean":  # recorded: the size of the clean pass the gap is measured on
         info["n_train_eval"] = int(splits["train_eval"][1].shape[0])
-    info["kernels"] = kernels_for(config, built.is_reference, device.type, steps_per_epoch * config.epochs,
-                                  [type(m).__name__ for m in model.modules()])
+    info["kernels"] = kernels_for(config)
     step_model = compiled(model) if info["kernels"] == "compiled" else model
     return _Setup(config, dataset, device, built, model, optimizer, data_gen, splits, steps_per_epoch,
                   [p for p in model.parameters() if p.dim() > 1], info, load_loss(config.loss, dataset.num_classes),
