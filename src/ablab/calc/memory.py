@@ -111,7 +111,9 @@ def memory(
     )
 
 
-# what autograd saves for backward, per layer kind, in train mode: "input", "output" or "" (a view, or nothing)
+# what autograd saves for backward, per layer kind, in train mode: "input", "output" or "" (a view, or nothing).
+# A kind registered elsewhere (ablab.layers.register_layer) says it with a ``keeps`` class attribute, else it is
+# charged its input, what most operators save.
 KEEPS: dict[str, str] = {
     "conv1d": "input", "conv2d": "input", "linear": "input", "avgpool1d": "input", "avgpool2d": "input",
     "adaptiveavgpool2d": "input", "maxpool1d": "input", "maxpool2d": "input", "gelu": "input", "leaky_relu": "input",
@@ -159,7 +161,7 @@ def kept_for_backward(layers: list, batch: int, dtype: str) -> list[int]:
 
     for i, r in enumerate(layers):
         kind = r.layer.kind
-        rule = KEEPS[kind]
+        rule = KEEPS.get(kind, getattr(r.layer, "keeps", "input"))
         if rule == "input":
             keep(i if kind in OWN_VIEW_OF_INPUT else obj, storage)
         kept[i] += _made_for_backward(kind, r.layer, r.in_shape, r.out_shape, batch, b)
