@@ -13,7 +13,6 @@ import pytest
 from ablab.data import load_dataset
 from ablab.train import TrainConfig, evaluate_checkpoint, fit
 from ablab.train import trainer as trainer_mod
-from ablab.train.kernels import kernels_for
 
 DATA = "synthetic:n=600,test=300,shape=1x8x8,classes=4,noise=1.2"
 NET = "input(1,8,8) conv(4,3) tanh avgpool(2) flatten linear(16) relu dropout(0.2) linear(4)"
@@ -37,8 +36,8 @@ def compiled_run(ds, tmp_path_factory):
 
 
 def test_eager_unless_asked():
-    assert TrainConfig().kernels == "eager" and kernels_for(TrainConfig()) == "eager"
-    assert kernels_for(BASE) == "compiled"
+    assert TrainConfig().kernels == "eager"
+    assert BASE.kernels == "compiled"
 
 
 def test_the_kernels_are_part_of_the_runs_identity():

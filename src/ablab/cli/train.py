@@ -194,19 +194,20 @@ def eval_cmd(checkpoint: str, model_ref: str | None, trust_code: bool, data_dir:
         click.echo("not compared: the checkpoint records no test accuracy")
     click.echo(accuracy_line(res["test_acc"], res["n"]).replace("test ", f"{split} "))
     if per_class:
-        click.echo(per_class_text(res["classes"], res["confusion"]))
+        click.echo(per_class_text(res["per_class"], res["confusion"]))
 
 
-def per_class_text(classes: list[str], confusion: list[list[int]] | None) -> str:
-    """The per-class accuracy table and the confusion matrix (rows: true class, columns: predicted)."""
+def per_class_text(rows: list[dict[str, Any]], confusion: list[list[int]] | None) -> str:
+    """The per-class accuracy table (``evaluate_checkpoint``'s ``per_class`` rows) and the confusion matrix
+    (rows: true class, columns: predicted)."""
     if confusion is None:
         return "per class: n/a (empty split)"
+    classes = [r["class"] for r in rows]
     width = max(len(c) for c in classes)
     lines = ["", f"{'class':<{width}}  {'n':>6}  {'correct':>7}  accuracy"]
-    for k, c in enumerate(classes):
-        n = sum(confusion[k])
-        acc = f"{100 * confusion[k][k] / n:7.2f}%" if n else "     n/a"
-        lines.append(f"{c:<{width}}  {n:>6}  {confusion[k][k]:>7}  {acc}")
+    for r in rows:
+        acc = f"{100 * r['accuracy']:7.2f}%" if r["accuracy"] is not None else "     n/a"
+        lines.append(f"{r['class']:<{width}}  {r['n']:>6}  {r['correct']:>7}  {acc}")
     cw = max(5, *(len(str(v)) for row in confusion for v in row))
     lines += ["", "confusion matrix (rows: true class, columns: predicted, same order):",
               " " * (width + 2) + " ".join(f"{k:>{cw}}" for k in range(len(classes)))]

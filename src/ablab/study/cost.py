@@ -20,7 +20,6 @@ from ablab.study.expand import expand
 from ablab.study.ownloop import is_own
 from ablab.study.studyfile import Study, StudyError, default_out_dir
 from ablab.train.kernels import compiled as compile_model
-from ablab.train.kernels import kernels_for
 from ablab.train.variants import model_spec
 
 
@@ -140,7 +139,7 @@ def estimate(study: Study, out_dir: str | Path | None = None, *, measure: bool =
     compiled_once: set[str] = set()
     for r in expand(study):
         n_train, n_val, n_test, shape = sample_counts(r.config)
-        compiled = measure and kernels_for(r.config) == "compiled"
+        compiled = measure and r.config.kernels == "compiled"
         key = json.dumps([r.config.model, r.config.model_args, r.config.dataset, r.config.batchnorm,
                           r.config.dropout, r.config.dropout_placement, r.config.batch_size, compiled])
         if key not in cache:

@@ -21,15 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ablab.train.config import TrainConfig
-
 if TYPE_CHECKING:
     from torch import nn
-
-
-def kernels_for(config: TrainConfig) -> str:
-    """``"compiled"`` or ``"eager"``: the kernels a run of ``config`` trains with."""
-    return config.kernels
 
 
 def compiled(model: nn.Module) -> Any:

@@ -41,7 +41,7 @@ from ablab.models.construct import check_output
 from ablab.train import resume
 from ablab.train.config import TrainConfig
 from ablab.train.device import device_info, device_settings, eval_batch_size, resolve_device, rng_devices
-from ablab.train.kernels import compiled, kernels_for
+from ablab.train.kernels import compiled
 from ablab.train.optim import FusedOptimizer, lr_at, make_optimizer
 from ablab.train.outputs import METRIC_KEYS, write_metrics, write_outputs
 from ablab.train.runtime import cpu_settings, evaluate, evaluate_confusion, prepare_split, set_threads, versions
@@ -235,7 +235,7 @@ def _setup(config: TrainConfig, dataset: Dataset | None, device: torch.device) -
             "steps_per_epoch": steps_per_epoch, "classes": list(dataset.classes)}
     if config.train_metrics == "clean":  # recorded: the size of the clean pass the gap is measured on
         info["n_train_eval"] = int(splits["train_eval"][1].shape[0])
-    info["kernels"] = kernels_for(config)
+    info["kernels"] = config.kernels
     step_model = compiled(model) if info["kernels"] == "compiled" else model
     return _Setup(config, dataset, device, built, model, optimizer, data_gen, splits, steps_per_epoch,
                   [p for p in model.parameters() if p.dim() > 1], info, load_loss(config.loss, dataset.num_classes),
