@@ -21,6 +21,9 @@ in this one process, epochs interleaved (ablab epoch, course epoch, plain epoch,
     python benchmarks/train_speed.py --threads 2
     python benchmarks/train_speed.py --epochs 2 --eval-repeats 3
     python benchmarks/train_speed.py --accuracy       # + 12-epoch LeNet-5 baseline and bn (ablab only)
+    python benchmarks/train_speed.py --levers         # + each kernel lever on ablab's step
+    python benchmarks/train_speed.py --placement      # + 2 runs x 1 thread against 1 run x 2 threads
+    python benchmarks/train_speed.py --epochs 0 --levers   # only the levers
     python benchmarks/train_speed.py --profile        # + where ablab's training step spends its time
     python benchmarks/train_speed.py --device cuda    # both sides on the GPU (the tutorial's .to(device) loop)
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing as mp
 import os
 import platform
 import statistics
@@ -238,43 +242,44 @@ def profile_step(ds: Dataset, model_name: str, seed: int) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
-def levers(model_name: str, seed: int, rounds: int = 5, steps: int = 100) -> None:
-    """Every kernel lever on ablab's own training step (its model with the fast tanh/pool, its optimizer),
-    batch 64, interleaved rounds: eager, channels-last, compiled, compiled + channels-last; and the
-    evaluation batch size (256, 1024, 4096) on 10,000 images."""
+def _step_fn(model_name: str, seed: int, kind: str = "eager") -> Any:
+    """ablab's own training step (its model with the fast tanh/pool, its optimizer), batch 64, under a
+    lever: "eager", "channels-last", "compiled", "compiled + channels-last"."""
     from ablab.train.kernels import compiled
     from ablab.train.model import run_model
     from ablab.train.optim import make_optimizer
 
     cfg = TrainConfig(model=model_name, optimizer="adam", lr=1e-3, seed=seed)
-    shape = (1, 28, 28)
     gen = torch.Generator().manual_seed(seed)
-    x_all = torch.randn(64 * 50, *shape, generator=gen)
-    y_all = torch.randint(0, 10, (64 * 50,), generator=gen)
+    x = torch.randn(64 * 50, 1, 28, 28, generator=gen)
+    y = torch.randint(0, 10, (64 * 50,), generator=gen)
+    torch.manual_seed(seed)
+    model = run_model(cfg, (1, 28, 28)).model
+    if "channels-last" in kind:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = make_optimizer(cfg, model)
+    f = compiled(model) if "compiled" in kind else model
 
-    def make(kind: str) -> Any:
-        torch.manual_seed(seed)
-        model = run_model(cfg, shape).model
-        x = x_all
-        if "channels-last" in kind:
-            model = model.to(memory_format=torch.channels_last)
-            x = x_all.contiguous(memory_format=torch.channels_last)
-        opt = make_optimizer(cfg, model)
-        f = compiled(model) if "compiled" in kind else model
+    def step(i: int) -> None:
+        sl = slice((i % 50) * 64, (i % 50 + 1) * 64)
+        loss = torch.nn.functional.cross_entropy(f(x[sl]), y[sl])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
 
-        def step(i: int) -> None:
-            sl = slice((i % 50) * 64, (i % 50 + 1) * 64)
-            loss = torch.nn.functional.cross_entropy(f(x[sl]), y_all[sl])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return step
+
+def levers(model_name: str, seed: int, rounds: int = 5, steps: int = 100) -> None:
+    """Every kernel lever on ablab's own training step, batch 64, interleaved rounds: eager, channels-last,
+    compiled, compiled + channels-last; and the evaluation batch size (256, 1024, 4096) on 10,000 images."""
+    from ablab.train.model import run_model
 
     kinds = ["eager", "channels-last", "compiled", "compiled + channels-last"]
     fns, setup = {}, {}
     for k in kinds:
         t0 = time.perf_counter()
-        fns[k] = make(k)
+        fns[k] = _step_fn(model_name, seed, k)
         for i in range(3):
             fns[k](i)
         setup[k] = time.perf_counter() - t0
@@ -292,8 +297,9 @@ def levers(model_name: str, seed: int, rounds: int = 5, steps: int = 100) -> Non
               f"{statistics.median(times['eager']) / statistics.median(times[k]):4.2f}x (median)   "
               f"first steps incl. compile {setup[k]:5.1f} s")
     torch.manual_seed(seed)
-    model = run_model(cfg, shape).model.eval()
-    xe, ye = torch.randn(10_000, *shape, generator=gen), torch.randint(0, 10, (10_000,), generator=gen)
+    gen = torch.Generator().manual_seed(seed)
+    model = run_model(TrainConfig(model=model_name, seed=seed), (1, 28, 28)).model.eval()
+    xe, ye = torch.randn(10_000, 1, 28, 28, generator=gen), torch.randint(0, 10, (10_000,), generator=gen)
     ev: dict[int, list[float]] = {b: [] for b in (256, 1024, 4096)}
     for _ in range(rounds):
         for b in ev:
@@ -302,6 +308,52 @@ def levers(model_name: str, seed: int, rounds: int = 5, steps: int = 100) -> Non
             ev[b].append(time.perf_counter() - t0)
     print("  evaluation of 10,000 images, by batch size: " + "   ".join(
         f"{b}: {_fmt(v)} s ({min(ev[256]) / min(v):4.2f}x)" for b, v in ev.items()))
+
+
+def _steps_server(conn: Any, model_name: str, seed: int, threads: int) -> None:
+    """A process running ablab's eager step with ``threads`` threads: "ready", then N -> runs N steps."""
+    torch.set_num_threads(threads)
+    step = _step_fn(model_name, seed)
+    for i in range(3):
+        step(i)
+    conn.send("ready")
+    while (n := conn.recv()) is not None:
+        for i in range(n):
+            step(i)
+        conn.send(n)
+
+
+def placement(model_name: str, seed: int, rounds: int = 5, steps: int = 200) -> None:
+    """How a 2-core machine is best shared by a study: two runs side by side with one thread each (what
+    ``ablab study run`` does) or one run at a time with two threads. Training images per second of
+    ablab's eager step, the two placements in alternating rounds (spawned processes)."""
+    ctx = mp.get_context("spawn")
+
+    def start(threads: int) -> tuple[Any, Any]:
+        conn, child = ctx.Pipe()
+        proc = ctx.Process(target=_steps_server, args=(child, model_name, seed, threads), daemon=True)
+        proc.start()
+        assert conn.recv() == "ready"
+        return conn, proc
+
+    pair, one = [start(1), start(1)], start(2)
+    rate: dict[str, list[float]] = {"2 runs x 1 thread": [], "1 run x 2 threads": []}
+    for _ in range(rounds):
+        for name, group in (("2 runs x 1 thread", pair), ("1 run x 2 threads", [one])):
+            t0 = time.perf_counter()
+            for conn, _ in group:
+                conn.send(steps)
+            for conn, _ in group:
+                conn.recv()
+            rate[name].append(len(group) * steps * 64 / (time.perf_counter() - t0))
+    for conn, proc in (*pair, one):
+        conn.send(None)
+        proc.join()
+    print(f"\nplacement, {model_name}, 2 cores: training images per second (max / median of {rounds} rounds)")
+    base = rate["2 runs x 1 thread"]
+    for k, v in rate.items():
+        print(f"  {k:<20} {max(v):8.0f} / {statistics.median(v):8.0f}   {max(v) / max(base):4.2f}x (max) "
+              f"{statistics.median(v) / statistics.median(base):4.2f}x (median)")
 
 
 def main() -> None:
@@ -315,6 +367,7 @@ def main() -> None:
     ap.add_argument("--accuracy-models", default="lenet5", help="models of the accuracy check (comma list)")
     ap.add_argument("--profile", action="store_true", help="also profile ablab's training step")
     ap.add_argument("--levers", action="store_true", help="also time every kernel lever on the training step")
+    ap.add_argument("--placement", action="store_true", help="also 2 runs x 1 thread vs 1 run x 2 threads")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps: both sides run there")
     args = ap.parse_args()
     device = resolve_device(args.device)
@@ -329,7 +382,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; device {device}"
           f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}; "
           f"load average {os.getloadavg()[0]:.2f} at start")
-    for name in models:
+    for name in models if args.epochs else []:  # --epochs 0: only the levers / placement / profile asked for
         r = compare(name, ds, args.epochs, args.seed, args.eval_repeats, device)
         ref, plain = r["ref"], r["plain"]
         print(f"\n{name}   (seconds per training epoch, min / median; compiled: epochs after the first)")
@@ -360,6 +413,9 @@ def main() -> None:
     if args.levers:
         for name in models:
             levers(name, args.seed)
+    if args.placement:
+        for name in models:
+            placement(name, args.seed)
     if args.profile:
         profile_step(ds, models[0], args.seed)
 
