@@ -11,8 +11,8 @@ evaluation through ``DataLoader(test, batch_size=64)`` under ``torch.no_grad()``
 The second reference is the plain in-memory loop — what a careful PyTorch user writes without ablab: the
 split normalized once into one tensor, a ``randperm`` per epoch, ``index_select`` batches, the same model
 (PyTorch's own modules, ablab's builder, same init seed) and ``torch.optim.Adam``. ablab runs twice: with
-eager kernels and with compiled ones (``kernels = "compiled"``, torch.compile of the training step; what
-``auto`` picks for long CPU runs), the compile's cost reported apart and amortized over a 12-epoch run.
+eager kernels and with compiled ones (``kernels = "compiled"``, torch.compile of the training step), the
+compile's cost reported apart and amortized over a 12-epoch run.
 
 All sides use the same data (ablab's 90/10 split of the real Fashion-MNIST), batch 64, Adam 1e-3, and run
 in this one process, epochs interleaved (ablab epoch, course epoch, plain epoch, ...).
