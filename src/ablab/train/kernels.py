@@ -2,13 +2,13 @@
 ``kernels`` config field, ``eager`` unless you ask.
 
 Compiled kernels were measured as a lever for issue 23 and did not win where it matters here: on a 2-core
-CPU the classic LeNet-5 (tanh, average pooling) trains 1.1–1.2× faster per epoch (1.00–1.16× per step
-across sessions), the modern LeNet-5 (ReLU, max pooling; the preset study's model) at 0.96–1.01× with
-one thread and 0.80× with two, the MLP at ~1.0×, and each run pays 1.4–4.6 s of compile
-(``benchmarks/train_speed.py``, docs/train.md#speed). Their time is oneDNN's convolutions and the matrix
-products, which inductor calls as they are, and ablab's hand-fused tanh/pooling functions already do what
-inductor would fuse. So ablab keeps eager kernels as the default and offers ``compiled`` for models where
-elementwise work dominates (or for a GPU), to measure yourself.
+CPU the classic LeNet-5 (tanh, average pooling) trained 1.12–1.19× faster per epoch in three runs and
+0.84× in a fourth (1.00–1.16× per step across sessions), the modern LeNet-5 (ReLU, max pooling; the
+preset study's model) at 0.96–1.01× with one thread and 0.80× with two, the MLP at ~1.0×, and each run
+pays 1.4–5.0 s of compile (``benchmarks/train_speed.py``, docs/train.md#speed). Their time is oneDNN's
+convolutions and the matrix products, which inductor calls as they are, and ablab's hand-fused
+tanh/pooling functions already do what inductor would fuse. So ablab keeps eager kernels as the default
+and offers ``compiled`` for models where elementwise work dominates (or for a GPU), to measure yourself.
 
 Results: other kernels can give other bits, as floating-point sums in another order do (with batch norm
 or dropout they do); the same seed on one machine with one configuration gives the same numbers every time
