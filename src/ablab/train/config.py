@@ -130,7 +130,7 @@ class TrainConfig:
     device: str = _f("auto", "Where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
                       check=(lambda v: DEVICE_PATTERN.fullmatch(v) is not None, "auto, cpu, cuda, cuda:N or mps"))
     kernels: str = _f("eager", "Training-step kernels: eager (PyTorch's own) or compiled (torch.compile; measured "
-                      "no faster for LeNet-5 on a 2-core CPU, see docs/train.md). Evaluation always runs eager.",
+                      "not a win for LeNet-5 on a 2-core CPU: docs/train.md#speed). Evaluation always runs eager.",
                       choices=KERNELS)
 
     def __post_init__(self) -> None:
